@@ -1,0 +1,120 @@
+"""The application factory: ``create_app(config)`` wires storage, clients, Bolt and Flask."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from flask import Flask, jsonify, request
+from flask.typing import ResponseReturnValue
+from slack_bolt import App
+from slack_bolt.adapter.flask import SlackRequestHandler
+from slack_sdk import WebClient
+
+from bot import listeners
+from bot.slackcalls import web_client
+from bot.threads import ThreadPoster
+from bridge.config import Config
+from bridge.crmtext import CrmTextClient
+from bridge.inbound import Inbound
+from bridge.jobs import JobRunner
+from bridge.optout import opt_out_handler
+from bridge.storage import Storage, utcnow
+from bridge.webhook import MAX_CALLBACK_BYTES, inbound_blueprint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """What a running app is made of; tests and the CLI reach it via ``app.extensions``."""
+
+    config: Config
+    storage: Storage
+    crm: CrmTextClient
+    slack: WebClient
+    bolt: App
+    runner: JobRunner
+    http: httpx.Client
+
+    def close(self) -> None:
+        self.runner.stop()
+        self.crm.close()
+        self.http.close()
+        self.storage.close()
+
+
+def create_app(
+    config: Config,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    crm: CrmTextClient | None = None,
+) -> Flask:
+    """Build the Flask app. Starts the job workers unless ``config.run_workers`` is false."""
+    storage = Storage(config.sqlite_path)
+    storage.migrate()
+    storage.sync_stores(dict(config.stores))
+    crm = crm or CrmTextClient(config.crmtext_api_url, config.crmtext_user, config.crmtext_password)
+    slack = web_client(config.slack_bot_token, config.slack_api_url)
+    http = httpx.Client(timeout=15, headers={"User-Agent": "smsbridge"})
+    poster = ThreadPoster(storage, slack, http, clock)
+    runner = JobRunner(
+        storage,
+        {
+            "post_inbound": poster.post_inbound,
+            "post_notice": poster.post_notice,
+            "thread_resolved": poster.thread_resolved,
+            "crm_opt_out": opt_out_handler(storage, crm, clock),
+        },
+        clock=clock,
+    )
+    bolt = App(
+        token=config.slack_bot_token,
+        signing_secret=config.slack_signing_secret,
+        client=slack,
+        token_verification_enabled=False,
+        process_before_response=True,  # store an event before Slack gets its 200
+    )
+    listeners.register(bolt, storage, clock, runner.wake)
+    inbound = Inbound(
+        storage, config.stores, quiet=timedelta(days=config.thread_quiet_days), clock=clock
+    )
+
+    flask_app = Flask("smsbridge")
+    flask_app.config["MAX_CONTENT_LENGTH"] = (
+        20 * 1024 * 1024
+    )  # Slack payloads; callbacks are capped lower
+    flask_app.register_blueprint(
+        inbound_blueprint(inbound, config.callback_token, clock, runner.wake)
+    )
+    handler = SlackRequestHandler(bolt)
+
+    @flask_app.post("/slack/events")
+    def slack_events() -> ResponseReturnValue:
+        return handler.handle(request)
+
+    @flask_app.get("/healthz")
+    def healthz() -> ResponseReturnValue:
+        pending = storage.jobs("pending")
+        oldest = min((j["created_at"] for j in pending), default=None)
+        return jsonify({"ok": True, "pending_jobs": len(pending), "oldest_pending": oldest})
+
+    services = Services(config, storage, crm, slack, bolt, runner, http)
+    flask_app.extensions["smsbridge"] = services
+    if config.run_workers:
+        runner.start()
+    log.info(
+        "smsbridge ready for stores %s (callback cap %d bytes)",
+        ", ".join(config.stores),
+        MAX_CALLBACK_BYTES,
+    )
+    return flask_app
+
+
+def services_of(app: Flask) -> Services:
+    services = app.extensions["smsbridge"]
+    assert isinstance(services, Services)
+    return services

@@ -1,0 +1,791 @@
+"""A local stand-in for the Slack Web API, served over real HTTP on 127.0.0.1.
+
+Point a real ``slack_sdk.WebClient(token=fake.bot_token, base_url=fake.api_url)``
+at it. It records every call, keeps messages the way Slack would hold them
+(top-level posts and thread replies), supports the three-step file upload used by
+``files_upload_v2``, serves ``url_private_download`` only with the bot token, and
+can inject failures (HTTP 429 + ``Retry-After``, 5xx, or "processed, then the
+connection dropped"). ``smsbridge demo`` and the test suite both use it.
+
+Besides the Web API methods (``/api/<method>``) two non-API endpoints are
+recorded as calls too, so they can be asserted on and given failures:
+``file.upload`` (POST to an ``upload_url``) and ``file.download`` (GET of a
+``url_private``/``url_private_download``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import mimetypes
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, cast
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+JsonDict = dict[str, Any]
+
+_JSON_FIELDS = frozenset({"blocks", "attachments", "metadata", "files", "view"})
+_FIRST_TS = 1_732_492_800_000_100  # microseconds; first ts is "1732492800.000100"
+_PERMALINK_ROOT = "https://fake.slack.local"
+_LOGIN_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Slack</title></head>"
+    b"<body><h1>Sign in to your workspace</h1></body></html>"
+)
+_SCOPES = (
+    "chat:write,chat:write.customize,channels:history,groups:history,commands,"
+    "files:read,files:write,reactions:write,users:read,channels:read"
+)
+
+
+@dataclass
+class Call:
+    method: str
+    args: JsonDict
+    token: str | None
+    at: float
+
+
+@dataclass
+class Message:
+    channel: str
+    ts: str
+    text: str
+    thread_ts: str | None = None
+    user: str | None = None
+    username: str | None = None
+    blocks: list[JsonDict] | None = None
+    metadata: JsonDict | None = None
+    files: list[JsonDict] = field(default_factory=list)
+    reactions: list[str] = field(default_factory=list)
+    edited: bool = False
+    ephemeral_for: str | None = None
+
+    @property
+    def is_reply(self) -> bool:
+        return self.thread_ts is not None and self.thread_ts != self.ts
+
+
+class SlackError(Exception):
+    """Raised by a method handler; answered as HTTP 200 {"ok": false, "error": ...}."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+@dataclass
+class _Failure:
+    status: int
+    retry_after: int
+    error: str
+    drop: bool = False
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: bytes
+    content_type: str = "application/json; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _json_reply(
+    payload: JsonDict, status: int = 200, headers: dict[str, str] | None = None
+) -> _Reply:
+    return _Reply(status, json.dumps(payload).encode(), headers=headers or {})
+
+
+def _need(args: JsonDict, key: str, error: str) -> str:
+    value = args.get(key)
+    if not value:
+        raise SlackError(error)
+    return str(value)
+
+
+def _flag(value: Any) -> bool:
+    return value in (True, 1, "1", "true", "True")
+
+
+class FakeSlack:
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-test",
+        bot_user_id: str = "UBOT",
+        bot_id: str = "BBOT",
+        team_id: str = "T1",
+    ) -> None:
+        self.bot_token = bot_token
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.team_id = team_id
+        self.calls: list[Call] = []
+        self.messages: list[Message] = []
+        self.views: dict[str, JsonDict] = {}
+        self.uploaded: dict[str, bytes] = {}
+        self._lock = threading.RLock()
+        self._users: dict[str, JsonDict] = {}
+        self._files: dict[str, JsonDict] = {}
+        self._blobs: dict[str, bytes] = {}
+        self._pending_uploads: dict[str, JsonDict] = {}
+        self._failures: dict[str, list[_Failure]] = {}
+        self._ts = _FIRST_TS
+        self._ids: dict[str, int] = {}
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.root_url = ""
+        self._methods: dict[str, Callable[[JsonDict], JsonDict]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.getPermalink": self._chat_get_permalink,
+            "reactions.add": self._reactions_add,
+            "reactions.remove": self._reactions_remove,
+            "users.info": self._users_info,
+            "conversations.info": self._conversations_info,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
+            "views.open": self._views_open,
+            "views.update": self._views_update,
+            "views.push": self._views_push,
+            "files.info": self._files_info,
+            "files.getUploadURLExternal": self._files_get_upload_url,
+            "files.completeUploadExternal": self._files_complete_upload,
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, port: int = 0) -> FakeSlack:
+        server = _Server(("127.0.0.1", port), _Handler)
+        server.fake = self
+        self._server = server
+        self.root_url = f"http://127.0.0.1:{server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(0.05,), name="fakeslack", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> FakeSlack:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.root_url}/api/"
+
+    # -- test helpers ------------------------------------------------------------------------
+
+    def calls_to(self, method: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method]
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if predicate():
+                    return
+            except (AssertionError, LookupError):
+                pass
+            time.sleep(0.02)
+        with self._lock:
+            recent = [f"{c.method} {_short(c.args)}" for c in self.calls[-10:]]
+        raise AssertionError(
+            f"condition not met within {timeout}s: {_describe(predicate)}\n"
+            f"last {len(recent)} of {len(self.calls)} calls:\n  "
+            + "\n  ".join(recent or ["(none)"])
+        )
+
+    def thread(self, channel: str, thread_ts: str) -> list[Message]:
+        with self._lock:
+            return [m for m in self._visible(channel) if thread_ts in (m.ts, m.thread_ts)]
+
+    def top_level(self, channel: str) -> list[Message]:
+        with self._lock:
+            return [m for m in self._visible(channel) if not m.is_reply]
+
+    def fail_next(
+        self,
+        method: str,
+        *,
+        status: int = 429,
+        retry_after: int = 1,
+        error: str = "ratelimited",
+        times: int = 1,
+    ) -> None:
+        """The next `times` calls to `method` answer `status` with {"ok": false, "error": error}."""
+        with self._lock:
+            queue = self._failures.setdefault(method, [])
+            queue.extend(_Failure(status, retry_after, error) for _ in range(times))
+
+    def drop_next(self, method: str, *, times: int = 1) -> None:
+        """The next `times` calls to `method` take effect, then the connection closes unanswered."""
+        with self._lock:
+            queue = self._failures.setdefault(method, [])
+            queue.extend(_Failure(0, 0, "", drop=True) for _ in range(times))
+
+    def add_user(self, user_id: str, display_name: str, real_name: str = "") -> None:
+        with self._lock:
+            self._users[user_id] = _user_object(user_id, display_name, real_name, is_bot=False)
+
+    def add_file(self, file_id: str, content: bytes, mimetype: str, name: str) -> JsonDict:
+        with self._lock:
+            return self._register_file(file_id, content, name, name, mimetype)
+
+    def add_message(
+        self,
+        channel: str,
+        text: str,
+        *,
+        user: str,
+        thread_ts: str | None = None,
+        files: list[JsonDict] | None = None,
+    ) -> Message:
+        """Put a message into Slack as if a person posted it (e.g. a staff reply)."""
+        with self._lock:
+            return self._store(
+                Message(channel, self._next_ts(), text, thread_ts, user, files=list(files or []))
+            )
+
+    def transcript(self, channel: str | None = None) -> str:
+        with self._lock:
+            channels = [channel] if channel else dict.fromkeys(m.channel for m in self.messages)
+            return "\n".join(self._render_channel(c) for c in channels)
+
+    # -- request handling (called from server threads) ---------------------------------------
+
+    def _serve(
+        self, name: str, args: JsonDict, token: str | None, action: Callable[[], _Reply]
+    ) -> _Reply | None:
+        with self._lock:
+            self.calls.append(Call(name, args, token, time.time()))
+            queue = self._failures.get(name)
+            failure = queue.pop(0) if queue else None
+            if failure is not None and not failure.drop:
+                headers = {"Retry-After": str(failure.retry_after)} if failure.status == 429 else {}
+                return _json_reply({"ok": False, "error": failure.error}, failure.status, headers)
+            reply = action()
+            return None if failure is not None else reply
+
+    def _api(self, name: str, args: JsonDict, token: str | None) -> _Reply:
+        if token != self.bot_token:
+            return _json_reply({"ok": False, "error": "invalid_auth"})
+        handler = self._methods.get(name)
+        try:
+            result = handler(args) if handler else {}
+        except SlackError as e:
+            return _json_reply({"ok": False, "error": e.error})
+        headers = {"x-oauth-scopes": _SCOPES} if name == "auth.test" else {}
+        return _json_reply({"ok": True, **result}, headers=headers)
+
+    def _upload(self, file_id: str, body: bytes) -> _Reply:
+        if file_id not in self._pending_uploads:
+            return _Reply(404, b"unknown upload", "text/plain")
+        self.uploaded[file_id] = body
+        return _Reply(200, f"OK - {len(body)}".encode(), "text/plain; charset=utf-8")
+
+    def _download(self, file_id: str, token: str | None) -> _Reply:
+        if token != self.bot_token:
+            return _Reply(200, _LOGIN_PAGE, "text/html; charset=utf-8")
+        if file_id not in self._blobs:
+            return _Reply(404, b"file not found", "text/plain")
+        return _Reply(200, self._blobs[file_id], str(self._files[file_id]["mimetype"]))
+
+    # -- state helpers -----------------------------------------------------------------------
+
+    def _next_ts(self) -> str:
+        ts, self._ts = self._ts, self._ts + 100
+        return f"{ts // 1_000_000}.{ts % 1_000_000:06d}"
+
+    def _next_id(self, prefix: str) -> str:
+        self._ids[prefix] = self._ids.get(prefix, 0) + 1
+        return f"{prefix}{self._ids[prefix]:08d}"
+
+    def _store(self, message: Message) -> Message:
+        self.messages.append(message)
+        return message
+
+    def _visible(self, channel: str) -> list[Message]:
+        return [m for m in self.messages if m.channel == channel and m.ephemeral_for is None]
+
+    def _find(self, channel: str, ts: str) -> Message:
+        for m in self._visible(channel):
+            if m.ts == ts:
+                return m
+        raise SlackError("message_not_found")
+
+    def _message_json(self, m: Message, with_metadata: bool = True) -> JsonDict:
+        out: JsonDict = {"type": "message", "ts": m.ts, "text": m.text, "user": m.user}
+        if m.user == self.bot_user_id:
+            out["bot_id"] = self.bot_id
+        optional = {"thread_ts": m.thread_ts, "username": m.username, "blocks": m.blocks}
+        out.update({k: v for k, v in optional.items() if v is not None})
+        if m.metadata is not None and with_metadata:
+            out["metadata"] = m.metadata
+        if m.files:
+            out.update(subtype="file_share", files=m.files, upload=True)
+        if m.reactions:
+            out["reactions"] = [
+                {"name": r, "users": [self.bot_user_id], "count": 1} for r in m.reactions
+            ]
+        if m.edited:
+            out["edited"] = {"user": self.bot_user_id, "ts": m.ts}
+        if not m.is_reply:
+            replies = [r for r in self._visible(m.channel) if r.is_reply and r.thread_ts == m.ts]
+            if replies:
+                out.update(thread_ts=m.ts, reply_count=len(replies), latest_reply=replies[-1].ts)
+        return out
+
+    def _register_file(
+        self, file_id: str, content: bytes, name: str, title: str, mimetype: str
+    ) -> JsonDict:
+        base = f"{self.root_url}/files-pri/{self.team_id}-{file_id}"
+        obj: JsonDict = {
+            "id": file_id,
+            "name": name,
+            "title": title,
+            "mimetype": mimetype,
+            "filetype": name.rsplit(".", 1)[-1].lower() if "." in name else "",
+            "size": len(content),
+            "user": self.bot_user_id,
+            "is_external": False,
+            "url_private": f"{base}/{quote(name)}",
+            "url_private_download": f"{base}/download/{quote(name)}",
+            "permalink": f"{_PERMALINK_ROOT}/files/{self.bot_user_id}/{file_id}/{quote(name)}",
+            "channels": [],
+            "shares": {},
+        }
+        self._files[file_id] = obj
+        self._blobs[file_id] = content
+        return obj
+
+    def _store_view(self, view_id: str, view: Any) -> JsonDict:
+        if not isinstance(view, dict):
+            raise SlackError("invalid_arguments")
+        stored: JsonDict = {
+            **view,
+            "id": view_id,
+            "team_id": self.team_id,
+            "hash": f"{time.time():.6f}.{self._next_id('h')}",
+            "state": {"values": {}},
+        }
+        self.views[view_id] = stored
+        return stored
+
+    # -- Web API methods ---------------------------------------------------------------------
+
+    def _auth_test(self, args: JsonDict) -> JsonDict:
+        return {
+            "url": f"{_PERMALINK_ROOT}/",
+            "team": "Fake Team",
+            "user": "bot",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _chat_post_message(self, args: JsonDict) -> JsonDict:
+        channel = _need(args, "channel", "channel_not_found")
+        if not (args.get("text") or args.get("blocks") or args.get("attachments")):
+            raise SlackError("no_text")
+        if len(args.get("blocks") or []) > 50:
+            raise SlackError("invalid_blocks")
+        message = self._store(
+            Message(
+                channel,
+                self._next_ts(),
+                str(args.get("text") or ""),
+                args.get("thread_ts") or None,
+                self.bot_user_id,
+                args.get("username"),
+                args.get("blocks"),
+                args.get("metadata"),
+            )
+        )
+        return {"channel": channel, "ts": message.ts, "message": self._message_json(message)}
+
+    def _chat_update(self, args: JsonDict) -> JsonDict:
+        channel = _need(args, "channel", "channel_not_found")
+        message = self._find(channel, _need(args, "ts", "message_not_found"))
+        if "text" in args:
+            message.text = str(args["text"] or "")
+        if "blocks" in args:
+            message.blocks = args["blocks"] or None
+        if "metadata" in args:
+            message.metadata = args["metadata"]
+        message.edited = True
+        return {
+            "channel": channel,
+            "ts": message.ts,
+            "text": message.text,
+            "message": self._message_json(message),
+        }
+
+    def _chat_post_ephemeral(self, args: JsonDict) -> JsonDict:
+        channel = _need(args, "channel", "channel_not_found")
+        user = _need(args, "user", "user_not_in_channel")
+        message = self._store(
+            Message(
+                channel,
+                self._next_ts(),
+                str(args.get("text") or ""),
+                args.get("thread_ts") or None,
+                self.bot_user_id,
+                args.get("username"),
+                args.get("blocks"),
+                ephemeral_for=user,
+            )
+        )
+        return {"message_ts": message.ts}
+
+    def _chat_get_permalink(self, args: JsonDict) -> JsonDict:
+        channel = _need(args, "channel", "channel_not_found")
+        message = self._find(channel, _need(args, "message_ts", "message_not_found"))
+        link = f"{_PERMALINK_ROOT}/archives/{channel}/p{message.ts.replace('.', '')}"
+        if message.is_reply:
+            link += f"?thread_ts={message.thread_ts}&cid={channel}"
+        return {"channel": channel, "permalink": link}
+
+    def _reaction_target(self, args: JsonDict) -> tuple[Message, str]:
+        channel = _need(args, "channel", "channel_not_found")
+        message = self._find(channel, _need(args, "timestamp", "message_not_found"))
+        return message, _need(args, "name", "invalid_name")
+
+    def _reactions_add(self, args: JsonDict) -> JsonDict:
+        message, name = self._reaction_target(args)
+        if name in message.reactions:
+            raise SlackError("already_reacted")
+        message.reactions.append(name)
+        return {}
+
+    def _reactions_remove(self, args: JsonDict) -> JsonDict:
+        message, name = self._reaction_target(args)
+        if name not in message.reactions:
+            raise SlackError("no_reaction")
+        message.reactions.remove(name)
+        return {}
+
+    def _users_info(self, args: JsonDict) -> JsonDict:
+        user_id = _need(args, "user", "user_not_found")
+        if user_id == self.bot_user_id and user_id not in self._users:
+            return {"user": _user_object(user_id, "bot", "bot", is_bot=True)}
+        if user_id not in self._users:
+            raise SlackError("user_not_found")
+        return {"user": self._users[user_id]}
+
+    def _conversations_info(self, args: JsonDict) -> JsonDict:
+        channel = _need(args, "channel", "channel_not_found")
+        return {
+            "channel": {
+                "id": channel,
+                "name": channel.lower(),
+                "is_channel": True,
+                "is_member": True,
+                "is_archived": False,
+            }
+        }
+
+    def _conversations_history(self, args: JsonDict) -> JsonDict:
+        channel = _need(args, "channel", "channel_not_found")
+        limit = int(args.get("limit") or 100)
+        newest_first = list(reversed(self.top_level(channel)))[:limit]
+        meta = _flag(args.get("include_all_metadata"))
+        return {"messages": [self._message_json(m, meta) for m in newest_first], "has_more": False}
+
+    def _conversations_replies(self, args: JsonDict) -> JsonDict:
+        channel = _need(args, "channel", "channel_not_found")
+        ts = _need(args, "ts", "thread_not_found")
+        found = self.thread(channel, ts)
+        if not found or found[0].ts != ts:
+            raise SlackError("thread_not_found")
+        if found[0].is_reply:
+            found = found[:1]
+        meta = _flag(args.get("include_all_metadata"))
+        return {"messages": [self._message_json(m, meta) for m in found], "has_more": False}
+
+    def _views_open(self, args: JsonDict) -> JsonDict:
+        _need(args, "trigger_id", "invalid_trigger_id")
+        external_id = (args.get("view") or {}).get("external_id")
+        if external_id and any(v.get("external_id") == external_id for v in self.views.values()):
+            raise SlackError("duplicate_external_id")
+        return {"view": self._store_view(self._next_id("V"), args.get("view"))}
+
+    def _views_update(self, args: JsonDict) -> JsonDict:
+        view_id = args.get("view_id") or next(
+            (
+                k
+                for k, v in self.views.items()
+                if args.get("external_id") and v.get("external_id") == args["external_id"]
+            ),
+            None,
+        )
+        if not view_id or view_id not in self.views:
+            raise SlackError("not_found")
+        if args.get("hash") and args["hash"] != self.views[view_id]["hash"]:
+            raise SlackError("hash_conflict")
+        return {"view": self._store_view(view_id, args.get("view"))}
+
+    def _views_push(self, args: JsonDict) -> JsonDict:
+        _need(args, "trigger_id", "invalid_trigger_id")
+        return {"view": self._store_view(self._next_id("V"), args.get("view"))}
+
+    def _files_info(self, args: JsonDict) -> JsonDict:
+        file_id = _need(args, "file", "file_not_found")
+        if file_id not in self._files:
+            raise SlackError("file_not_found")
+        return {"file": self._files[file_id]}
+
+    def _files_get_upload_url(self, args: JsonDict) -> JsonDict:
+        filename = _need(args, "filename", "invalid_arguments")
+        length = int(_need(args, "length", "invalid_arguments"))
+        file_id = self._next_id("F")
+        self._pending_uploads[file_id] = {"name": filename, "length": length}
+        return {"file_id": file_id, "upload_url": f"{self.root_url}/upload/v1/{file_id}"}
+
+    def _files_complete_upload(self, args: JsonDict) -> JsonDict:
+        items = args.get("files")
+        if not isinstance(items, list) or not items:
+            raise SlackError("invalid_arguments")
+        objects = [self._finish_upload(item) for item in items]
+        channel = args.get("channel_id") or str(args.get("channels") or "").split(",")[0]
+        if channel:
+            self._share_files(channel, objects, args)
+        return {"files": [{"id": o["id"], "title": o["title"]} for o in objects]}
+
+    def _finish_upload(self, item: Any) -> JsonDict:
+        file_id = str(item.get("id", "")) if isinstance(item, dict) else ""
+        if file_id not in self.uploaded:
+            raise SlackError("file_not_found")
+        name = str(self._pending_uploads[file_id]["name"])
+        mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return self._register_file(
+            file_id, self.uploaded[file_id], name, str(item.get("title") or name), mimetype
+        )
+
+    def _share_files(self, channel: str, objects: list[JsonDict], args: JsonDict) -> None:
+        thread_ts = args.get("thread_ts") or None
+        message = self._store(
+            Message(
+                channel,
+                self._next_ts(),
+                str(args.get("initial_comment") or ""),
+                thread_ts,
+                self.bot_user_id,
+                args.get("username"),
+                args.get("blocks"),
+                files=objects,
+            )
+        )
+        for obj in objects:
+            share = {"ts": message.ts, **({"thread_ts": thread_ts} if thread_ts else {})}
+            obj["channels"] = [channel]
+            obj["shares"] = {"public": {channel: [share]}}
+
+    # -- transcript --------------------------------------------------------------------------
+
+    def _render_channel(self, channel: str) -> str:
+        lines = [f"#{channel}"]
+        messages = [m for m in self.messages if m.channel == channel]
+        for parent in (m for m in messages if not m.is_reply):
+            lines += self._render_message(parent, "")
+            for reply in (m for m in messages if m.is_reply and m.thread_ts == parent.ts):
+                lines += self._render_message(reply, "    ")
+        return "\n".join(lines) + "\n"
+
+    def _render_message(self, m: Message, indent: str) -> list[str]:
+        author = m.username or self._display_name(m.user)
+        marks = " (edited)" if m.edited else ""
+        if m.ephemeral_for:
+            marks += f" (only visible to {self._display_name(m.ephemeral_for)})"
+        body = _flatten_blocks(m.blocks) if m.blocks else m.text.splitlines()
+        first, rest = (body[0], body[1:]) if body else ("", [])
+        lines = [f"{indent}- {author}{marks}: {first}".rstrip()]
+        lines += [f"{indent}  {line}".rstrip() for line in rest]
+        lines += [
+            f"{indent}  [file] {f['name']} ({f['mimetype']}, {f['size']} bytes)" for f in m.files
+        ]
+        if m.reactions:
+            lines.append(f"{indent}  [reactions] " + " ".join(f":{r}:" for r in m.reactions))
+        return lines
+
+    def _display_name(self, user_id: str | None) -> str:
+        if user_id is None:
+            return "?"
+        if user_id == self.bot_user_id and user_id not in self._users:
+            return "bot"
+        profile = self._users.get(user_id, {}).get("profile", {})
+        return str(profile.get("display_name") or profile.get("real_name") or user_id)
+
+
+# -- module helpers ------------------------------------------------------------------------------
+
+
+def _user_object(user_id: str, display_name: str, real_name: str, *, is_bot: bool) -> JsonDict:
+    profile = {
+        "display_name": display_name,
+        "display_name_normalized": display_name,
+        "real_name": real_name,
+        "real_name_normalized": real_name,
+    }
+    return {
+        "id": user_id,
+        "name": display_name.lower().replace(" ", "."),
+        "real_name": real_name,
+        "is_bot": is_bot,
+        "deleted": False,
+        "profile": profile,
+    }
+
+
+def _short(args: JsonDict, limit: int = 120) -> str:
+    text = json.dumps(args, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _describe(predicate: Callable[[], bool]) -> str:
+    try:
+        return inspect.getsource(predicate).strip()
+    except (OSError, TypeError):
+        return getattr(predicate, "__qualname__", repr(predicate))
+
+
+def _text_of(obj: Any) -> str:
+    return str(obj.get("text", "")) if isinstance(obj, dict) else ""
+
+
+def _block_lines(block: JsonDict) -> list[str]:
+    kind = block.get("type")
+    if kind in ("section", "header"):
+        texts = [_text_of(block.get("text"))] + [_text_of(f) for f in block.get("fields", [])]
+        lines = [line for t in texts if t for line in t.splitlines()]
+        accessory = block.get("accessory")
+        if isinstance(accessory, dict) and accessory.get("type") == "button":
+            lines.append(f"[{_text_of(accessory.get('text'))}]")
+        return lines
+    if kind == "context":
+        alts = [_text_of(e) or f"[{e.get('alt_text', 'image')}]" for e in block.get("elements", [])]
+        return [" ".join(alts)]
+    if kind == "actions":
+        return [
+            " ".join(
+                f"[{_text_of(e.get('text')) or e.get('action_id', '?')}]"
+                for e in block.get("elements", [])
+            )
+        ]
+    if kind == "divider":
+        return ["---"]
+    if kind == "image":
+        return [f"[image: {block.get('alt_text', '')}]"]
+    if kind == "input":
+        return [f"{_text_of(block.get('label'))}: [input]"]
+    return [f"[{kind}]"]
+
+
+def _flatten_blocks(blocks: list[JsonDict]) -> list[str]:
+    return [line for b in blocks if isinstance(b, dict) for line in _block_lines(b)]
+
+
+def _decode_args(pairs: Iterable[tuple[str, Any]]) -> JsonDict:
+    args: JsonDict = dict(pairs)
+    for key in _JSON_FIELDS & args.keys():
+        if isinstance(args[key], str):
+            try:
+                args[key] = json.loads(args[key])
+            except ValueError:
+                pass
+    return args
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeSlack
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self._route()
+
+    def do_POST(self) -> None:
+        self._route()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _route(self) -> None:
+        fake = cast(_Server, self.server).fake
+        url = urlsplit(self.path)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        token = self._bearer()
+        reply: _Reply | None
+        if url.path.startswith("/api/"):
+            args = self._args(url.query, body)
+            token = token or args.pop("token", None)
+            name = url.path[len("/api/") :]
+            reply = fake._serve(name, args, token, lambda: fake._api(name, args, token))
+        elif url.path.startswith("/upload/v1/"):
+            file_id = url.path.rsplit("/", 1)[-1]
+            reply = fake._serve(
+                "file.upload",
+                {"file_id": file_id, "length": len(body)},
+                token,
+                lambda: fake._upload(file_id, body),
+            )
+        elif url.path.startswith("/files-pri/"):
+            file_id = unquote(url.path.split("/")[2]).split("-", 1)[-1]
+            reply = fake._serve(
+                "file.download", {"file": file_id}, token, lambda: fake._download(file_id, token)
+            )
+        else:
+            reply = _Reply(404, b"not found", "text/plain")
+        if reply is None:
+            self.close_connection = True  # processed, but the client never hears back
+            return
+        self._send(reply)
+
+    def _bearer(self) -> str | None:
+        auth = self.headers.get("Authorization") or ""
+        return auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
+
+    def _args(self, query: str, body: bytes) -> JsonDict:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        content_type = self.headers.get("Content-Type") or ""
+        if body.lstrip().startswith(b"{") or "json" in content_type:
+            parsed = json.loads(body or b"{}")
+            return {**_decode_args(pairs), **_decode_args(parsed.items())}
+        pairs += parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        return _decode_args(pairs)
+
+    def _send(self, reply: _Reply) -> None:
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        for key, value in reply.headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(reply.body)

@@ -1,0 +1,181 @@
+"""Jobs that put customer texts into their Slack threads."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import httpx
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks
+from bot.slackcalls import slack_job
+from bridge.jobs import GiveUp
+from bridge.keywords import Intent
+from bridge.storage import Row, Storage, iso
+
+log = logging.getLogger(__name__)
+
+MAX_MEDIA_BYTES = 5 * 1024 * 1024
+
+
+class ThreadPoster:
+    """Posts inbound texts: a parent for a new thread, replies in order after it."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        client: WebClient,
+        http: httpx.Client,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.storage = storage
+        self.client = client
+        self.http = http
+        self.clock = clock
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def post_inbound(self, payload: dict[str, Any]) -> None:
+        """Post the text (a new parent or a reply), then its pictures; resumable after a crash."""
+        message = self.storage.message(payload["message_id"])
+        thread = self.storage.thread(message["thread_id"])
+        customer = self.storage.customer(message["customer_id"])
+        media = json.loads(message["media"] or "[]")
+        if not message["slack_ts"]:
+            intent = Intent(message["intent"] or "")
+            if thread["ts"] is None:
+                ts = self._open_thread(thread, customer, message, media, intent)
+            else:
+                text, body = blocks.inbound_reply(
+                    message["text"], len(media), intent, message["id"]
+                )
+                ts = self._reply(thread["channel_id"], thread["ts"], text, body, customer=customer)
+            self.storage.update_message(message["id"], slack_ts=ts, status="posted")
+            thread = self.storage.thread(thread["id"])
+        done = message["media_posted"] or 0
+        for n, item in enumerate(media[done:], start=done + 1):
+            self._share_picture(thread["channel_id"], thread["ts"], item["url"], n, customer)
+            self.storage.update_message(message["id"], media_posted=n)
+
+    def post_notice(self, payload: dict[str, Any]) -> None:
+        thread = self.storage.thread(payload["thread_id"])
+        if thread["ts"] is None:
+            raise GiveUp("the thread was never posted")
+        self._reply(thread["channel_id"], thread["ts"], payload["text"], None)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _open_thread(
+        self, thread: Row, customer: Row, message: Row, media: list[Any], intent: Intent
+    ) -> str:
+        store = self.storage.store(customer["store"])
+        assert store is not None
+        first = message["text"] if message["text"].strip() else f"(sent {len(media)} picture(s))"
+        text, body = blocks.parent_post(customer, store, first, self._previous_link(thread), None)
+        body = body[:2] + blocks.notice_blocks(intent, message["id"]) + body[2:]
+        metadata = {
+            "event_type": blocks.THREAD_EVENT,
+            "event_payload": {
+                "store": customer["store"],
+                "phone": customer["phone"],
+                "thread_id": thread["id"],
+            },
+        }
+        with slack_job("open thread"):
+            response = self.client.chat_postMessage(
+                channel=thread["channel_id"],
+                text=text,
+                blocks=body,
+                metadata=metadata,
+                unfurl_links=False,
+            )
+        ts = str(response["ts"])
+        self.storage.set_thread_ts(thread["id"], ts)
+        return ts
+
+    def _previous_link(self, thread: Row) -> str | None:
+        if thread["previous_id"] is None:
+            return None
+        previous = self.storage.thread(thread["previous_id"])
+        if previous["ts"] is None:
+            return None
+        try:
+            link = self.client.chat_getPermalink(
+                channel=previous["channel_id"], message_ts=previous["ts"]
+            )
+            return str(link["permalink"])
+        except SlackApiError:
+            log.warning("no permalink for thread %s", previous["id"])
+            return None
+
+    def _reply(
+        self,
+        channel: str,
+        thread_ts: str,
+        text: str,
+        body: list[blocks.Block] | None,
+        customer: Row | None = None,
+    ) -> str:
+        extra: dict[str, Any] = {}
+        if customer is not None:
+            extra = {"username": blocks.customer_label(customer), "icon_emoji": ":iphone:"}
+        with slack_job("reply in thread"):
+            response = self.client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, text=text, blocks=body, **extra
+            )
+        return str(response["ts"])
+
+    def _share_picture(self, channel: str, thread_ts: str, url: str, n: int, customer: Row) -> None:
+        """Download an inbound MMS image and upload it into the thread; else post its link."""
+        try:
+            content, name = self._download(url, n)
+            with slack_job("upload picture"):
+                self.client.files_upload_v2(
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    content=content,
+                    filename=name,
+                    title=f"Picture from {blocks.customer_label(customer)}",
+                )
+        except (httpx.HTTPError, ValueError, GiveUp) as exc:
+            log.warning("picture %s not uploaded (%s); posting the link", url, exc)
+            self._reply(channel, thread_ts, blocks.picture_link(url, n), None)
+
+    def _download(self, url: str, n: int) -> tuple[bytes, str]:
+        with self.http.stream("GET", url, follow_redirects=True, timeout=15) as response:
+            response.raise_for_status()
+            kind = response.headers.get("content-type", "").split(";")[0].strip()
+            if not kind.startswith("image/"):
+                raise ValueError(f"not an image: {kind or 'no content type'}")
+            data = b""
+            for chunk in response.iter_bytes():
+                data += chunk
+                if len(data) > MAX_MEDIA_BYTES:
+                    raise ValueError("picture larger than 5 MB")
+        extension = kind.split("/")[1].replace("jpeg", "jpg")
+        stamp = iso(self.clock())[:10]
+        return data, f"mms-{stamp}-{n}.{extension}"
+
+    def thread_resolved(self, payload: dict[str, Any]) -> None:
+        """Job ``thread_resolved``: mark the parent resolved and say so in the thread."""
+        thread = self.storage.thread(payload["thread_id"])
+        customer = self.storage.customer(thread["customer_id"])
+        store = self.storage.store(customer["store"])
+        assert store is not None and thread["ts"] is not None
+        first = self.storage.thread_messages(thread["id"])
+        first_text = first[0]["text"] if first else ""
+        text, body = blocks.parent_post(
+            customer, store, first_text, self._previous_link(thread), payload["user"]
+        )
+        with slack_job("mark parent resolved"):
+            self.client.chat_update(
+                channel=thread["channel_id"], ts=thread["ts"], text=text, blocks=body
+            )
+        self._reply(
+            thread["channel_id"], thread["ts"], blocks.resolved_notice(payload["user"]), None
+        )

@@ -1,0 +1,111 @@
+"""Parse CRM Text's inbound callback (reference: crmtext-api.md §3) into :class:`InboundSms`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from bridge.phones import InvalidPhone, from_crmtext
+
+PACIFIC = ZoneInfo("America/Los_Angeles")
+
+
+class CallbackError(ValueError):
+    """The callback body cannot be used; the message says why (sent back with a 400)."""
+
+
+@dataclass(frozen=True)
+class Media:
+    content_type: str
+    url: str
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    keyword: str
+    phone: str  # E.164
+    text: str
+    msg_id: str
+    cust_id: str
+    opted_in: bool | None  # from optInStatus; None when absent or unknown
+    received_at: datetime  # UTC
+    store_id: str
+    store_name: str
+    customer_name: str
+    media: tuple[Media, ...]
+
+
+def parse_callback(form: Mapping[str, str], now: datetime) -> InboundSms:
+    """Read the fields case-insensitively; raise :class:`CallbackError` for unusable input."""
+    fields = {key.lower(): value for key, value in form.items()}
+
+    def required(name: str) -> str:
+        value = fields.get(name.lower(), "").strip()
+        if not value:
+            raise CallbackError(f"missing field {name}")
+        return value
+
+    keyword = required("keyword").upper()
+    msg_id = required("msgID")
+    try:
+        phone = from_crmtext(required("mobileNum"))
+    except InvalidPhone as exc:
+        raise CallbackError(str(exc)) from exc
+    media = _parse_mms(fields.get("mms", ""))
+    text = fields.get("message", "")
+    if not text.strip() and not media:
+        raise CallbackError("empty message and no mms")
+    return InboundSms(
+        keyword=keyword,
+        phone=phone,
+        text=text,
+        msg_id=msg_id,
+        cust_id=fields.get("custid", "").strip(),
+        opted_in=_opt_in(fields.get("optinstatus", "")),
+        received_at=_timestamp(fields.get("timestamp", ""), now),
+        store_id=fields.get("subacct", "").strip(),
+        store_name=fields.get("subacct_name", "").strip(),
+        customer_name=fields.get("custname", "").strip(),
+        media=media,
+    )
+
+
+def _opt_in(value: str) -> bool | None:
+    normalised = value.strip().lower().replace("_", "-")
+    return {"opt-in": True, "optin": True, "opt-out": False, "optout": False}.get(normalised)
+
+
+def _timestamp(value: str, now: datetime) -> datetime:
+    """CRM Text stamps are Pacific wall time, ``YYYY-MM-DD H:M:S``."""
+    if not value.strip():
+        return now.astimezone(UTC)
+    try:
+        local = datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S")
+    except ValueError as exc:
+        raise CallbackError(f"timeStamp {value!r} is not YYYY-MM-DD HH:MM:SS") from exc
+    return local.replace(tzinfo=PACIFIC).astimezone(UTC)
+
+
+def _parse_mms(raw: str) -> tuple[Media, ...]:
+    """``{"0": {"ContentType": ..., "URL": ...}, "count": 1}`` as a JSON string."""
+    if not raw.strip():
+        return ()
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CallbackError("mms is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise CallbackError("mms is not a JSON object")
+    media = []
+    for key in sorted((k for k in data if k.isdigit()), key=int):
+        item = data[key]
+        if not isinstance(item, dict):
+            raise CallbackError("mms entries must be objects")
+        url = str(item.get("URL") or item.get("url") or "")
+        if not url.startswith(("http://", "https://")):
+            raise CallbackError(f"mms URL {url!r} is not http(s)")
+        media.append(Media(str(item.get("ContentType") or "application/octet-stream"), url))
+    return tuple(media)

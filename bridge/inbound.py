@@ -1,0 +1,103 @@
+"""Accept an inbound text: record it, its consent meaning and the job that posts it, atomically."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from datetime import datetime, timedelta
+
+from bridge.callback import InboundSms
+from bridge.keywords import Intent, classify, normalise
+from bridge.storage import NEW, OPTED_IN, OPTED_OUT, PENDING, Row, Storage, iso
+
+log = logging.getLogger(__name__)
+
+
+class UnknownStore(LookupError):
+    """The callback names a keyword that is not in SMS_STORES."""
+
+
+class Inbound:
+    """Turns parsed callbacks into stored messages plus durable jobs."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        stores: Mapping[str, str],
+        *,
+        quiet: timedelta,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.storage = storage
+        self.stores = stores
+        self.quiet = quiet
+        self.clock = clock
+
+    def accept(self, sms: InboundSms) -> tuple[int, bool]:
+        """Store the message once; return (message id, whether it was new)."""
+        channel = self.stores.get(sms.keyword)
+        if channel is None:
+            raise UnknownStore(f"keyword {sms.keyword} is not configured in SMS_STORES")
+        now = self.clock()
+        with self.storage.transaction():
+            seen = self.storage.message_by_provider_id(sms.keyword, sms.msg_id)
+            if seen is not None:
+                return seen["id"], False
+            self.storage.set_store_details(sms.keyword, sms.store_name, sms.store_id)
+            customer = self.storage.upsert_customer(
+                sms.keyword, sms.phone, name=sms.customer_name, crm_id=sms.cust_id, now=now
+            )
+            intent = classify(sms.text)
+            self._apply_consent(customer, sms, intent, now)
+            thread = self.storage.current_thread(customer["id"], channel, now, self.quiet)
+            message_id = self.storage.add_message(
+                {
+                    "store": sms.keyword,
+                    "customer_id": customer["id"],
+                    "thread_id": thread["id"],
+                    "direction": "in",
+                    "kind": "mms" if sms.media else "sms",
+                    "intent": intent.value,
+                    "text": sms.text,
+                    "media": [asdict(m) for m in sms.media],
+                    "provider_id": sms.msg_id,
+                    "provider_time": iso(sms.received_at),
+                    "status": "received",
+                    "created_at": iso(now),
+                }
+            )
+            self.storage.enqueue(
+                "post_inbound",
+                {"message_id": message_id},
+                queue=f"customer:{customer['id']}",
+                dedupe_key=f"post:{message_id}",
+                now=now,
+            )
+            if intent is Intent.REVOKE:
+                self.storage.enqueue(
+                    "crm_opt_out",
+                    {"customer_id": customer["id"], "message_id": message_id},
+                    queue=f"customer:{customer['id']}",
+                    dedupe_key=f"optout:{message_id}",
+                    now=now,
+                )
+        log.info("stored inbound %s from %s for %s", sms.msg_id, sms.phone, sms.keyword)
+        return message_id, True
+
+    def _apply_consent(self, customer: Row, sms: InboundSms, intent: Intent, now: datetime) -> None:
+        """Write what the text and CRM Text's optInStatus say about consent to the ledger."""
+        word = normalise(sms.text)
+        if intent is Intent.STOP:
+            how = f"texted {word}; CRM Text opted them out"
+            self.storage.set_status(customer["id"], OPTED_OUT, how=how, text=sms.text, now=now)
+        elif intent is Intent.REVOKE:
+            how = f"texted {word}; smsbridge asks CRM Text to opt them out"
+            self.storage.set_status(customer["id"], OPTED_OUT, how=how, text=sms.text, now=now)
+        elif sms.opted_in is False:
+            how = "CRM Text callback says Opt-out"
+            self.storage.set_status(customer["id"], OPTED_OUT, how=how, text=sms.text, now=now)
+        elif sms.opted_in and (customer["status"] in (NEW, PENDING) or intent is Intent.START):
+            # A local opt-out is never undone by a callback alone: only by the customer's START.
+            how = f"texted {word}" if intent is Intent.START else "CRM Text callback says Opt-in"
+            self.storage.set_status(customer["id"], OPTED_IN, how=how, text=sms.text, now=now)

@@ -1,0 +1,83 @@
+"""Opting customers out in CRM Text on their behalf (revocation words, staff's Opt out button)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable
+from bridge.jobs import GiveUp, Handler, Retry
+from bridge.storage import OPTED_OUT, Storage
+
+log = logging.getLogger(__name__)
+
+
+def request_opt_out(
+    storage: Storage,
+    customer_id: int,
+    *,
+    how: str,
+    text: str,
+    actor: str,
+    thread_id: int | None,
+    now: datetime,
+) -> bool:
+    """Mark the customer opted out now and queue the CRM Text call; False if already queued."""
+    with storage.transaction():
+        storage.set_status(customer_id, OPTED_OUT, how=how, text=text, actor=actor, now=now)
+        job = storage.enqueue(
+            "crm_opt_out",
+            {"customer_id": customer_id, "thread_id": thread_id, "actor": actor},
+            queue=f"customer:{customer_id}",
+            dedupe_key=f"optout:customer:{customer_id}:{now.date().isoformat()}:{actor}",
+            now=now,
+        )
+        return job is not None
+
+
+def opt_out_handler(storage: Storage, crm: CrmTextClient, clock: Callable[[], datetime]) -> Handler:
+    """Job ``crm_opt_out``: call optoutcustomer, then tell the thread."""
+
+    def handle(payload: dict[str, Any]) -> None:
+        customer = storage.customer(payload["customer_id"])
+        try:
+            crm.opt_out(customer["store"], customer["phone"])
+        except CrmTextUnavailable as exc:
+            raise Retry(f"CRM Text unreachable: {exc}") from exc
+        except CrmTextError as exc:
+            _notice(
+                storage,
+                payload,
+                customer["id"],
+                clock(),
+                f":warning: CRM Text refused the opt-out ({exc.message}). "
+                "This number stays blocked here; opt them out in the CRM Text admin too.",
+            )
+            raise GiveUp(str(exc)) from exc
+        _notice(
+            storage,
+            payload,
+            customer["id"],
+            clock(),
+            ":no_entry: Opted out in CRM Text. No more texts will go to this number.",
+        )
+
+    return handle
+
+
+def _notice(
+    storage: Storage, payload: dict[str, Any], customer_id: int, now: datetime, text: str
+) -> None:
+    thread_id = payload.get("thread_id")
+    if thread_id is None and payload.get("message_id") is not None:
+        thread_id = storage.message(payload["message_id"])["thread_id"]
+    if thread_id is None:
+        return
+    storage.enqueue(
+        "post_notice",
+        {"thread_id": thread_id, "text": text},
+        queue=f"customer:{customer_id}",
+        now=now,
+    )

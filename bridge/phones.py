@@ -1,0 +1,58 @@
+"""US phone numbers: parse staff input, convert between E.164 and CRM Text's 10 digits."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+from phonenumbers import PhoneNumberFormat
+
+
+class InvalidPhone(ValueError):
+    """A phone number that is not a valid US number."""
+
+
+def parse_us(text: str) -> str:
+    """Return the E.164 form (``+14155550100``) of a US number typed in any common way.
+
+    Raises :class:`InvalidPhone` with a sentence staff can act on.
+    """
+    cleaned = text.strip()
+    if not cleaned:
+        raise InvalidPhone("No phone number given.")
+    try:
+        number = phonenumbers.parse(cleaned, "US")
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhone(f"“{cleaned}” is not a phone number.") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhone(f"“{cleaned}” is not a valid phone number (US numbers have 10 digits).")
+    region = phonenumbers.region_code_for_number(number)
+    if region != "US":
+        raise InvalidPhone(
+            f"“{cleaned}” is a {region or 'non-US'} number; CRM Text texts US numbers only."
+        )
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+def from_crmtext(mobile: str) -> str:
+    """E.164 from a CRM Text ``mobileNum``: keep the leading 10 digits (junk may follow)."""
+    match = re.match(r"\s*\+?1?(\d{10})", mobile)
+    if not match:
+        raise InvalidPhone(f"mobileNum {mobile!r} does not start with 10 digits")
+    return "+1" + match.group(1)
+
+
+def to_crmtext(e164: str) -> str:
+    """The 10-digit form CRM Text wants (``4155550100``)."""
+    digits = re.sub(r"\D", "", e164)
+    if len(digits) == 11 and digits.startswith("1"):
+        digits = digits[1:]
+    if len(digits) != 10:
+        raise InvalidPhone(f"{e164!r} is not a 10-digit US number")
+    return digits
+
+
+def pretty(e164: str) -> str:
+    """``(415) 555-0100`` for display."""
+    number = phonenumbers.parse(e164, "US")
+    return phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)

@@ -1,0 +1,120 @@
+"""The database schema, as ordered ``sqlite_utils.Migrations``. Never edit an applied one."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+from sqlite_utils.db import Table
+
+migrations = Migrations("smsbridge")
+
+
+def _table(db: Database, name: str) -> Table:
+    table = db[name]
+    assert isinstance(table, Table)
+    return table
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    """Stores, customers, consent ledger, threads, messages, events and jobs."""
+    _table(db, "stores").create(
+        {"keyword": str, "channel_id": str, "name": str, "store_id": str}, pk="keyword"
+    )
+    _table(db, "customers").create(
+        {
+            "id": int,
+            "store": str,
+            "phone": str,
+            "name": str,
+            "crm_id": str,
+            "status": int,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        foreign_keys=[("store", "stores", "keyword")],
+    )
+    _table(db, "customers").create_index(["store", "phone"], unique=True)
+    _table(db, "consent").create(
+        {
+            "id": int,
+            "customer_id": int,
+            "at": str,
+            "status_from": int,
+            "status_to": int,
+            "how": str,
+            "text": str,
+            "actor": str,
+        },
+        pk="id",
+        foreign_keys=[("customer_id", "customers", "id")],
+    )
+    _table(db, "threads").create(
+        {
+            "id": int,
+            "customer_id": int,
+            "channel_id": str,
+            "ts": str,
+            "opened_at": str,
+            "last_activity_at": str,
+            "resolved_at": str,
+            "resolved_by": str,
+            "previous_id": int,
+        },
+        pk="id",
+        foreign_keys=[("customer_id", "customers", "id")],
+    )
+    _table(db, "threads").create_index(["channel_id", "ts"])
+    _table(db, "messages").create(
+        {
+            "id": int,
+            "store": str,
+            "customer_id": int,
+            "thread_id": int,
+            "direction": str,
+            "kind": str,
+            "intent": str,
+            "text": str,
+            "media": str,
+            "provider_id": str,
+            "provider_time": str,
+            "slack_ts": str,
+            "media_posted": int,
+            "status": str,
+            "error": str,
+            "staff_user": str,
+            "source_key": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("customer_id", "customers", "id"), ("thread_id", "threads", "id")],
+    )
+    db.execute(
+        "CREATE UNIQUE INDEX idx_messages_provider ON messages (store, provider_id)"
+        " WHERE provider_id IS NOT NULL"
+    )
+    db.execute(
+        "CREATE UNIQUE INDEX idx_messages_source ON messages (source_key)"
+        " WHERE source_key IS NOT NULL"
+    )
+    _table(db, "events").create({"key": str, "seen_at": str}, pk="key")
+    _table(db, "jobs").create(
+        {
+            "id": int,
+            "kind": str,
+            "payload": str,
+            "queue": str,
+            "dedupe_key": str,
+            "status": str,
+            "attempts": int,
+            "run_at": str,
+            "locked_until": str,
+            "last_error": str,
+            "created_at": str,
+        },
+        pk="id",
+    )
+    db.execute(
+        "CREATE UNIQUE INDEX idx_jobs_dedupe ON jobs (dedupe_key) WHERE dedupe_key IS NOT NULL"
+    )
+    _table(db, "jobs").create_index(["status", "run_at"])

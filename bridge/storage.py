@@ -1,0 +1,367 @@
+"""All persistence, behind one narrow interface (:class:`Storage`) over sqlite-utils.
+
+Every public method is one transaction. A Postgres backend would implement the same methods.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlite_utils import Database
+from sqlite_utils.db import Table
+
+from bridge.schema import migrations
+
+Row = dict[str, Any]
+
+# CRM Text customer statuses (reference §4).
+NEW, OPTED_IN, PENDING, OPTED_OUT = 1, 3, 4, 5
+STATUS_NAMES = {
+    NEW: "new guest",
+    OPTED_IN: "opted in",
+    PENDING: "opt-in pending",
+    OPTED_OUT: "opted out",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+class Storage:
+    """The store of stores, customers, threads, messages, consent, events, jobs and blasts."""
+
+    def __init__(self, path: str) -> None:
+        conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        self.db = Database(conn)
+        if path != ":memory:":
+            self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._lock = threading.RLock()
+
+    def migrate(self) -> list[str]:
+        """Apply pending schema migrations; return their names."""
+        with self._lock:
+            pending = [m.name for m in migrations.pending(self.db)]
+            migrations.apply(self.db)
+            return pending
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        """One atomic unit of work; nests (savepoints) and serialises threads."""
+        with self._lock, self.db.atomic():
+            yield self.db
+
+    def _t(self, name: str) -> Table:
+        table = self.db[name]
+        assert isinstance(table, Table)
+        return table
+
+    def _one(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> Row | None:
+        with self._lock:
+            cursor = self.db.execute(sql, params)
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            return dict(zip([c[0] for c in cursor.description], row, strict=True))
+
+    def _all(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[Row]:
+        with self._lock:
+            cursor = self.db.execute(sql, params)
+            names = [c[0] for c in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    # -- stores ---------------------------------------------------------------------------
+
+    def sync_stores(self, stores: dict[str, str]) -> None:
+        """Make the stores table match configuration (keyword -> Slack channel)."""
+        with self.transaction():
+            for keyword, channel in stores.items():
+                existing = self._one("SELECT * FROM stores WHERE keyword = ?", [keyword])
+                if existing is None:
+                    self._t("stores").insert(
+                        {"keyword": keyword, "channel_id": channel, "name": ""}
+                    )
+                elif existing["channel_id"] != channel:
+                    self._t("stores").update(keyword, {"channel_id": channel})
+
+    def store(self, keyword: str) -> Row | None:
+        return self._one("SELECT * FROM stores WHERE keyword = ?", [keyword.upper()])
+
+    def set_store_details(self, keyword: str, name: str, store_id: str) -> None:
+        with self.transaction():
+            if name or store_id:
+                self.db.execute(
+                    "UPDATE stores SET name = coalesce(nullif(?, ''), name),"
+                    " store_id = coalesce(nullif(?, ''), store_id) WHERE keyword = ?",
+                    [name, store_id, keyword],
+                )
+
+    # -- customers and consent ------------------------------------------------------------
+
+    def customer(self, customer_id: int) -> Row:
+        row = self._one("SELECT * FROM customers WHERE id = ?", [customer_id])
+        if row is None:
+            raise KeyError(f"no customer {customer_id}")
+        return row
+
+    def find_customer(self, keyword: str, phone: str) -> Row | None:
+        return self._one(
+            "SELECT * FROM customers WHERE store = ? AND phone = ?", [keyword.upper(), phone]
+        )
+
+    def upsert_customer(
+        self, keyword: str, phone: str, *, name: str = "", crm_id: str = "", now: datetime
+    ) -> Row:
+        """Find or create the customer; fill in name and CRM Text id when we learn them."""
+        with self.transaction():
+            row = self.find_customer(keyword, phone)
+            if row is None:
+                self._t("customers").insert(
+                    {
+                        "store": keyword.upper(),
+                        "phone": phone,
+                        "name": name,
+                        "crm_id": crm_id,
+                        "status": NEW,
+                        "created_at": iso(now),
+                        "updated_at": iso(now),
+                    }
+                )
+            else:
+                self.db.execute(
+                    "UPDATE customers SET name = coalesce(nullif(?, ''), name),"
+                    " crm_id = coalesce(nullif(?, ''), crm_id) WHERE id = ?",
+                    [name, crm_id, row["id"]],
+                )
+            found = self.find_customer(keyword, phone)
+            assert found is not None
+            return found
+
+    def set_status(
+        self,
+        customer_id: int,
+        status: int,
+        *,
+        how: str,
+        text: str = "",
+        actor: str = "",
+        now: datetime,
+    ) -> bool:
+        """Change a customer's opt-in status and write the consent ledger; True if it changed."""
+        with self.transaction():
+            before = self.customer(customer_id)["status"]
+            if before == status:
+                return False
+            self._t("customers").update(customer_id, {"status": status, "updated_at": iso(now)})
+            self._t("consent").insert(
+                {
+                    "customer_id": customer_id,
+                    "at": iso(now),
+                    "status_from": before,
+                    "status_to": status,
+                    "how": how,
+                    "text": text,
+                    "actor": actor,
+                }
+            )
+            return True
+
+    def consent_history(self, customer_id: int) -> list[Row]:
+        return self._all("SELECT * FROM consent WHERE customer_id = ? ORDER BY id", [customer_id])
+
+    def customers_with_status(self, keyword: str, status: int) -> list[Row]:
+        return self._all(
+            "SELECT * FROM customers WHERE store = ? AND status = ? ORDER BY id",
+            [keyword.upper(), status],
+        )
+
+    def customers_of(self, keyword: str) -> list[Row]:
+        return self._all("SELECT * FROM customers WHERE store = ? ORDER BY id", [keyword.upper()])
+
+    # -- threads --------------------------------------------------------------------------
+
+    def thread(self, thread_id: int) -> Row:
+        row = self._one("SELECT * FROM threads WHERE id = ?", [thread_id])
+        if row is None:
+            raise KeyError(f"no thread {thread_id}")
+        return row
+
+    def thread_by_ts(self, channel: str, ts: str) -> Row | None:
+        return self._one("SELECT * FROM threads WHERE channel_id = ? AND ts = ?", [channel, ts])
+
+    def current_thread(
+        self, customer_id: int, channel: str, now: datetime, quiet: timedelta
+    ) -> Row:
+        """The customer's open thread, or a new one after a resolve or a quiet period."""
+        with self.transaction():
+            last = self._one(
+                "SELECT * FROM threads WHERE customer_id = ? ORDER BY id DESC LIMIT 1",
+                [customer_id],
+            )
+            stale = last is not None and (
+                last["resolved_at"] is not None
+                or last["channel_id"] != channel
+                or parse_iso(last["last_activity_at"]) < now - quiet
+            )
+            if last is None or stale:
+                new_id = (
+                    self._t("threads")
+                    .insert(
+                        {
+                            "customer_id": customer_id,
+                            "channel_id": channel,
+                            "ts": None,
+                            "opened_at": iso(now),
+                            "last_activity_at": iso(now),
+                            "resolved_at": None,
+                            "resolved_by": None,
+                            "previous_id": last["id"] if last else None,
+                        }
+                    )
+                    .last_pk
+                )
+                return self.thread(int(new_id or 0))
+            self._t("threads").update(last["id"], {"last_activity_at": iso(now)})
+            return self.thread(last["id"])
+
+    def set_thread_ts(self, thread_id: int, ts: str) -> None:
+        with self.transaction():
+            self._t("threads").update(thread_id, {"ts": ts})
+
+    def resolve_thread(self, thread_id: int, by: str, now: datetime) -> bool:
+        """Mark a thread resolved; False if it already was."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "UPDATE threads SET resolved_at = ?, resolved_by = ?"
+                " WHERE id = ? AND resolved_at IS NULL",
+                [iso(now), by, thread_id],
+            )
+            return cursor.rowcount == 1
+
+    # -- messages -------------------------------------------------------------------------
+
+    def message(self, message_id: int) -> Row:
+        row = self._one("SELECT * FROM messages WHERE id = ?", [message_id])
+        if row is None:
+            raise KeyError(f"no message {message_id}")
+        return row
+
+    def message_by_provider_id(self, keyword: str, provider_id: str) -> Row | None:
+        return self._one(
+            "SELECT * FROM messages WHERE store = ? AND provider_id = ?",
+            [keyword.upper(), provider_id],
+        )
+
+    def message_by_source(self, source_key: str) -> Row | None:
+        return self._one("SELECT * FROM messages WHERE source_key = ?", [source_key])
+
+    def add_message(self, fields: Row) -> int:
+        with self.transaction():
+            record = dict(fields)
+            if isinstance(record.get("media"), list):
+                record["media"] = json.dumps(record["media"])
+            return int(self._t("messages").insert(record).last_pk or 0)
+
+    def update_message(self, message_id: int, **fields: Any) -> None:
+        with self.transaction():
+            self._t("messages").update(message_id, fields)
+
+    def thread_messages(self, thread_id: int) -> list[Row]:
+        return self._all("SELECT * FROM messages WHERE thread_id = ? ORDER BY id", [thread_id])
+
+    # -- processed events (idempotency keys) ----------------------------------------------
+
+    def first_time(self, key: str, now: datetime) -> bool:
+        """Record an idempotency key; True only the first time it is seen."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO events (key, seen_at) VALUES (?, ?)", [key, iso(now)]
+            )
+            return cursor.rowcount == 1
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        kind: str,
+        payload: Row,
+        *,
+        queue: str,
+        now: datetime,
+        dedupe_key: str | None = None,
+        delay: float = 0.0,
+    ) -> int | None:
+        """Add a durable job; with a dedupe_key already used, add nothing and return None."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO jobs (kind, payload, queue, dedupe_key, status, attempts,"
+                " run_at, created_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)",
+                [
+                    kind,
+                    json.dumps(payload),
+                    queue,
+                    dedupe_key,
+                    iso(now + timedelta(seconds=delay)),
+                    iso(now),
+                ],
+            )
+            return cursor.lastrowid if cursor.rowcount == 1 else None
+
+    def claim_job(self, now: datetime, lease: timedelta) -> Row | None:
+        """Take the oldest runnable job whose queue has no older unfinished job."""
+        with self.transaction():
+            row = self._one(
+                "SELECT * FROM jobs j WHERE j.status = 'pending' AND j.run_at <= ?"
+                " AND (j.locked_until IS NULL OR j.locked_until <= ?)"
+                " AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.queue = j.queue"
+                "   AND e.status = 'pending' AND e.id < j.id)"
+                " ORDER BY j.run_at, j.id LIMIT 1",
+                [iso(now), iso(now)],
+            )
+            if row is None:
+                return None
+            self._t("jobs").update(
+                row["id"], {"locked_until": iso(now + lease), "attempts": row["attempts"] + 1}
+            )
+            row["attempts"] += 1
+            row["payload"] = json.loads(row["payload"])
+            return row
+
+    def finish_job(self, job_id: int, status: str = "done", error: str = "") -> None:
+        with self.transaction():
+            self._t("jobs").update(
+                job_id, {"status": status, "locked_until": None, "last_error": error}
+            )
+
+    def retry_job(self, job_id: int, run_at: datetime, error: str) -> None:
+        with self.transaction():
+            self._t("jobs").update(
+                job_id, {"run_at": iso(run_at), "locked_until": None, "last_error": error}
+            )
+
+    def jobs(self, status: str | None = None) -> list[Row]:
+        if status is None:
+            return self._all("SELECT * FROM jobs ORDER BY id")
+        return self._all("SELECT * FROM jobs WHERE status = ? ORDER BY id", [status])
+
+    def next_job_time(self) -> datetime | None:
+        row = self._one("SELECT min(run_at) AS t FROM jobs WHERE status = 'pending'")
+        return parse_iso(row["t"]) if row and row["t"] else None

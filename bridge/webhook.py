@@ -1,0 +1,51 @@
+"""``POST /sms/inbound/<CALLBACK_TOKEN>``: CRM Text's callback, as a Flask blueprint."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from flask import Blueprint, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from bridge.callback import CallbackError, parse_callback
+from bridge.inbound import Inbound, UnknownStore
+
+log = logging.getLogger(__name__)
+
+MAX_CALLBACK_BYTES = 256 * 1024
+
+
+def inbound_blueprint(
+    inbound: Inbound, token: str, clock: Callable[[], datetime], on_stored: Callable[[], None]
+) -> Blueprint:
+    """The callback route. Answers 200 only once the message and its job are stored."""
+    blueprint = Blueprint("sms_inbound", __name__)
+
+    @blueprint.post("/sms/inbound/<path:given>")
+    def receive(given: str) -> tuple[Response | str, int]:
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            log.warning("callback with a wrong token from %s", request.remote_addr)
+            return "not found\n", 404
+        try:
+            if (request.content_length or 0) > MAX_CALLBACK_BYTES:
+                raise RequestEntityTooLarge()
+            form = {**request.args.to_dict(), **request.form.to_dict()}
+            sms = parse_callback(form, clock())
+            _, new = inbound.accept(sms)
+        except RequestEntityTooLarge:
+            log.warning("callback rejected: body over %d bytes", MAX_CALLBACK_BYTES)
+            return "body too large\n", 413
+        except CallbackError as exc:
+            log.warning("callback rejected: %s", exc)
+            return f"bad callback: {exc}\n", 400
+        except UnknownStore as exc:
+            log.warning("callback rejected: %s", exc)
+            return f"{exc}\n", 422
+        if new:
+            on_stored()
+        return "ok\n", 200
+
+    return blueprint
