@@ -39,6 +39,7 @@ class Services:
     bolt: App
     runner: JobRunner
     http: httpx.Client
+    listeners: listeners.Registered
 
     def close(self) -> None:
         self.runner.stop()
@@ -72,13 +73,12 @@ def create_app(
         clock=clock,
     )
     bolt = App(
-        token=config.slack_bot_token,
         signing_secret=config.slack_signing_secret,
         client=slack,
         token_verification_enabled=False,
         process_before_response=True,  # store an event before Slack gets its 200
     )
-    listeners.register(bolt, storage, clock, runner.wake)
+    registered = listeners.register(bolt, storage, clock, runner.wake)
     inbound = Inbound(
         storage, config.stores, quiet=timedelta(days=config.thread_quiet_days), clock=clock
     )
@@ -102,7 +102,7 @@ def create_app(
         oldest = min((j["created_at"] for j in pending), default=None)
         return jsonify({"ok": True, "pending_jobs": len(pending), "oldest_pending": oldest})
 
-    services = Services(config, storage, crm, slack, bolt, runner, http)
+    services = Services(config, storage, crm, slack, bolt, runner, http, registered)
     flask_app.extensions["smsbridge"] = services
     if config.run_workers:
         runner.start()

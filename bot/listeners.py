@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,10 +18,28 @@ log = logging.getLogger(__name__)
 RESOLVE_REACTIONS = {"white_check_mark", "heavy_check_mark", "ballot_box_with_check"}
 
 
+@dataclass
+class Registered:
+    """What was registered, so a test can hold it against manifest.yml."""
+
+    events: set[str] = field(default_factory=set)
+    commands: set[str] = field(default_factory=set)
+    actions: set[str] = field(default_factory=set)
+
+
 def register(
     app: App, storage: Storage, clock: Callable[[], datetime], wake: Callable[[], None]
-) -> None:
+) -> Registered:
     """Attach the listeners; dependencies travel in this closure, not in globals."""
+    registered = Registered()
+
+    def on_event(name: str) -> Callable[..., Any]:
+        registered.events.add(name)
+        return app.event(name)
+
+    def on_action(action_id: str) -> Callable[..., Any]:
+        registered.actions.add(action_id)
+        return app.action(action_id)
 
     def resolve(channel: str, ts: str, user: str) -> bool:
         thread = storage.thread_by_ts(channel, ts)
@@ -39,13 +58,13 @@ def register(
         wake()
         return True
 
-    @app.event("reaction_added")
+    @on_event("reaction_added")
     def on_reaction(event: dict[str, Any]) -> None:
         item = event.get("item", {})
         if event.get("reaction") in RESOLVE_REACTIONS and item.get("type") == "message":
             resolve(item.get("channel", ""), item.get("ts", ""), event.get("user", ""))
 
-    @app.action("resolve_thread")
+    @on_action("resolve_thread")
     def on_resolve_button(ack: Ack, body: dict[str, Any]) -> None:
         ack()
         container = body.get("container", {})
@@ -53,7 +72,7 @@ def register(
             container.get("channel_id", ""), container.get("message_ts", ""), body["user"]["id"]
         )
 
-    @app.action("opt_out_customer")
+    @on_action("opt_out_customer")
     def on_opt_out_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         message = storage.message(int(action["value"]))
@@ -69,7 +88,9 @@ def register(
         )
         wake()
 
-    @app.event("message")
+    @on_event("message")
     def on_message(event: dict[str, Any]) -> None:
         """Every message event is acknowledged (200) so Slack never disables the subscription."""
         log.debug("message event %s/%s ignored", event.get("channel"), event.get("ts"))
+
+    return registered

@@ -1,0 +1,123 @@
+"""The ``smsbridge`` command: demo, serve, migrate, set-callback, manifest, simulator, text."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from bridge.config import Config, ConfigError
+
+
+def _config() -> Config:
+    try:
+        return Config.from_env()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(3) from exc
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply database migrations (the Procfile's release step)."""
+    from bridge.storage import Storage
+
+    config = _config()
+    storage = Storage(config.sqlite_path)
+    applied = storage.migrate()
+    storage.close()
+    print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+    return 0
+
+
+def cmd_set_callback(args: argparse.Namespace) -> int:
+    """Register PUBLIC_URL/sms/inbound/<CALLBACK_TOKEN> with CRM Text for every store."""
+    from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable
+
+    config = _config()
+    url = f"{config.public_url}/sms/inbound/{config.callback_token}"
+    crm = CrmTextClient(config.crmtext_api_url, config.crmtext_user, config.crmtext_password)
+    failures = 0
+    for keyword in config.stores:
+        try:
+            crm.set_callback(keyword, url)
+            print(f"{keyword}: callback set to {config.public_url}/sms/inbound/…")
+        except (CrmTextError, CrmTextUnavailable) as exc:
+            failures += 1
+            print(f"{keyword}: FAILED: {exc}", file=sys.stderr)
+    crm.close()
+    return 1 if failures else 0
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    """Print the Slack app manifest with this deployment's URL."""
+    from bot.manifest import render
+
+    sys.stdout.write(render(args.url))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the app with Flask's server (development; production uses gunicorn, see Procfile)."""
+    from bot.app import create_app
+
+    config = _config()
+    create_app(config).run(host="0.0.0.0", port=config.port, threaded=True)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(verbose=args.verbose)
+
+
+
+def cmd_simulator(args: argparse.Namespace) -> int:
+    from bridge.simulator import main
+
+    return main(args.rest)
+
+
+def cmd_text(args: argparse.Namespace) -> int:
+    from bridge.simulator import text_main
+
+    return text_main(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smsbridge", description="Text with your store's customers from Slack."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="offline story against the bundled simulators")
+    demo.add_argument("--verbose", action="store_true", help="show the app's log lines")
+    demo.set_defaults(func=cmd_demo)
+    commands.add_parser("serve", help="run the app (development server)").set_defaults(
+        func=cmd_serve
+    )
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    commands.add_parser(
+        "set-callback", help="register this app's callback URL with CRM Text"
+    ).set_defaults(func=cmd_set_callback)
+    manifest = commands.add_parser("manifest", help="print the Slack app manifest")
+    manifest.add_argument("--url", required=True, help="public base URL of this app")
+    manifest.set_defaults(func=cmd_manifest)
+    for name, func, text in [
+        ("simulator", cmd_simulator, "run the CRM Text simulator (see --help)"),
+        ("text", cmd_text, "make a simulated customer text a store (see --help)"),
+    ]:
+        sub = commands.add_parser(name, help=text, add_help=False)
+        sub.add_argument("rest", nargs=argparse.REMAINDER)
+        sub.set_defaults(func=func)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,97 @@
+"""``smsbridge demo``: the whole bridge, offline, in one command.
+
+Starts the CRM Text simulator and a stand-in for the Slack Web API on 127.0.0.1, runs the real
+app against them on a fresh SQLite file, plays a short story and prints what staff see in Slack.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+from bot.app import Services, create_app, services_of
+from bot.fakeslack import FakeSlack
+from bot.localrun import LiveServer, SlackSender
+from bridge.config import Config
+from bridge.simulator import Simulator, SimStore
+from bridge.storage import OPTED_IN
+
+STORE, CHANNEL = "PIZZA", "CDEMOPIZZA"
+JANE, BOB = "4155550101", "3055550102"
+
+
+def wait_idle(services: Services, timeout: float = 20.0) -> None:
+    """Wait until the job queue has nothing left to do now."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not services.storage.jobs("pending"):
+            return
+        time.sleep(0.05)
+    raise TimeoutError("jobs still pending after the demo's wait")
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def run_demo(verbose: bool = False) -> int:
+    logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
+    for noisy in ("werkzeug", "slack_bolt", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
+    workdir = Path(tempfile.mkdtemp(prefix="smsbridge-demo-"))
+    slack = FakeSlack().start()
+    slack.add_user("USAM", "Sam", "Sam Rivera")
+    sim = Simulator("demo", "demo", [SimStore(STORE, "1001", "Main St Pizza")], speed=50)
+    sim_server = LiveServer(sim.app())
+    config = Config(
+        slack_bot_token=slack.bot_token,
+        slack_signing_secret="demo-signing-secret",
+        slack_api_url=slack.api_url,
+        crmtext_user="demo",
+        crmtext_password="demo",
+        crmtext_api_url=f"{sim_server.url}/smapi/rest",
+        stores={STORE: CHANNEL},
+        callback_token="demo-callback-token-0001",
+        public_url="http://127.0.0.1",
+        database_url=f"sqlite:///{workdir / 'smsbridge.db'}",
+        blast_admins=frozenset({"USAM"}),
+    )
+    app = create_app(config)
+    app_server = LiveServer(app)
+    services = services_of(app)
+    sender = SlackSender(app_server.url, config.slack_signing_secret)
+    services.crm.set_callback(STORE, f"{app_server.url}/sms/inbound/{config.callback_token}")
+    say("smsbridge demo: CRM Text simulator, fake Slack and the app are running on 127.0.0.1")
+    say(f"  database: {workdir / 'smsbridge.db'}\n")
+    try:
+        play_story(sim, sim_server.url, services, sender)
+        say("\n=== What staff see in Slack (#main-st-pizza) ===\n")
+        say(slack.transcript(CHANNEL))
+        say("\n=== What reached the customers' phones ===\n")
+        for delivery in sim.outbox:
+            say(f"  to {delivery.phone} ({delivery.kind}): {delivery.text}")
+    finally:
+        services.close()
+        app_server.stop()
+        sim_server.stop()
+        slack.stop()
+    del sender
+    return 0
+
+
+def play_story(sim: Simulator, sim_url: str, services: Services, sender: SlackSender) -> None:
+    sim.add_customer(STORE, JANE, OPTED_IN, "Jane Doe")
+    sim.add_customer(STORE, BOB, OPTED_IN, "")
+    steps = [
+        (JANE, "Hi! Is the large pepperoni still on special?", None),
+        (BOB, "Do you deliver to Elm St?", None),
+        (JANE, "Is this coupon still good?", [("image/png", f"{sim_url}/_sim/media/coupon")]),
+        (BOB, "STOP", None),
+    ]
+    for phone, text, media in steps:
+        label = f"{text} [+ picture]" if media else text
+        say(f"customer {phone} texts: {label}")
+        sim.customer_texts(STORE, phone, text, media)
+        wait_idle(services)

@@ -1,0 +1,73 @@
+"""The smsbridge command: manifest, migrate, set-callback and the offline demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.cli import main
+from bridge.simulator import Simulator
+from tests.conftest import CRM_PASSWORD, CRM_USER
+
+
+def env_for(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, crm_url: str) -> None:
+    values = {
+        "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "CRMTEXT_USER": CRM_USER,
+        "CRMTEXT_PASSWORD": CRM_PASSWORD, "CRMTEXT_API_URL": crm_url,
+        "SMS_STORES": "PIZZA=C0123ABCD,CARS=C0456EFGH", "CALLBACK_TOKEN": "0123456789abcdef",
+        "PUBLIC_URL": "https://bridge.example.com", "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_manifest_command_prints_urls(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["manifest", "--url", "https://sms.store.example"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["settings"]["event_subscriptions"]["request_url"] == (
+        "https://sms.store.example/slack/events"
+    )
+
+
+def test_migrate_applies_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env_for(monkeypatch, tmp_path, "http://127.0.0.1:9/smapi/rest")
+    assert main(["migrate"]) == 0
+    assert main(["migrate"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "applied 1 migration(s): m001_initial"
+    assert out[1] == "applied 0 migration(s): none pending"
+
+
+def test_missing_configuration_stops_with_every_problem(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["migrate"])
+    assert caught.value.code == 3
+    err = capsys.readouterr().err
+    assert "SLACK_BOT_TOKEN is not set" in err and "SMS_STORES is not set" in err
+
+
+def test_set_callback_registers_every_store(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sim: Simulator
+) -> None:
+    env_for(monkeypatch, tmp_path, f"{sim.url}/smapi/rest")  # type: ignore[attr-defined]
+    assert main(["set-callback"]) == 0
+    assert sim.callbacks == {
+        "PIZZA": "https://bridge.example.com/sms/inbound/0123456789abcdef",
+        "CARS": "https://bridge.example.com/sms/inbound/0123456789abcdef",
+    }
+
+
+def test_demo_prints_what_staff_see(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "- bot: :speech_balloon: *Jane Doe · (415) 555-0101*" in out
+    assert "    - Jane Doe · (415) 555-0101: Is this coupon still good?" in out
+    assert "[file] mms-" in out
+    assert "    - (305) 555-0102: STOP" in out
+    assert "to 3055550102 (template): Main St Pizza: You are now opted out" in out

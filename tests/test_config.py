@@ -1,0 +1,63 @@
+"""Configuration from the environment: defaults, and one message naming every problem."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.config import Config, ConfigError
+
+GOOD = {
+    "SLACK_BOT_TOKEN": "xoxb-1-2-3",
+    "SLACK_SIGNING_SECRET": "secret",
+    "CRMTEXT_USER": "user",
+    "CRMTEXT_PASSWORD": "pass",
+    "SMS_STORES": "pizza=C0123ABCD, CARS=G0456EFGH",
+    "CALLBACK_TOKEN": "0123456789abcdef0123",
+    "PUBLIC_URL": "https://bridge.example.com/",
+}
+
+
+def test_defaults_and_parsing() -> None:
+    config = Config.from_env({**GOOD, "BLAST_ADMINS": "U111, U222"})
+    assert config.stores == {"PIZZA": "C0123ABCD", "CARS": "G0456EFGH"}
+    assert config.slack_api_url == "https://slack.com/api/"
+    assert config.crmtext_api_url == "https://restapi.crmtext.com/smapi/rest"
+    assert config.database_url == "sqlite:///smsbridge.db"
+    assert config.sqlite_path == "smsbridge.db"
+    assert config.public_url == "https://bridge.example.com"
+    assert config.blast_admins == frozenset({"U111", "U222"})
+    assert config.port == 3000
+    assert config.channel_for("pizza") == "C0123ABCD"
+    assert config.keyword_for("G0456EFGH") == "CARS"
+
+
+def test_empty_blast_admins_means_nobody() -> None:
+    assert Config.from_env(GOOD).blast_admins == frozenset()
+
+
+def test_every_problem_is_named_in_one_message() -> None:
+    env = {
+        "SLACK_BOT_TOKEN": "xoxp-user-token",
+        "SMS_STORES": "PIZZA=not-a-channel,BAD",
+        "CALLBACK_TOKEN": "short",
+        "PUBLIC_URL": "ftp://x",
+        "PORT": "eighty",
+        "DATABASE_URL": "mysql://x",
+        "BLAST_ADMINS": "sam",
+    }
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env(env)
+    assert caught.value.problems == [
+        "SLACK_BOT_TOKEN must be a bot token starting with xoxb-",
+        "SLACK_SIGNING_SECRET is not set",
+        "CRMTEXT_USER is not set",
+        "CRMTEXT_PASSWORD is not set",
+        "SMS_STORES: 'not-a-channel' is not a Slack channel ID (like C0123ABCD)",
+        "SMS_STORES: 'BAD' is not KEYWORD=VALUE",
+        "CALLBACK_TOKEN must be at least 16 characters (it guards the callback)",
+        "PUBLIC_URL must be an http(s) URL, got 'ftp://x'",
+        "DATABASE_URL must start with sqlite:/// or postgresql://",
+        "BLAST_ADMINS must list Slack user IDs (U…); bad: sam",
+        "PORT must be a number, got 'eighty'",
+    ]
+    assert str(caught.value).startswith("smsbridge cannot start; fix these settings:\n  - ")
