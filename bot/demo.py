@@ -15,7 +15,7 @@ from bot.app import Services, create_app, services_of
 from bot.fakeslack import FakeSlack
 from bot.localrun import LiveServer, SlackSender
 from bridge.config import Config
-from bridge.simulator import Simulator, SimStore
+from bridge.simulator import SimStore, Simulator
 from bridge.storage import OPTED_IN
 
 STORE, CHANNEL = "PIZZA", "CDEMOPIZZA"

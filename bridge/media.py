@@ -150,9 +150,7 @@ def media_url(
     return public_url.rstrip("/") + signed_path(media_id, extension, expires, secret)
 
 
-def verify(
-    expires: str, signature: str, filename: str, secret: bytes, now: datetime
-) -> str | None:
+def verify(expires: str, signature: str, filename: str, secret: bytes, now: datetime) -> str | None:
     """The media id if the link is authentic and unexpired, else None. Never raises on input."""
     name = FILENAME.fullmatch(filename)
     if not (name and EXPIRES.fullmatch(expires) and SIGNATURE.fullmatch(signature)):

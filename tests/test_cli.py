@@ -14,10 +14,15 @@ from tests.conftest import CRM_PASSWORD, CRM_USER
 
 def env_for(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, crm_url: str) -> None:
     values = {
-        "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "CRMTEXT_USER": CRM_USER,
-        "CRMTEXT_PASSWORD": CRM_PASSWORD, "CRMTEXT_API_URL": crm_url,
-        "SMS_STORES": "PIZZA=C0123ABCD,CARS=C0456EFGH", "CALLBACK_TOKEN": "0123456789abcdef",
-        "PUBLIC_URL": "https://bridge.example.com", "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": "s",
+        "CRMTEXT_USER": CRM_USER,
+        "CRMTEXT_PASSWORD": CRM_PASSWORD,
+        "CRMTEXT_API_URL": crm_url,
+        "SMS_STORES": "PIZZA=C0123ABCD,CARS=C0456EFGH",
+        "CALLBACK_TOKEN": "0123456789abcdef",
+        "PUBLIC_URL": "https://bridge.example.com",
+        "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)

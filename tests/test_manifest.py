@@ -41,7 +41,9 @@ def test_manifest_url_fills_every_request_url() -> None:
 
 def test_every_manifest_event_and_command_has_a_listener_and_the_reverse(harness: Harness) -> None:
     declared = load()
-    events = {name.split(".")[0] for name in declared["settings"]["event_subscriptions"]["bot_events"]}
+    events = {
+        name.split(".")[0] for name in declared["settings"]["event_subscriptions"]["bot_events"]
+    }
     commands = {c["command"] for c in declared["features"].get("slash_commands", [])}
     registered = harness.services.listeners
     assert registered.events == events
@@ -50,12 +52,28 @@ def test_every_manifest_event_and_command_has_a_listener_and_the_reverse(harness
 
 def test_every_manifest_event_is_answered_200_through_bolt(harness: Harness) -> None:
     samples = {
-        "message.channels": {"type": "message", "channel": "CPIZZA01", "channel_type": "channel",
-                             "user": "USAM", "text": "hello", "ts": "1.000001"},
-        "message.groups": {"type": "message", "channel": "GPRIVATE1", "channel_type": "group",
-                           "user": "USAM", "text": "hello", "ts": "1.000002"},
-        "reaction_added": {"type": "reaction_added", "user": "USAM", "reaction": "tada",
-                           "item": {"type": "message", "channel": "CPIZZA01", "ts": "1.0"}},
+        "message.channels": {
+            "type": "message",
+            "channel": "CPIZZA01",
+            "channel_type": "channel",
+            "user": "USAM",
+            "text": "hello",
+            "ts": "1.000001",
+        },
+        "message.groups": {
+            "type": "message",
+            "channel": "GPRIVATE1",
+            "channel_type": "group",
+            "user": "USAM",
+            "text": "hello",
+            "ts": "1.000002",
+        },
+        "reaction_added": {
+            "type": "reaction_added",
+            "user": "USAM",
+            "reaction": "tada",
+            "item": {"type": "message", "channel": "CPIZZA01", "ts": "1.0"},
+        },
     }
     for name in load()["settings"]["event_subscriptions"]["bot_events"]:
         response = harness.sender.event(samples[name])
@@ -64,5 +82,11 @@ def test_every_manifest_event_is_answered_200_through_bolt(harness: Harness) -> 
 
 def test_scopes_cover_the_methods_the_app_calls() -> None:
     scopes = set(load()["oauth_config"]["scopes"]["bot"])
-    assert {"chat:write", "channels:history", "groups:history", "files:write",
-            "reactions:read", "chat:write.customize"} <= scopes
+    assert {
+        "chat:write",
+        "channels:history",
+        "groups:history",
+        "files:write",
+        "reactions:read",
+        "chat:write.customize",
+    } <= scopes
