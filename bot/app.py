@@ -15,6 +15,8 @@ from slack_bolt.adapter.flask import SlackRequestHandler
 from slack_sdk import WebClient
 
 from bot import listeners
+from bot.commands import SmsCommand
+from bot.sending import Sender
 from bot.slackcalls import web_client
 from bot.threads import ThreadPoster
 from bridge.config import Config
@@ -23,7 +25,7 @@ from bridge.inbound import Inbound
 from bridge.jobs import JobRunner
 from bridge.optout import opt_out_handler
 from bridge.storage import Storage, utcnow
-from bridge.webhook import MAX_CALLBACK_BYTES, inbound_blueprint
+from bridge.webhook import MAX_CALLBACK_BYTES, inbound_blueprint, media_blueprint
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,16 @@ class Services:
         self.storage.close()
 
 
+class Wake:
+    """Late-bound ``runner.wake`` for parts built before the runner."""
+
+    runner: JobRunner | None = None
+
+    def __call__(self) -> None:
+        if self.runner is not None:
+            self.runner.wake()
+
+
 def create_app(
     config: Config,
     *,
@@ -62,6 +74,9 @@ def create_app(
     slack = web_client(config.slack_bot_token, config.slack_api_url)
     http = httpx.Client(timeout=15, headers={"User-Agent": "smsbridge"})
     poster = ThreadPoster(storage, slack, http, clock)
+    sender = Sender(config, storage, slack, crm, http, clock)
+    wake = Wake()
+    sms = SmsCommand(config, storage, slack, crm, clock, wake)
     runner = JobRunner(
         storage,
         {
@@ -69,16 +84,24 @@ def create_app(
             "post_notice": poster.post_notice,
             "thread_resolved": poster.thread_resolved,
             "crm_opt_out": opt_out_handler(storage, crm, clock),
+            "send_reply": sender.send_reply,
+            "mark_note": sender.mark_note,
+            "sms_command": sms.run,
+            "crm_opt_in": sms.opt_in,
         },
         clock=clock,
+        on_give_up=lambda job, error: (
+            sender.gave_up(job, error) if job["kind"] == "send_reply" else None
+        ),
     )
+    wake.runner = runner
     bolt = App(
         signing_secret=config.slack_signing_secret,
         client=slack,
         token_verification_enabled=False,
         process_before_response=True,  # store an event before Slack gets its 200
     )
-    registered = listeners.register(bolt, storage, clock, runner.wake)
+    registered = listeners.register(bolt, storage, clock, runner.wake, sms)
     inbound = Inbound(
         storage, config.stores, quiet=timedelta(days=config.thread_quiet_days), clock=clock
     )
@@ -95,6 +118,8 @@ def create_app(
     @flask_app.post("/slack/events")
     def slack_events() -> ResponseReturnValue:
         return handler.handle(request)
+
+    flask_app.register_blueprint(media_blueprint(storage, sender.secret, clock))
 
     @flask_app.get("/healthz")
     def healthz() -> ResponseReturnValue:

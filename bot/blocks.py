@@ -54,7 +54,8 @@ def parent_post(
         _text(quote(first_text)),
     ]
     hint = (
-        f"Reply in this thread to text them. Start with `{NOTE_PREFIX}` to keep a reply in Slack. "
+        "Reply in this thread to text them (:outbox_tray: sent, :x: not sent). "
+        f"Start with `{NOTE_PREFIX}` to keep a reply in Slack. "
         "React :white_check_mark: or press Resolve when done."
     )
     if previous_link:
@@ -128,9 +129,95 @@ def opt_out_actions(message_id: int) -> Block:
     }
 
 
+def thread_metadata(customer: Row, thread_id: int) -> dict[str, Any]:
+    """Slack message metadata on every parent, so the thread mapping can be rebuilt."""
+    return {
+        "event_type": THREAD_EVENT,
+        "event_payload": {
+            "store": customer["store"],
+            "phone": customer["phone"],
+            "thread_id": thread_id,
+        },
+    }
+
+
 def picture_link(url: str, n: int) -> str:
     return f":frame_with_picture: Picture {n} could not be uploaded to Slack: <{url}|open it>"
 
 
 def resolved_notice(user: str) -> str:
     return f":white_check_mark: Resolved by <@{user}>. The customer's next text opens a new thread."
+
+
+# -- staff replies ------------------------------------------------------------------------
+
+REACTION_SENT = "outbox_tray"
+REACTION_FAILED = "x"
+REACTION_NOTE = "memo"
+
+
+def segments_note(encoding: str, segments: int, billing_units: int, characters: int) -> str:
+    return (
+        f":straight_ruler: Texted as {encoding}: {characters} characters, {segments} SMS "
+        f"segments, {billing_units} CRM Text billing unit{'s' * (billing_units != 1)}."
+    )
+
+
+def not_sent(reason: str) -> str:
+    return f":x: {reason}"
+
+
+def unreachable(attempts: int) -> str:
+    return (
+        f":x: Not sent: CRM Text could not be reached after {attempts} tries. "
+        "Check CRM Text's status, then send the reply again."
+    )
+
+
+def refused_file(name: str, reason: str) -> str:
+    return f":x: {name} was not sent: {reason}"
+
+
+def edited_after_send(user: str, original: str) -> str:
+    return (
+        f":pencil2: <@{user}> edited a reply that was already texted. "
+        f"The customer has the original:\n{quote(original)}"
+    )
+
+
+def deleted_after_send(original: str) -> str:
+    return (
+        ":wastebasket: A reply that was already texted was deleted in Slack. "
+        f"The customer still has it:\n{quote(original)}"
+    )
+
+
+def outbound_post(staff_name: str, customer: Row, text: str) -> str:
+    return f":outbox_tray: *{staff_name}* texted {customer_label(customer)}:\n{quote(text)}"
+
+
+def opt_in_offer(value: str) -> Block:
+    """The button that sends CRM Text's opt-in request, behind an explicit consent check."""
+    return {
+        "type": "actions",
+        "block_id": "opt_in_offer",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": "send_opt_in",
+                "text": {"type": "plain_text", "text": "Send opt-in request"},
+                "value": value,
+                "confirm": {
+                    "title": {"type": "plain_text", "text": "Did they agree to texts?"},
+                    "text": {
+                        "type": "mrkdwn",
+                        "text": "Only send this if the customer told you they want texts from "
+                        "this store (in person, by phone or in writing). CRM Text will text them "
+                        "the store's opt-in request. Your name is recorded with their consent.",
+                    },
+                    "confirm": {"type": "plain_text", "text": "They agreed, send it"},
+                    "deny": {"type": "plain_text", "text": "Cancel"},
+                },
+            }
+        ],
+    }

@@ -72,7 +72,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(verbose=args.verbose)
 
 
-
 def cmd_simulator(args: argparse.Namespace) -> int:
     from bridge.simulator import main
 

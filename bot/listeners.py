@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,6 +11,8 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
+from bot.commands import SmsCommand
+from bot.replies import Replies
 from bridge.optout import request_opt_out
 from bridge.storage import Storage
 
@@ -28,7 +31,11 @@ class Registered:
 
 
 def register(
-    app: App, storage: Storage, clock: Callable[[], datetime], wake: Callable[[], None]
+    app: App,
+    storage: Storage,
+    clock: Callable[[], datetime],
+    wake: Callable[[], None],
+    sms: SmsCommand,
 ) -> Registered:
     """Attach the listeners; dependencies travel in this closure, not in globals."""
     registered = Registered()
@@ -40,6 +47,12 @@ def register(
     def on_action(action_id: str) -> Callable[..., Any]:
         registered.actions.add(action_id)
         return app.action(action_id)
+
+    def on_command(name: str) -> Callable[..., Any]:
+        registered.commands.add(name)
+        return app.command(name)
+
+    replies = Replies(storage, clock, wake)
 
     def resolve(channel: str, ts: str, user: str) -> bool:
         thread = storage.thread_by_ts(channel, ts)
@@ -89,8 +102,31 @@ def register(
         wake()
 
     @on_event("message")
-    def on_message(event: dict[str, Any]) -> None:
-        """Every message event is acknowledged (200) so Slack never disables the subscription."""
-        log.debug("message event %s/%s ignored", event.get("channel"), event.get("ts"))
+    def on_message(event: dict[str, Any], body: dict[str, Any]) -> None:
+        """Every message event gets a 200; staff replies in customer threads are stored first."""
+        replies.on_message(event, str(body.get("event_id", "")))
+
+    @on_command("/sms")
+    def on_sms(ack: Ack, command: dict[str, Any]) -> None:
+        ack(text=sms.answer(command))
+
+    @on_action("send_opt_in")
+    def on_send_opt_in(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        target = json.loads(action["value"])
+        payload = {
+            **target,
+            "user": body["user"]["id"],
+            "channel": body["channel"]["id"],
+            "basis": "confirmed with the Send opt-in request button",
+        }
+        storage.enqueue(
+            "crm_opt_in",
+            payload,
+            queue=f"phone:{target['keyword']}:{target['phone']}",
+            now=clock(),
+            dedupe_key=f"opt-in:{target['keyword']}:{target['phone']}:{clock().date()}",
+        )
+        wake()
 
     return registered

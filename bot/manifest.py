@@ -15,15 +15,21 @@ PLACEHOLDER_URL = "https://smsbridge.example.com"
 BOT_EVENTS = ["message.channels", "message.groups", "reaction_added"]
 
 # Slash commands: (command, description, usage hint). Listeners register each of them.
-COMMANDS: list[tuple[str, str, str]] = []
+COMMANDS: list[tuple[str, str, str]] = [
+    ("/sms", "Text a customer from this store channel", "<phone> <message>"),
+]
 
 BOT_SCOPES = [
     "channels:history",  # staff replies in public store channels (message.channels)
     "groups:history",  # the same for private store channels (message.groups)
     "chat:write",  # customer threads, notices, progress
     "chat:write.customize",  # show the customer's name on their texts
+    "commands",  # /sms
+    "files:read",  # download pictures staff attach, to send as MMS
     "files:write",  # upload inbound MMS pictures into threads
     "reactions:read",  # a ✅ reaction resolves a thread (reaction_added)
+    "reactions:write",  # sent / not sent / note marks on staff replies
+    "users:read",  # staff display names for attribution and signatures
 ]
 
 LONG_DESCRIPTION = (

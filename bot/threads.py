@@ -78,14 +78,7 @@ class ThreadPoster:
         first = message["text"] if message["text"].strip() else f"(sent {len(media)} picture(s))"
         text, body = blocks.parent_post(customer, store, first, self._previous_link(thread), None)
         body = body[:2] + blocks.notice_blocks(intent, message["id"]) + body[2:]
-        metadata = {
-            "event_type": blocks.THREAD_EVENT,
-            "event_payload": {
-                "store": customer["store"],
-                "phone": customer["phone"],
-                "thread_id": thread["id"],
-            },
-        }
+        metadata = blocks.thread_metadata(customer, thread["id"])
         with slack_job("open thread"):
             response = self.client.chat_postMessage(
                 channel=thread["channel_id"],

@@ -18,6 +18,7 @@ from bridge.storage import Row, Storage, utcnow
 
 log = logging.getLogger(__name__)
 
+# A handler gets the job's payload plus ``_attempt`` (1 on the first run).
 Handler = Callable[[dict[str, Any]], None]
 
 
@@ -117,7 +118,7 @@ class JobRunner:
         try:
             if handler is None:
                 raise GiveUp(f"no handler for job kind {job['kind']!r}")
-            handler(job["payload"])
+            handler({**job["payload"], "_attempt": job["attempts"]})
         except Retry as exc:
             self._retry_or_give_up(job, str(exc), exc.delay)
         except GiveUp as exc:

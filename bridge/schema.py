@@ -118,3 +118,19 @@ def m001_initial(db: Database) -> None:
         "CREATE UNIQUE INDEX idx_jobs_dedupe ON jobs (dedupe_key) WHERE dedupe_key IS NOT NULL"
     )
     _table(db, "jobs").create_index(["status", "run_at"])
+
+
+@migrations()
+def m002_media(db: Database) -> None:
+    """Prepared MMS pictures, served at /media/... behind signed links."""
+    _table(db, "media").create(
+        {
+            "id": str,
+            "message_id": int,
+            "content_type": str,
+            "extension": str,
+            "data": bytes,
+            "created_at": str,
+        },
+        pk="id",
+    )

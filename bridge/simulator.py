@@ -209,6 +209,7 @@ class Simulator:
         self._next_msg = 900000000
         self._next_cust = 7000000
         self._queue_free: dict[str, datetime] = {}
+        self._outage: list[int] = []
 
     # ----- state helpers (call with the lock held) -----
 
@@ -554,9 +555,18 @@ class Simulator:
         app.add_url_rule("/_sim/media/<name>", "media", _view_media, methods=["GET"])
         return app
 
+    def fail_next(self, count: int = 1, status: int = 503) -> None:
+        """Failure injection: the next ``count`` API requests answer HTTP ``status``."""
+        with self._lock:
+            self._outage = [status] * count
+
     def _view_api(self) -> flask.Response:
         params = {**flask.request.args.to_dict(), **flask.request.form.to_dict()}
         op = params.get("method", "").strip().lower()
+        with self._lock:
+            outage = self._outage.pop(0) if self._outage else None
+        if outage is not None:
+            return flask.Response("Service Unavailable", status=outage, content_type="text/plain")
         auth = parse_auth(flask.request.headers.get("Authorization"))
         if auth is None:
             with self._lock:

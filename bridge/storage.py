@@ -365,3 +365,34 @@ class Storage:
     def next_job_time(self) -> datetime | None:
         row = self._one("SELECT min(run_at) AS t FROM jobs WHERE status = 'pending'")
         return parse_iso(row["t"]) if row and row["t"] else None
+
+    # -- media ----------------------------------------------------------------------------
+
+    def add_media(
+        self,
+        media_id: str,
+        message_id: int,
+        content_type: str,
+        extension: str,
+        data: bytes,
+        now: datetime,
+    ) -> None:
+        with self.transaction():
+            self._t("media").insert(
+                {
+                    "id": media_id,
+                    "message_id": message_id,
+                    "content_type": content_type,
+                    "extension": extension,
+                    "data": data,
+                    "created_at": iso(now),
+                },
+                replace=True,
+            )
+
+    def media(self, media_id: str) -> Row | None:
+        return self._one("SELECT * FROM media WHERE id = ?", [media_id])
+
+    def delete_media_before(self, cutoff: datetime) -> int:
+        with self.transaction():
+            return self.db.execute("DELETE FROM media WHERE created_at < ?", [iso(cutoff)]).rowcount

@@ -1,4 +1,4 @@
-"""``POST /sms/inbound/<CALLBACK_TOKEN>``: CRM Text's callback, as a Flask blueprint."""
+"""The routes CRM Text calls: the inbound callback and the signed MMS picture links."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from bridge.callback import CallbackError, parse_callback
 from bridge.inbound import Inbound, UnknownStore
+from bridge.media import verify
+from bridge.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -47,5 +49,23 @@ def inbound_blueprint(
         if new:
             on_stored()
         return "ok\n", 200
+
+    return blueprint
+
+
+def media_blueprint(storage: Storage, secret: bytes, clock: Callable[[], datetime]) -> Blueprint:
+    """``GET /media/<expires>/<signature>/<id>.<ext>``: pictures CRM Text fetches for MMS."""
+    blueprint = Blueprint("media", __name__)
+
+    @blueprint.get("/media/<expires>/<signature>/<filename>")
+    def serve(expires: str, signature: str, filename: str) -> tuple[Response | str, int]:
+        media_id = verify(expires, signature, filename, secret, clock())
+        row = storage.media(media_id) if media_id else None
+        if row is None:
+            log.info("media link refused: %s", filename)
+            return "not found\n", 404
+        response = Response(row["data"], mimetype=row["content_type"])
+        response.headers["Cache-Control"] = "private, max-age=3600"
+        return response, 200
 
     return blueprint

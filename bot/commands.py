@@ -1,0 +1,199 @@
+"""``/sms <phone> <message>``: start or continue a conversation from a store channel.
+
+The command is acknowledged at once; the CRM Text look-up and the send run as jobs. For a number
+that is not opted in, staff are offered CRM Text's opt-in request behind a consent confirmation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk import WebClient
+
+from bot import blocks
+from bot.slackcalls import slack_job
+from bridge.config import Config
+from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable
+from bridge.jobs import GiveUp, Retry
+from bridge.phones import InvalidPhone, parse_us, pretty
+from bridge.storage import NEW, OPTED_IN, OPTED_OUT, STATUS_NAMES, Row, Storage, iso
+
+log = logging.getLogger(__name__)
+
+USAGE = "Usage: `/sms <phone> <message>`, e.g. `/sms (415) 555-0100 Your order is ready!`"
+
+
+def split_phone(text: str) -> tuple[str, str]:
+    """The leading phone number (it may contain spaces) and the message after it."""
+    words = text.split()
+    if not words:
+        raise InvalidPhone("No phone number given.")
+    for n in range(min(3, len(words)), 0, -1):
+        try:
+            return parse_us(" ".join(words[:n])), " ".join(words[n:])
+        except InvalidPhone:
+            continue
+    return parse_us(words[0]), ""  # raises, naming the first word
+
+
+class SmsCommand:
+    """The /sms slash command and the opt-in request it can offer."""
+
+    def __init__(
+        self,
+        config: Config,
+        storage: Storage,
+        client: WebClient,
+        crm: CrmTextClient,
+        clock: Callable[[], datetime],
+        wake: Callable[[], None],
+    ) -> None:
+        self.config = config
+        self.storage = storage
+        self.client = client
+        self.crm = crm
+        self.clock = clock
+        self.wake = wake
+
+    def answer(self, command: dict[str, Any]) -> str:
+        """Validate, queue the work, and return the ephemeral text for ``ack``."""
+        keyword = self.config.keyword_for(command.get("channel_id", ""))
+        if keyword is None:
+            channels = ", ".join(f"<#{c}>" for c in self.config.stores.values())
+            return f"`/sms` works in a store channel: {channels}."
+        try:
+            phone, text = split_phone(command.get("text", ""))
+        except InvalidPhone as exc:
+            return f"{exc} {USAGE}"
+        if not text.strip():
+            return f"What should the text say? {USAGE}"
+        now = self.clock()
+        payload = {
+            "keyword": keyword,
+            "phone": phone,
+            "text": text,
+            "user": command["user_id"],
+            "channel": command["channel_id"],
+            "trigger": command.get("trigger_id", ""),
+        }
+        self.storage.enqueue(
+            "sms_command",
+            payload,
+            queue=f"phone:{keyword}:{phone}",
+            now=now,
+            dedupe_key=f"sms-command:{command.get('trigger_id') or iso(now)}",
+        )
+        self.wake()
+        return f"Texting {pretty(phone)}…"
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def run(self, payload: dict[str, Any]) -> None:
+        """Job ``sms_command``: check consent, then record the message for ``send_reply``."""
+        keyword, phone = payload["keyword"], payload["phone"]
+        customer = self._customer(keyword, phone)
+        if customer["status"] != OPTED_IN:
+            self._offer_opt_in(payload, customer)
+            return
+        now = self.clock()
+        channel = self.config.stores[keyword]
+        quiet = timedelta(days=self.config.thread_quiet_days)
+        with self.storage.transaction():
+            source = f"command:{payload['trigger'] or iso(now)}"
+            if self.storage.message_by_source(source) is not None:
+                return
+            thread = self.storage.current_thread(customer["id"], channel, now, quiet)
+            message_id = self.storage.add_message(
+                {
+                    "store": keyword,
+                    "customer_id": customer["id"],
+                    "thread_id": thread["id"],
+                    "direction": "out",
+                    "kind": "sms",
+                    "text": payload["text"],
+                    "media": [],
+                    "status": "pending",
+                    "staff_user": payload["user"],
+                    "source_key": source,
+                    "created_at": iso(now),
+                }
+            )
+            self.storage.enqueue(
+                "send_reply",
+                {"message_id": message_id},
+                queue=f"customer:{customer['id']}",
+                dedupe_key=f"send:{message_id}",
+                now=now,
+            )
+
+    def opt_in(self, payload: dict[str, Any]) -> None:
+        """Job ``crm_opt_in``: staff confirmed consent; ask CRM Text to opt the number in."""
+        keyword, phone = payload["keyword"], payload["phone"]
+        try:
+            result = self.crm.opt_in(keyword, phone)
+        except CrmTextUnavailable as exc:
+            raise Retry(f"CRM Text unreachable: {exc}") from exc
+        except CrmTextError as exc:
+            self._ephemeral(payload, f":x: CRM Text refused the opt-in request: {exc.message}")
+            raise GiveUp(str(exc)) from exc
+        customer = self.storage.upsert_customer(keyword, phone, now=self.clock())
+        how = f"staff confirmed consent and sent CRM Text's opt-in request ({payload['basis']})"
+        self.storage.set_status(
+            customer["id"], result.status, how=how, actor=payload["user"], now=self.clock()
+        )
+        if result.status == OPTED_IN:
+            text = (
+                f":white_check_mark: {pretty(phone)} is opted in. Send your text with `/sms` again."
+            )
+        else:
+            text = (
+                f":hourglass: Opt-in request sent to {pretty(phone)}. They are "
+                f"{STATUS_NAMES.get(result.status, 'pending')} until they reply YES."
+            )
+        self._ephemeral(payload, text)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _customer(self, keyword: str, phone: str) -> Row:
+        """The local record, refreshed from CRM Text when we do not know them as opted in."""
+        customer = self.storage.upsert_customer(keyword, phone, now=self.clock())
+        if customer["status"] in (OPTED_IN, OPTED_OUT):
+            return customer  # a local opt-out is never undone by a look-up
+        try:
+            info = self.crm.customer_info(keyword, phone)
+        except CrmTextUnavailable as exc:
+            raise Retry(f"CRM Text unreachable: {exc}") from exc
+        except CrmTextError:
+            return customer  # CRM Text does not know the number: a new guest
+        if info.status != customer["status"]:
+            self.storage.set_status(
+                customer["id"], info.status, how="CRM Text getcustomerinfo", now=self.clock()
+            )
+        return self.storage.customer(customer["id"])
+
+    def _offer_opt_in(self, payload: dict[str, Any], customer: Row) -> None:
+        status = STATUS_NAMES.get(customer["status"], "not opted in")
+        text = (
+            f":no_entry_sign: Nothing was sent: {pretty(customer['phone'])} is {status}, and "
+            "stores may only text customers who opted in."
+        )
+        body: list[blocks.Block] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+        if customer["status"] == NEW:
+            body.append(
+                blocks.opt_in_offer(
+                    json.dumps({"keyword": payload["keyword"], "phone": payload["phone"]})
+                )
+            )
+        self._ephemeral(payload, text, body)
+
+    def _ephemeral(
+        self, payload: dict[str, Any], text: str, body: list[blocks.Block] | None = None
+    ) -> None:
+        with slack_job("answer /sms"):
+            self.client.chat_postEphemeral(
+                channel=payload["channel"], user=payload["user"], text=text, blocks=body
+            )

@@ -1,0 +1,270 @@
+"""The ``send_reply`` job: a staff reply (or ``/sms``) goes out through CRM Text, exactly once.
+
+Progress is written after every step (Slack post, each SMS/MMS part) so a retry or restart
+resumes where it stopped; a part whose first attempt may have landed is recognised through
+CRM Text's 12-hour duplicate answer instead of being sent twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks
+from bot.slackcalls import slack_job
+from bot.slacktext import to_plain
+from bridge import outbound
+from bridge.config import Config
+from bridge.crmtext import CrmTextClient, CrmTextUnavailable
+from bridge.jobs import Retry
+from bridge.media import MediaError, media_secret, media_url, prepare_image
+from bridge.storage import OPTED_OUT, Row, Storage
+
+log = logging.getLogger(__name__)
+
+SLACK_FILE_HOSTS = ("slack.com", "slack-edge.com", "slack-files.com")
+
+
+class Sender:
+    """Sends stored outbound messages and reports the outcome on the staff's Slack message."""
+
+    def __init__(
+        self,
+        config: Config,
+        storage: Storage,
+        client: WebClient,
+        crm: CrmTextClient,
+        http: httpx.Client,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.config = config
+        self.storage = storage
+        self.client = client
+        self.crm = crm
+        self.http = http
+        self.clock = clock
+        self.secret = media_secret(config.slack_signing_secret, config.callback_token)
+        self._names: dict[str, str] = {}
+        api_host = urlparse(config.slack_api_url).hostname or ""
+        self._file_hosts = (*SLACK_FILE_HOSTS, api_host)
+
+    # -- the job --------------------------------------------------------------------------
+
+    def send_reply(self, payload: dict[str, Any]) -> None:
+        message = self.storage.message(payload["message_id"])
+        if message["status"] != "pending":
+            return
+        thread = self.storage.thread(message["thread_id"])
+        customer = self.storage.customer(message["customer_id"])
+        staff = self.staff_name(message["staff_user"])
+        text = outbound.with_signature(
+            to_plain(message["text"]), self._signature(customer["store"], staff)
+        )
+        if not message["slack_ts"]:
+            message = self._post_command_message(message, thread, customer, staff, text)
+        try:
+            info = outbound.check(customer["status"], text) if text else None
+            parts = self._parts(message, thread, text)
+            self._send_parts(message, customer, parts, payload["_attempt"] > 1)
+        except outbound.NotSent as refusal:
+            self._refused(message, thread, customer, refusal)
+            return
+        except CrmTextUnavailable as exc:
+            raise Retry(f"CRM Text unreachable: {exc}") from exc
+        self.storage.update_message(message["id"], status="sent", error="")
+        self._react(thread["channel_id"], message["slack_ts"], blocks.REACTION_SENT)
+        if info is not None and (info.segments > 1 or info.encoding != "GSM-7"):
+            note = blocks.segments_note(
+                info.encoding, info.segments, info.billing_units, info.characters
+            )
+            self._post(thread, note)
+
+    def gave_up(self, job: Row, error: str) -> None:
+        """After the last retry: say in the thread that the reply was not sent."""
+        message = self.storage.message(job["payload"]["message_id"])
+        if message["status"] != "pending":
+            return
+        thread = self.storage.thread(message["thread_id"])
+        self.storage.update_message(message["id"], status="failed", error=error)
+        if message["slack_ts"]:
+            self._react(thread["channel_id"], message["slack_ts"], blocks.REACTION_FAILED)
+        self._post(thread, blocks.unreachable(job["attempts"]))
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def _parts(self, message: Row, thread: Row, text: str) -> list[tuple[str, str | None]]:
+        """(text, mms_url) per CRM Text call: the text rides with the first picture."""
+        urls = self._prepared_urls(message, thread)
+        if not text and not urls:
+            raise outbound.NotSent("nothing", "Not sent: there was nothing to text.")
+        if not urls:
+            return [(text, None)]
+        return [(text if n == 0 else "", url) for n, url in enumerate(urls)]
+
+    def _send_parts(
+        self, message: Row, customer: Row, parts: list[tuple[str, str | None]], retried: bool
+    ) -> None:
+        done = message["media_posted"] or 0
+        for n, (text, url) in enumerate(parts[done:], start=done + 1):
+            msg_id = outbound.send(
+                self.crm, customer["store"], customer["phone"], text, url, retried
+            )
+            fields: dict[str, Any] = {"media_posted": n}
+            if msg_id:
+                fields["provider_id"] = msg_id if n == 1 else f"{message['id']}:{msg_id}"
+            self.storage.update_message(message["id"], **fields)
+
+    def _refused(self, message: Row, thread: Row, customer: Row, refusal: outbound.NotSent) -> None:
+        self.storage.update_message(message["id"], status="blocked", error=refusal.reason)
+        if refusal.code == "opted_out" and customer["status"] != OPTED_OUT:
+            self.storage.set_status(
+                customer["id"],
+                OPTED_OUT,
+                how="CRM Text refused a reply: customer is opted out",
+                now=self.clock(),
+            )
+        self._react(thread["channel_id"], message["slack_ts"], blocks.REACTION_FAILED)
+        self._post(thread, blocks.not_sent(refusal.reason))
+
+    def _post_command_message(
+        self, message: Row, thread: Row, customer: Row, staff: str, text: str
+    ) -> Row:
+        """``/sms`` messages have no Slack post yet: post it (opening the thread if needed)."""
+        body = blocks.outbound_post(staff, customer, text)
+        if thread["ts"] is None:
+            store = self.storage.store(customer["store"])
+            assert store is not None
+            fallback, parent = blocks.parent_post(customer, store, text, None, None)
+            parent[1] = {"type": "section", "text": {"type": "mrkdwn", "text": body}}
+            with slack_job("open thread for /sms"):
+                response = self.client.chat_postMessage(
+                    channel=thread["channel_id"],
+                    text=fallback,
+                    blocks=parent,
+                    metadata=blocks.thread_metadata(customer, thread["id"]),
+                )
+            ts = str(response["ts"])
+            self.storage.set_thread_ts(thread["id"], ts)
+        else:
+            with slack_job("post /sms message"):
+                response = self.client.chat_postMessage(
+                    channel=thread["channel_id"], thread_ts=thread["ts"], text=body
+                )
+            ts = str(response["ts"])
+        self.storage.update_message(message["id"], slack_ts=ts)
+        return self.storage.message(message["id"])
+
+    # -- pictures -------------------------------------------------------------------------
+
+    def _prepared_urls(self, message: Row, thread: Row) -> list[str]:
+        """Download, shrink and store each picture once; later attempts reuse the links."""
+        files = json.loads(message["media"] or "[]")
+        if not files:
+            return []
+        if all("url" in f or "refused" in f for f in files):
+            return [f["url"] for f in files if "url" in f]
+        prepared, refusals = [], []
+        for item in files:
+            try:
+                prepared.append({**item, "url": self._store_picture(message["id"], item)})
+            except (MediaError, outbound.NotSent) as exc:
+                reason = exc.reason if isinstance(exc, outbound.NotSent) else str(exc)
+                prepared.append({**item, "refused": reason})
+                refusals.append(blocks.refused_file(item.get("name") or "A file", reason))
+        self.storage.update_message(message["id"], media=json.dumps(prepared))
+        for refusal in refusals:
+            self._post(thread, refusal)
+        return [f["url"] for f in prepared if "url" in f]
+
+    def _store_picture(self, message_id: int, item: dict[str, Any]) -> str:
+        image = prepare_image(self._download(item))
+        media_id = secrets.token_urlsafe(16)
+        now = self.clock()
+        self.storage.add_media(
+            media_id, message_id, image.content_type, image.extension, image.data, now
+        )
+        return media_url(
+            self.config.public_url,
+            media_id,
+            image.extension,
+            secret=self.secret,
+            now=now,
+            ttl=timedelta(hours=self.config.media_ttl_hours),
+        )
+
+    def _download(self, item: dict[str, Any]) -> bytes:
+        """Fetch a Slack file with the bot token, sending the token to Slack hosts only."""
+        url = item.get("url_private_download") or item.get("url_private") or ""
+        for _ in range(4):
+            if item.get("is_external") or not self._is_slack_host(url):
+                raise outbound.NotSent("external", "it is stored outside Slack.")
+            response = self.http.get(
+                url,
+                headers={"Authorization": f"Bearer {self.config.slack_bot_token}"},
+                follow_redirects=False,
+            )
+            if response.is_redirect:
+                url = str(response.url.join(response.headers["location"]))
+                continue
+            if response.status_code != 200:
+                raise outbound.NotSent("download", f"Slack answered {response.status_code}.")
+            if response.headers.get("content-type", "").startswith("text/html"):
+                raise outbound.NotSent(
+                    "download", "Slack sent a login page instead of the file (files:read scope?)."
+                )
+            return response.content
+        raise outbound.NotSent("download", "Slack redirected too many times.")
+
+    def _is_slack_host(self, url: str) -> bool:
+        parsed = urlparse(url)
+        host = parsed.hostname or ""
+        return parsed.scheme in ("https", "http") and any(
+            host == h or host.endswith("." + h) for h in self._file_hosts
+        )
+
+    # -- Slack helpers --------------------------------------------------------------------
+
+    def staff_name(self, user: str | None) -> str:
+        """The staff member's display name (cached); the user ID if Slack will not say."""
+        if not user:
+            return "Staff"
+        if user not in self._names:
+            try:
+                profile = self.client.users_info(user=user)["user"]
+                name = profile["profile"].get("display_name") or profile.get("real_name") or user
+            except SlackApiError:
+                return user
+            self._names[user] = str(name)
+        return self._names[user]
+
+    def _signature(self, keyword: str, staff: str) -> str:
+        template = self.config.signatures.get(keyword, "")
+        return template.replace("{name}", staff)
+
+    def _react(self, channel: str, ts: str, name: str) -> None:
+        try:
+            self.client.reactions_add(channel=channel, timestamp=ts, name=name)
+        except SlackApiError as exc:
+            if exc.response.get("error") != "already_reacted":
+                log.warning("reaction %s on %s failed: %s", name, ts, exc.response.get("error"))
+
+    def _post(self, thread: Row, text: str) -> None:
+        with slack_job("explain in thread"):
+            self.client.chat_postMessage(
+                channel=thread["channel_id"], thread_ts=thread["ts"], text=text
+            )
+
+    def mark_note(self, payload: dict[str, Any]) -> None:
+        """Job ``mark_note``: a ``note:`` reply stays in Slack; mark it so everyone sees that."""
+        message = self.storage.message(payload["message_id"])
+        thread = self.storage.thread(message["thread_id"])
+        self._react(thread["channel_id"], message["slack_ts"], blocks.REACTION_NOTE)

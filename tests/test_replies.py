@@ -1,0 +1,512 @@
+"""Staff replies in customer threads go out as SMS/MMS exactly once (Bolt + simulator)."""
+
+from __future__ import annotations
+
+import io
+import random
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+from PIL import Image
+
+from bot.fakeslack import Message
+from bridge.storage import OPTED_OUT
+from tests.conftest import PIZZA_CHANNEL, Harness
+
+JANE = "4155550101"
+
+
+def sends(harness: Harness) -> list[dict[str, Any]]:
+    return [c for c in harness.sim.calls if c["method"] == "sendsmsmsg"]
+
+
+def open_thread(harness: Harness, status: int = 3, phone: str = JANE) -> Message:
+    harness.sim.add_customer("PIZZA", phone, status=status, name="Jane Doe")
+    harness.text("PIZZA", phone, "Is my pizza on the way?")
+    harness.drain()
+    return harness.slack.top_level(PIZZA_CHANNEL)[-1]
+
+
+def staff_reply(
+    harness: Harness,
+    parent: Message,
+    text: str,
+    *,
+    user: str = "USAM",
+    files: list | None = None,
+    event_id: str | None = None,
+    retry_num: int | None = None,
+    message: Message | None = None,
+) -> Message:
+    """Staff type in the thread: Slack holds the message and delivers the event to the app."""
+    message = message or harness.slack.add_message(
+        PIZZA_CHANNEL, text, user=user, thread_ts=parent.ts, files=files
+    )
+    event: dict[str, Any] = {
+        "type": "message",
+        "channel": PIZZA_CHANNEL,
+        "channel_type": "channel",
+        "user": user,
+        "text": text,
+        "ts": message.ts,
+        "thread_ts": parent.ts,
+        "event_ts": message.ts,
+    }
+    if files:
+        event.update(subtype="file_share", files=files)
+    response = harness.sender.event(event, event_id=event_id, retry_num=retry_num)
+    assert response.status_code == 200
+    return message
+
+
+def thread_texts(harness: Harness, parent: Message) -> list[str]:
+    return [m.text for m in harness.slack.thread(PIZZA_CHANNEL, parent.ts)[1:]]
+
+
+def reactions(harness: Harness, message: Message) -> list[str]:
+    [held] = [m for m in harness.slack.messages if m.ts == message.ts]
+    return held.reactions
+
+
+def test_reply_is_texted_once_and_marked_sent(harness: Harness) -> None:
+    parent = open_thread(harness)
+    reply = staff_reply(harness, parent, "Yes! It left 5 minutes ago &amp; will be there soon.")
+    harness.drain()
+
+    [call] = sends(harness)
+    assert call["keyword"] == "PIZZA"
+    assert call["params"]["phone_number"] == JANE
+    assert call["params"]["message"] == "Yes! It left 5 minutes ago & will be there soon."
+    assert [d.text for d in harness.sim.outbox if d.phone == JANE] == [
+        "Yes! It left 5 minutes ago & will be there soon."
+    ]
+    assert reactions(harness, reply) == ["outbox_tray"]
+    stored = harness.services.storage.message_by_source(f"slack:{PIZZA_CHANNEL}:{reply.ts}")
+    assert stored["status"] == "sent" and stored["staff_user"] == "USAM"
+
+
+def test_slack_retry_of_the_same_event_texts_once(harness: Harness) -> None:
+    parent = open_thread(harness)
+    reply = staff_reply(harness, parent, "On its way", event_id="Ev111")
+    staff_reply(harness, parent, "On its way", event_id="Ev111", retry_num=1, message=reply)
+    harness.drain()
+    staff_reply(harness, parent, "On its way", event_id="Ev111", retry_num=2, message=reply)
+    harness.drain()
+    assert [c["params"]["message"] for c in sends(harness)] == ["On its way"]
+
+
+def test_redelivery_with_a_new_event_id_texts_once(harness: Harness) -> None:
+    parent = open_thread(harness)
+    reply = staff_reply(harness, parent, "On its way", event_id="Ev201")
+    staff_reply(harness, parent, "On its way", event_id="Ev202", message=reply)
+    harness.drain()
+    assert len(sends(harness)) == 1
+
+
+def test_restart_between_stored_and_sent_texts_once(harness: Harness) -> None:
+    parent = open_thread(harness)
+    staff_reply(harness, parent, "Sent across a restart")
+    assert sends(harness) == []
+    harness.restart()
+    harness.drain()
+    harness.drain()
+    assert [c["params"]["message"] for c in sends(harness)] == ["Sent across a restart"]
+
+
+def test_crash_after_crm_accepted_but_before_it_was_recorded_texts_once(harness: Harness) -> None:
+    """A retried part whose first attempt landed gets CRM Text's duplicate answer: that is sent."""
+    parent = open_thread(harness)
+    reply = staff_reply(harness, parent, "Exactly once")
+    services = harness.services
+    message = services.storage.message_by_source(f"slack:{PIZZA_CHANNEL}:{reply.ts}")
+    services.crm.send_sms("PIZZA", JANE, "Exactly once")  # the attempt that died after sending
+    job = services.storage.claim_job(harness.clock(), __import__("datetime").timedelta(0))
+    assert job["kind"] == "send_reply"  # the crashed attempt: claimed, never finished
+    services.storage.retry_job(job["id"], harness.clock(), "worker died")
+    harness.drain()
+    assert [d.text for d in harness.sim.outbox if d.phone == JANE] == ["Exactly once"]
+    assert services.storage.message(message["id"])["status"] == "sent"
+    assert reactions(harness, reply) == ["outbox_tray"]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "message", "user": "UBOT", "bot_id": "BBOT", "text": "our own post"},
+        {"type": "message", "subtype": "bot_message", "bot_id": "BOTHER", "text": "another bot"},
+        {
+            "type": "message",
+            "subtype": "message_changed",
+            "message": {"ts": "1.1", "text": "x"},
+            "previous_message": {"ts": "1.1", "text": "y"},
+        },
+        {"type": "message", "subtype": "message_deleted", "deleted_ts": "1.1"},
+        {"type": "message", "subtype": "channel_join", "user": "USAM", "text": "joined"},
+        {"type": "message", "user": "USAM", "text": "top-level chatter"},
+        {
+            "type": "message",
+            "user": "USAM",
+            "text": "a thread that is not a customer's",
+            "thread_ts": "1700000000.000001",
+        },
+    ],
+    ids=[
+        "own-post",
+        "bot_message",
+        "message_changed",
+        "message_deleted",
+        "channel_join",
+        "top-level",
+        "other-thread",
+    ],
+)
+def test_events_not_acted_on_are_acknowledged_and_do_nothing(
+    harness: Harness, event: dict[str, Any]
+) -> None:
+    parent = open_thread(harness)
+    jobs_before = len(harness.services.storage.jobs())
+    ts = harness.slack.add_message(PIZZA_CHANNEL, "x", user="USAM").ts
+    event = {"channel": PIZZA_CHANNEL, "ts": ts, "event_ts": ts, **event}
+    response = harness.sender.event(event)
+    assert response.status_code == 200
+    harness.drain()
+    assert sends(harness) == []
+    assert len(harness.services.storage.jobs()) == jobs_before
+    assert thread_texts(harness, parent) == []
+
+
+def test_reply_in_a_non_store_channel_is_ignored(harness: Harness) -> None:
+    open_thread(harness)
+    response = harness.sender.event(
+        {
+            "type": "message",
+            "channel": "CRANDOM1",
+            "user": "USAM",
+            "text": "hi",
+            "ts": "2.0",
+            "thread_ts": "1.0",
+        }
+    )
+    assert response.status_code == 200
+    assert sends(harness) == []
+
+
+def test_note_prefix_stays_in_slack(harness: Harness) -> None:
+    parent = open_thread(harness)
+    note = staff_reply(harness, parent, "Note: she's a regular, give her the discount")
+    harness.drain()
+    assert sends(harness) == []
+    assert reactions(harness, note) == ["memo"]
+    hint = parent.blocks[2]["elements"][0]["text"]
+    assert hint.startswith(
+        "Reply in this thread to text them (:outbox_tray: sent, :x: not sent). "
+        "Start with `note:` to keep a reply in Slack."
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (
+            OPTED_OUT,
+            ":x: Not sent: this customer opted out, so texting them is blocked. They can "
+            "opt back in by texting START.",
+        ),
+        (
+            4,
+            ":x: Not sent: this customer's opt-in is pending. They must reply YES to the opt-in "
+            "request before the store can text them.",
+        ),
+    ],
+)
+def test_reply_to_a_customer_who_cannot_be_texted_is_blocked_before_crm_text(
+    harness: Harness, status: int, reason: str
+) -> None:
+    parent = open_thread(harness)
+    customer = harness.services.storage.find_customer("PIZZA", "+14155550101")
+    harness.services.storage.set_status(customer["id"], status, how="test", now=harness.clock())
+    reply = staff_reply(harness, parent, "Your order is ready")
+    harness.drain()
+    assert sends(harness) == []
+    assert reactions(harness, reply) == ["x"]
+    assert thread_texts(harness, parent)[-1] == reason
+
+
+def test_over_length_reply_is_not_sent(harness: Harness) -> None:
+    parent = open_thread(harness)
+    reply = staff_reply(harness, parent, "a" * 1601)
+    harness.drain()
+    assert sends(harness) == []
+    assert reactions(harness, reply) == ["x"]
+    assert thread_texts(harness, parent)[-1] == (
+        ":x: Not sent: 1,601 characters is over CRM Text's limit of 1,600. "
+        "Shorten it or split it into two replies."
+    )
+
+
+def test_crm_text_twelve_hour_duplicate_answer_is_explained(harness: Harness) -> None:
+    parent = open_thread(harness)
+    staff_reply(harness, parent, "Thanks for your order!")
+    harness.drain()
+    second = staff_reply(harness, parent, "Thanks for your order!")
+    harness.drain()
+    assert len(sends(harness)) == 2  # the second reached CRM Text, which refused it
+    assert [d.text for d in harness.sim.outbox if d.phone == JANE] == ["Thanks for your order!"]
+    assert reactions(harness, second) == ["x"]
+    assert thread_texts(harness, parent)[-1] == (
+        ":x: Not sent: CRM Text blocks the same text to the same customer within 12 hours. "
+        "Reword it if you need to send it again."
+    )
+
+
+def test_crm_text_outage_is_retried_with_backoff_then_sent(harness: Harness) -> None:
+    parent = open_thread(harness)
+    harness.sim.fail_next(2)
+    reply = staff_reply(harness, parent, "Retry me")
+    harness.drain()
+    assert sends(harness) == []
+    for _ in range(2):
+        harness.clock.advance(seconds=10)
+        harness.drain()
+    assert [c["params"]["message"] for c in sends(harness)] == ["Retry me"]
+    assert reactions(harness, reply) == ["outbox_tray"]
+
+
+def test_crm_text_outage_that_lasts_is_reported(harness: Harness) -> None:
+    parent = open_thread(harness)
+    harness.sim.fail_next(50)
+    reply = staff_reply(harness, parent, "Nobody home")
+    for _ in range(10):
+        harness.drain()
+        harness.clock.advance(minutes=6)
+    assert sends(harness) == []
+    assert reactions(harness, reply) == ["x"]
+    assert thread_texts(harness, parent)[-1] == (
+        ":x: Not sent: CRM Text could not be reached after 8 tries. "
+        "Check CRM Text's status, then send the reply again."
+    )
+
+
+def test_long_unicode_reply_shows_encoding_segments_and_billing(harness: Harness) -> None:
+    parent = open_thread(harness)
+    text = "Your order’s ready " + "x" * 60  # 79 chars, the curly apostrophe forces UCS-2
+    staff_reply(harness, parent, text)
+    harness.drain()
+    assert thread_texts(harness, parent)[-1] == (
+        ":straight_ruler: Texted as UCS-2: 79 characters, 2 SMS segments, 1 CRM Text billing unit."
+    )
+
+
+def test_signature_is_appended_and_counted(harness: Harness) -> None:
+    from dataclasses import replace
+
+    harness.stop()
+    harness.config = replace(harness.config, signatures={"PIZZA": "– {name}, Main St Pizza"})
+    harness.start()
+    parent = open_thread(harness)
+    staff_reply(harness, parent, "a" * 140)
+    harness.drain()
+    [call] = sends(harness)
+    assert call["params"]["message"] == "a" * 140 + "\n– Sam, Main St Pizza"
+    assert thread_texts(harness, parent)[-1].startswith(
+        ":straight_ruler: Texted as UCS-2: 161 characters, 3 SMS segments"
+    )
+
+
+def test_edit_and_delete_after_send_say_the_customer_has_the_original(harness: Harness) -> None:
+    parent = open_thread(harness)
+    reply = staff_reply(harness, parent, "Pickup at 6")
+    harness.drain()
+    harness.sender.event(
+        {
+            "type": "message",
+            "subtype": "message_changed",
+            "channel": PIZZA_CHANNEL,
+            "message": {
+                "ts": reply.ts,
+                "user": "USAM",
+                "text": "Pickup at 7",
+                "thread_ts": parent.ts,
+            },
+            "previous_message": {"ts": reply.ts, "user": "USAM", "text": "Pickup at 6"},
+            "event_ts": "9.1",
+            "ts": "9.1",
+        }
+    )
+    harness.sender.event(
+        {
+            "type": "message",
+            "subtype": "message_deleted",
+            "channel": PIZZA_CHANNEL,
+            "deleted_ts": reply.ts,
+            "previous_message": {"ts": reply.ts, "text": "Pickup at 7"},
+            "event_ts": "9.2",
+            "ts": "9.2",
+        }
+    )
+    harness.drain()
+    assert thread_texts(harness, parent)[-2:] == [
+        ":pencil2: <@USAM> edited a reply that was already texted. "
+        "The customer has the original:\n> Pickup at 6",
+        ":wastebasket: A reply that was already texted was deleted in Slack. "
+        "The customer still has it:\n> Pickup at 6",
+    ]
+    assert len(sends(harness)) == 1
+
+
+def noisy_png(size: tuple[int, int] = (1000, 700)) -> bytes:
+    rng = random.Random(7)
+    image = Image.frombytes("RGB", size, rng.randbytes(size[0] * size[1] * 3))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def test_picture_reply_goes_out_as_mms_under_450_kb(harness: Harness) -> None:
+    parent = open_thread(harness)
+    original = noisy_png()
+    assert len(original) >= 2_000_000
+    file = harness.slack.add_file("F1", original, "image/png", "menu.png")
+    reply = staff_reply(harness, parent, "Here's the menu", files=[file])
+    harness.drain()
+
+    [call] = sends(harness)
+    assert call["params"]["message"] == "Here's the menu"
+    mms_url = call["params"]["mmsurl"]
+    assert mms_url.startswith("https://bridge.example.com/media/") and mms_url.endswith(".jpg")
+    served = httpx.get(harness.server.url + urlparse(mms_url).path)
+    assert served.status_code == 200
+    assert served.headers["content-type"] == "image/jpeg"
+    assert len(served.content) <= 450_000
+    assert Image.open(io.BytesIO(served.content)).format == "JPEG"
+    assert reactions(harness, reply) == ["outbox_tray"]
+    download = harness.slack.calls_to("file.download")[-1]
+    assert download.token == harness.slack.bot_token
+
+
+def test_tampered_or_expired_media_link_answers_404(harness: Harness) -> None:
+    parent = open_thread(harness)
+    file = harness.slack.add_file("F2", noisy_png((300, 200)), "image/png", "a.png")
+    staff_reply(harness, parent, "pic", files=[file])
+    harness.drain()
+    path = urlparse(sends(harness)[0]["params"]["mmsurl"]).path
+    _, _, expires, signature, name = path.split("/")
+    tampered = f"/media/{expires}/{signature[:-2]}xx/{name}"
+    other = f"/media/{int(expires) + 3600}/{signature}/{name}"
+    assert httpx.get(harness.server.url + tampered).status_code == 404
+    assert httpx.get(harness.server.url + other).status_code == 404
+    assert httpx.get(harness.server.url + path).status_code == 200
+    harness.clock.advance(hours=49)
+    assert httpx.get(harness.server.url + path).status_code == 404
+
+
+def test_several_pictures_go_as_several_mms_and_a_pdf_is_refused(harness: Harness) -> None:
+    parent = open_thread(harness)
+    files = [
+        harness.slack.add_file("F3", noisy_png((200, 200)), "image/png", "one.png"),
+        harness.slack.add_file("F4", b"%PDF-1.4 not a picture", "application/pdf", "menu.pdf"),
+        harness.slack.add_file("F5", noisy_png((100, 100)), "image/png", "two.png"),
+    ]
+    staff_reply(harness, parent, "Two pictures", files=files)
+    harness.drain()
+    calls = sends(harness)
+    assert [c["params"]["message"] for c in calls] == ["Two pictures", ""]
+    assert all(c["params"]["mmsurl"].endswith(".png") for c in calls)
+    assert thread_texts(harness, parent)[1] == (
+        ":x: menu.pdf was not sent: That file is not a picture we can text. "
+        "Please attach a JPEG, PNG or GIF."
+    )
+
+
+def command(harness: Harness, text: str, user: str = "USAM") -> str:
+    response = harness.sender.command("/sms", text, user=user, channel=PIZZA_CHANNEL)
+    assert response.status_code == 200
+    return response.text
+
+
+def test_sms_command_to_an_opted_in_number_opens_a_thread_and_texts(harness: Harness) -> None:
+    harness.sim.add_customer("PIZZA", "4155550199", status=3)
+    assert command(harness, "(415) 555-0199 Your table is ready") == "Texting (415) 555-0199…"
+    harness.drain()
+    [call] = sends(harness)
+    assert (call["params"]["phone_number"], call["params"]["message"]) == (
+        "4155550199",
+        "Your table is ready",
+    )
+    [parent] = harness.slack.top_level(PIZZA_CHANNEL)
+    assert parent.blocks[1]["text"]["text"] == (
+        ":outbox_tray: *Sam* texted (415) 555-0199:\n> Your table is ready"
+    )
+    assert parent.reactions == ["outbox_tray"]
+    harness.text("PIZZA", "4155550199", "Be right there")
+    harness.drain()
+    assert thread_texts(harness, parent) == ["Be right there"]
+
+
+def test_sms_command_continues_an_existing_thread(harness: Harness) -> None:
+    parent = open_thread(harness)
+    command(harness, f"{JANE} Following up on your order")
+    harness.drain()
+    assert thread_texts(harness, parent) == [
+        ":outbox_tray: *Sam* texted Jane Doe · (415) 555-0101:\n> Following up on your order"
+    ]
+
+
+def test_sms_command_to_a_new_number_offers_the_opt_in_request(harness: Harness) -> None:
+    command(harness, "415-555-0177 Hi there")
+    harness.drain()
+    assert sends(harness) == []
+    [ephemeral] = [m for m in harness.slack.messages if m.ephemeral_for == "USAM"]
+    assert ephemeral.text == (
+        ":no_entry_sign: Nothing was sent: (415) 555-0177 is new guest, and stores may only "
+        "text customers who opted in."
+    )
+    button = ephemeral.blocks[1]["elements"][0]
+    assert button["action_id"] == "send_opt_in" and "confirm" in button
+
+    harness.sender.interaction(
+        {
+            "type": "block_actions",
+            "user": {"id": "USAM"},
+            "channel": {"id": PIZZA_CHANNEL},
+            "container": {"type": "message", "is_ephemeral": True},
+            "actions": [
+                {
+                    "action_id": "send_opt_in",
+                    "block_id": "opt_in_offer",
+                    "value": button["value"],
+                    "type": "button",
+                }
+            ],
+        }
+    )
+    harness.drain()
+    [call] = [c for c in harness.sim.calls if c["method"] == "optincustomer"]
+    assert call["params"]["phone_number"] == "4155550177"
+    assert harness.sim.customer_status("PIZZA", "4155550177") == 3
+    customer = harness.services.storage.find_customer("PIZZA", "+14155550177")
+    [entry] = harness.services.storage.consent_history(customer["id"])
+    assert (entry["status_to"], entry["actor"]) == (3, "USAM")
+    assert "staff confirmed consent" in entry["how"]
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("555-0123 hello", "“555-0123” is not a valid phone number (US numbers have 10 digits)."),
+        ("+44 20 7946 0958 hi", "“+44” is not a phone number."),
+        ("pizza time", "“pizza” is not a phone number."),
+        ("4155550101", "What should the text say?"),
+    ],
+)
+def test_sms_command_with_a_bad_number_explains(harness: Harness, text: str, answer: str) -> None:
+    assert command(harness, text).startswith(answer)
+    harness.drain()
+    assert sends(harness) == []
+
+
+def test_sms_command_outside_a_store_channel_names_the_store_channels(harness: Harness) -> None:
+    response = harness.sender.command("/sms", "4155550101 hi", user="USAM", channel="COTHER01")
+    assert response.text == "`/sms` works in a store channel: <#CPIZZA01>, <#CCARS001>."
