@@ -66,7 +66,7 @@ def run_demo(verbose: bool = False) -> int:
     say("smsbridge demo: CRM Text simulator, fake Slack and the app are running on 127.0.0.1")
     say(f"  database: {workdir / 'smsbridge.db'}\n")
     try:
-        play_story(sim, sim_server.url, services, sender)
+        play_story(sim, sim_server.url, services, sender, slack)
         say("\n=== What staff see in Slack (#main-st-pizza) ===\n")
         say(slack.transcript(CHANNEL))
         say("\n=== What reached the customers' phones ===\n")
@@ -81,7 +81,9 @@ def run_demo(verbose: bool = False) -> int:
     return 0
 
 
-def play_story(sim: Simulator, sim_url: str, services: Services, sender: SlackSender) -> None:
+def play_story(
+    sim: Simulator, sim_url: str, services: Services, sender: SlackSender, slack: FakeSlack
+) -> None:
     sim.add_customer(STORE, JANE, OPTED_IN, "Jane Doe")
     sim.add_customer(STORE, BOB, OPTED_IN, "")
     steps = [
@@ -90,8 +92,41 @@ def play_story(sim: Simulator, sim_url: str, services: Services, sender: SlackSe
         (JANE, "Is this coupon still good?", [("image/png", f"{sim_url}/_sim/media/coupon")]),
         (BOB, "STOP", None),
     ]
-    for phone, text, media in steps:
-        label = f"{text} [+ picture]" if media else text
-        say(f"customer {phone} texts: {label}")
-        sim.customer_texts(STORE, phone, text, media)
-        wait_idle(services)
+    for phone, text, media in steps[:2]:
+        customer_texts(sim, services, phone, text, media)
+    jane_thread = slack.top_level(CHANNEL)[0].ts
+    staff_replies(services, sender, slack, jane_thread, "Yes! $12.99 until Sunday. Want one?")
+    staff_replies(services, sender, slack, jane_thread, "note: she orders every Friday")
+    for phone, text, media in steps[2:]:
+        customer_texts(sim, services, phone, text, media)
+    staff_replies(services, sender, slack, jane_thread, "It is! Show it at pickup.")
+
+
+def customer_texts(
+    sim: Simulator, services: Services, phone: str, text: str, media: list[tuple[str, str]] | None
+) -> None:
+    label = f"{text} [+ picture]" if media else text
+    say(f"customer {phone} texts: {label}")
+    sim.customer_texts(STORE, phone, text, media)
+    wait_idle(services)
+
+
+def staff_replies(
+    services: Services, sender: SlackSender, slack: FakeSlack, thread_ts: str, text: str
+) -> None:
+    """Sam types in the thread: Slack holds the message and sends the app a signed event."""
+    say(f"Sam replies in the thread: {text}")
+    message = slack.add_message(CHANNEL, text, user="USAM", thread_ts=thread_ts)
+    sender.event(
+        {
+            "type": "message",
+            "channel": CHANNEL,
+            "channel_type": "channel",
+            "user": "USAM",
+            "text": text,
+            "ts": message.ts,
+            "thread_ts": thread_ts,
+            "event_ts": message.ts,
+        }
+    )
+    wait_idle(services)

@@ -76,3 +76,8 @@ def test_demo_prints_what_staff_see(capsys: pytest.CaptureFixture[str]) -> None:
     assert "[file] mms-" in out
     assert "    - (305) 555-0102: STOP" in out
     assert "to 3055550102 (template): Main St Pizza: You are now opted out" in out
+    assert "    - Sam: Yes! $12.99 until Sunday. Want one?\n      [reactions] :outbox_tray:" in out
+    assert "    - Sam: note: she orders every Friday\n      [reactions] :memo:" in out
+    assert "  to 4155550101 (sms): Yes! $12.99 until Sunday. Want one?" in out
+    assert "  to 4155550101 (sms): It is! Show it at pickup." in out
+    assert "note: she orders" not in out.split("reached the customers' phones")[1]
