@@ -15,10 +15,12 @@ from slack_bolt.adapter.flask import SlackRequestHandler
 from slack_sdk import WebClient
 
 from bot import listeners
+from bot.blasts import Blasts
 from bot.commands import SmsCommand
 from bot.sending import Sender
 from bot.slackcalls import web_client
 from bot.threads import ThreadPoster
+from bridge.blasts import BlastEngine
 from bridge.config import Config
 from bridge.crmtext import CrmTextClient
 from bridge.inbound import Inbound
@@ -77,6 +79,9 @@ def create_app(
     sender = Sender(config, storage, slack, crm, http, clock)
     wake = Wake()
     sms = SmsCommand(config, storage, slack, crm, clock, wake)
+    blasts = Blasts(
+        config, storage, BlastEngine(config, storage, crm, clock), slack, sender, clock, wake
+    )
     runner = JobRunner(
         storage,
         {
@@ -88,6 +93,9 @@ def create_app(
             "mark_note": sender.mark_note,
             "sms_command": sms.run,
             "crm_opt_in": sms.opt_in,
+            "blast_start": blasts.start,
+            "blast_step": blasts.step,
+            "blast_progress": blasts.progress,
         },
         clock=clock,
         on_give_up=lambda job, error: (
@@ -101,7 +109,7 @@ def create_app(
         token_verification_enabled=False,
         process_before_response=True,  # store an event before Slack gets its 200
     )
-    registered = listeners.register(bolt, storage, clock, runner.wake, sms)
+    registered = listeners.register(bolt, storage, clock, runner.wake, sms, blasts)
     inbound = Inbound(
         storage, config.stores, quiet=timedelta(days=config.thread_quiet_days), clock=clock
     )

@@ -34,7 +34,7 @@ def _text(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
-def _context(text: str) -> Block:
+def context(text: str) -> Block:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
@@ -60,9 +60,9 @@ def parent_post(
     )
     if previous_link:
         hint += f" <{previous_link}|Previous conversation>"
-    blocks.append(_context(hint))
+    blocks.append(context(hint))
     if resolved_by:
-        blocks.append(_context(f":white_check_mark: Resolved by <@{resolved_by}>."))
+        blocks.append(context(f":white_check_mark: Resolved by <@{resolved_by}>."))
     else:
         blocks.append(
             {
@@ -97,7 +97,7 @@ def notice_blocks(intent: Intent, message_id: int) -> list[Block]:
     notice = INTENT_NOTICES.get(intent)
     if notice is None:
         return []
-    blocks = [_context(notice)]
+    blocks = [context(notice)]
     if intent is Intent.SOFT_STOP:
         blocks.append(opt_out_actions(message_id))
     return blocks

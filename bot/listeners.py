@@ -11,6 +11,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
+from bot.blasts import Blasts
 from bot.commands import SmsCommand
 from bot.replies import Replies
 from bridge.optout import request_opt_out
@@ -36,6 +37,7 @@ def register(
     clock: Callable[[], datetime],
     wake: Callable[[], None],
     sms: SmsCommand,
+    blasts: Blasts,
 ) -> Registered:
     """Attach the listeners; dependencies travel in this closure, not in globals."""
     registered = Registered()
@@ -52,7 +54,11 @@ def register(
         registered.commands.add(name)
         return app.command(name)
 
+    def on_view(callback_id: str) -> Callable[..., Any]:
+        return app.view(callback_id)
+
     replies = Replies(storage, clock, wake)
+    blasts.register(app, on_command, on_action, on_view)
 
     def resolve(channel: str, ts: str, user: str) -> bool:
         thread = storage.thread_by_ts(channel, ts)

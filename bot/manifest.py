@@ -17,6 +17,7 @@ BOT_EVENTS = ["message.channels", "message.groups", "reaction_added"]
 # Slash commands: (command, description, usage hint). Listeners register each of them.
 COMMANDS: list[tuple[str, str, str]] = [
     ("/sms", "Text a customer from this store channel", "<phone> <message>"),
+    ("/sms-blast", "Text every opted-in customer of this store (admins)", "[message]"),
 ]
 
 BOT_SCOPES = [
@@ -24,7 +25,7 @@ BOT_SCOPES = [
     "groups:history",  # the same for private store channels (message.groups)
     "chat:write",  # customer threads, notices, progress
     "chat:write.customize",  # show the customer's name on their texts
-    "commands",  # /sms
+    "commands",  # /sms and /sms-blast
     "files:read",  # download pictures staff attach, to send as MMS
     "files:write",  # upload inbound MMS pictures into threads
     "reactions:read",  # a ✅ reaction resolves a thread (reaction_added)

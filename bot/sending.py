@@ -26,7 +26,7 @@ from bridge import outbound
 from bridge.config import Config
 from bridge.crmtext import CrmTextClient, CrmTextUnavailable
 from bridge.jobs import Retry
-from bridge.media import MediaError, media_secret, media_url, prepare_image
+from bridge.media import MediaError, PreparedImage, media_secret, media_url, prepare_image
 from bridge.storage import OPTED_OUT, Row, Storage
 
 log = logging.getLogger(__name__)
@@ -185,8 +185,16 @@ class Sender:
             self._post(thread, refusal)
         return [f["url"] for f in prepared if "url" in f]
 
-    def _store_picture(self, message_id: int, item: dict[str, Any]) -> str:
+    def picture(self, item: dict[str, Any]) -> tuple[str, int, str]:
+        """Download, shrink and store a Slack file for a blast: (signed URL, bytes, type)."""
         image = prepare_image(self._download(item))
+        url = self._save_picture(0, image)
+        return url, len(image.data), image.content_type
+
+    def _store_picture(self, message_id: int, item: dict[str, Any]) -> str:
+        return self._save_picture(message_id, prepare_image(self._download(item)))
+
+    def _save_picture(self, message_id: int, image: PreparedImage) -> str:
         media_id = secrets.token_urlsafe(16)
         now = self.clock()
         self.storage.add_media(

@@ -13,6 +13,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
+from bot.blast_blocks import blast_label
 from bot.slackcalls import slack_job
 from bridge.jobs import GiveUp
 from bridge.keywords import Intent
@@ -46,10 +47,11 @@ class ThreadPoster:
         thread = self.storage.thread(message["thread_id"])
         customer = self.storage.customer(message["customer_id"])
         media = json.loads(message["media"] or "[]")
+        blast = self.storage.blast(message["blast_id"]) if message["blast_id"] else None
         if not message["slack_ts"]:
             intent = Intent(message["intent"] or "")
             if thread["ts"] is None:
-                ts = self._open_thread(thread, customer, message, media, intent)
+                ts = self._open_thread(thread, customer, message, media, intent, blast)
             else:
                 text, body = blocks.inbound_reply(
                     message["text"], len(media), intent, message["id"]
@@ -71,13 +73,21 @@ class ThreadPoster:
     # -- helpers --------------------------------------------------------------------------
 
     def _open_thread(
-        self, thread: Row, customer: Row, message: Row, media: list[Any], intent: Intent
+        self,
+        thread: Row,
+        customer: Row,
+        message: Row,
+        media: list[Any],
+        intent: Intent,
+        blast: Row | None,
     ) -> str:
         store = self.storage.store(customer["store"])
         assert store is not None
         first = message["text"] if message["text"].strip() else f"(sent {len(media)} picture(s))"
         text, body = blocks.parent_post(customer, store, first, self._previous_link(thread), None)
         body = body[:2] + blocks.notice_blocks(intent, message["id"]) + body[2:]
+        if blast is not None:
+            body.insert(2, blocks.context(blast_label(blast["name"])))
         metadata = blocks.thread_metadata(customer, thread["id"])
         with slack_job("open thread"):
             response = self.client.chat_postMessage(

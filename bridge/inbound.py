@@ -13,6 +13,9 @@ from bridge.storage import NEW, OPTED_IN, OPTED_OUT, PENDING, Row, Storage, iso
 
 log = logging.getLogger(__name__)
 
+# A text within this long of a blast to the customer is shown as a reply to that blast.
+BLAST_REPLY_WINDOW = timedelta(days=3)
+
 
 class UnknownStore(LookupError):
     """The callback names a keyword that is not in SMS_STORES."""
@@ -51,6 +54,7 @@ class Inbound:
             intent = classify(sms.text)
             self._apply_consent(customer, sms, intent, now)
             thread = self.storage.current_thread(customer["id"], channel, now, self.quiet)
+            blast = self.storage.recent_blast_for(customer["id"], now - BLAST_REPLY_WINDOW)
             message_id = self.storage.add_message(
                 {
                     "store": sms.keyword,
@@ -65,6 +69,7 @@ class Inbound:
                     "provider_time": iso(sms.received_at),
                     "status": "received",
                     "created_at": iso(now),
+                    "blast_id": blast["id"] if blast else None,
                 }
             )
             self.storage.enqueue(

@@ -134,3 +134,53 @@ def m002_media(db: Database) -> None:
         },
         pk="id",
     )
+
+
+@migrations()
+def m003_blasts(db: Database) -> None:
+    """Store-wide blasts and their per-recipient ledger; inbound replies remember the blast."""
+    _table(db, "blasts").create(
+        {
+            "id": int,
+            "store": str,
+            "name": str,
+            "text": str,
+            "final_text": str,
+            "append_opt_out": int,
+            "media_url": str,
+            "mode": str,
+            "status": str,
+            "created_by": str,
+            "created_at": str,
+            "confirmed_by": str,
+            "confirmed_at": str,
+            "acknowledged": str,
+            "run_at": str,
+            "started_at": str,
+            "finished_at": str,
+            "total": int,
+            "progress_channel": str,
+            "progress_ts": str,
+            "progress_at": str,
+            "campaign_attempted_at": str,
+            "report": str,
+        },
+        pk="id",
+    )
+    _table(db, "blasts").create_index(["store", "status"])
+    _table(db, "blast_recipients").create(
+        {
+            "blast_id": int,
+            "customer_id": int,
+            "phone": str,
+            "status": str,
+            "reason": str,
+            "provider_id": str,
+            "attempted_at": str,
+            "finished_at": str,
+        },
+        pk=("blast_id", "customer_id"),
+        foreign_keys=[("blast_id", "blasts", "id"), ("customer_id", "customers", "id")],
+    )
+    _table(db, "blast_recipients").create_index(["blast_id", "status"])
+    _table(db, "messages").add_column("blast_id", int)

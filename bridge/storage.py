@@ -396,3 +396,127 @@ class Storage:
     def delete_media_before(self, cutoff: datetime) -> int:
         with self.transaction():
             return self.db.execute("DELETE FROM media WHERE created_at < ?", [iso(cutoff)]).rowcount
+
+    # -- blasts ---------------------------------------------------------------------------
+
+    ACTIVE_BLAST = ("confirmed", "scheduled", "sending", "paused")
+
+    def add_blast(self, fields: Row) -> int:
+        with self.transaction():
+            return int(self._t("blasts").insert(fields).last_pk or 0)
+
+    def blast(self, blast_id: int) -> Row:
+        row = self._one("SELECT * FROM blasts WHERE id = ?", [blast_id])
+        if row is None:
+            raise KeyError(f"no blast {blast_id}")
+        return row
+
+    def blasts(self, store: str | None = None) -> list[Row]:
+        if store is None:
+            return self._all("SELECT * FROM blasts ORDER BY id")
+        return self._all("SELECT * FROM blasts WHERE store = ? ORDER BY id", [store])
+
+    def update_blast(self, blast_id: int, **fields: Any) -> None:
+        with self.transaction():
+            self._t("blasts").update(blast_id, fields)
+
+    def move_blast(
+        self, blast_id: int, from_status: tuple[str, ...], to_status: str, **fields: Any
+    ) -> bool:
+        """Change a blast's status only from one of ``from_status``; False if it was not there."""
+        with self.transaction():
+            marks = ", ".join("?" for _ in from_status)
+            sets = ", ".join(f"{name} = ?" for name in ["status", *fields])
+            cursor = self.db.execute(
+                f"UPDATE blasts SET {sets} WHERE id = ? AND status IN ({marks})",
+                [to_status, *fields.values(), blast_id, *from_status],
+            )
+            return cursor.rowcount == 1
+
+    def active_blast(self, store: str) -> Row | None:
+        marks = ", ".join("?" for _ in self.ACTIVE_BLAST)
+        return self._one(
+            f"SELECT * FROM blasts WHERE store = ? AND status IN ({marks}) ORDER BY id LIMIT 1",
+            [store, *self.ACTIVE_BLAST],
+        )
+
+    def blast_history(self, store: str, since: datetime) -> list[Row]:
+        """Blasts of the store that started sending at or after ``since``."""
+        return self._all(
+            "SELECT * FROM blasts WHERE store = ? AND started_at >= ? ORDER BY started_at",
+            [store, iso(since)],
+        )
+
+    def add_recipients(self, blast_id: int, recipients: list[tuple[int, str]]) -> None:
+        with self.transaction():
+            self._t("blast_recipients").insert_all(
+                (
+                    {
+                        "blast_id": blast_id,
+                        "customer_id": c,
+                        "phone": p,
+                        "status": "pending",
+                        "reason": "",
+                        "provider_id": "",
+                        "attempted_at": None,
+                        "finished_at": None,
+                    }
+                    for c, p in recipients
+                ),
+                ignore=True,
+            )
+
+    def recipients(self, blast_id: int, status: str | None = None) -> list[Row]:
+        if status is None:
+            return self._all(
+                "SELECT * FROM blast_recipients WHERE blast_id = ? ORDER BY customer_id", [blast_id]
+            )
+        return self._all(
+            "SELECT * FROM blast_recipients WHERE blast_id = ? AND status = ? ORDER BY customer_id",
+            [blast_id, status],
+        )
+
+    def update_recipient(self, blast_id: int, customer_id: int, **fields: Any) -> None:
+        with self.transaction():
+            self._t("blast_recipients").update((blast_id, customer_id), fields)
+
+    def recipient_counts(self, blast_id: int) -> dict[str, int]:
+        rows = self._all(
+            "SELECT status, count(*) AS n FROM blast_recipients WHERE blast_id = ? GROUP BY status",
+            [blast_id],
+        )
+        return {row["status"]: row["n"] for row in rows}
+
+    def recipient_reasons(self, blast_id: int, status: str) -> dict[str, int]:
+        rows = self._all(
+            "SELECT reason, count(*) AS n FROM blast_recipients WHERE blast_id = ? AND status = ?"
+            " GROUP BY reason ORDER BY n DESC",
+            [blast_id, status],
+        )
+        return {row["reason"]: row["n"] for row in rows}
+
+    def skip_pending(self, blast_id: int, reason: str, now: datetime) -> int:
+        with self.transaction():
+            return self.db.execute(
+                "UPDATE blast_recipients SET status = 'skipped', reason = ?, finished_at = ?"
+                " WHERE blast_id = ? AND status = 'pending'",
+                [reason, iso(now), blast_id],
+            ).rowcount
+
+    def recent_blast_for(self, customer_id: int, since: datetime) -> Row | None:
+        """The latest blast that texted this customer at or after ``since``."""
+        return self._one(
+            "SELECT b.* FROM blast_recipients r JOIN blasts b ON b.id = r.blast_id"
+            " WHERE r.customer_id = ? AND r.status = 'sent' AND r.finished_at >= ?"
+            " ORDER BY r.finished_at DESC LIMIT 1",
+            [customer_id, iso(since)],
+        )
+
+    def pending_opt_outs(self, store: str) -> int:
+        row = self._one(
+            "SELECT count(*) AS n FROM jobs j JOIN customers c"
+            " ON c.id = json_extract(j.payload, '$.customer_id')"
+            " WHERE j.kind = 'crm_opt_out' AND j.status = 'pending' AND c.store = ?",
+            [store],
+        )
+        return int(row["n"]) if row else 0

@@ -1,0 +1,287 @@
+"""``/sms-blast``: the compose modal with live preflight, confirmation, and progress in Slack."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import blast_blocks as views
+from bot.sending import Sender
+from bot.slackcalls import slack_job
+from bridge.blasts import STORE_ZONE, BlastEngine, BlastRefused, Image
+from bridge.config import Config
+from bridge.media import MediaError
+from bridge.outbound import NotSent
+from bridge.storage import Storage, iso
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY = 3.0  # seconds between chat.update calls (Tier 3), final state always shown
+
+
+class Blasts:
+    """Slack side of blasts; :class:`~bridge.blasts.BlastEngine` decides, this renders."""
+
+    def __init__(
+        self,
+        config: Config,
+        storage: Storage,
+        engine: BlastEngine,
+        client: WebClient,
+        sender: Sender,
+        clock: Callable[[], datetime],
+        wake: Callable[[], None],
+    ) -> None:
+        self.config = config
+        self.storage = storage
+        self.engine = engine
+        self.client = client
+        self.sender = sender
+        self.clock = clock
+        self.wake = wake
+        self._updated: dict[int, float] = {}
+
+    # -- who may blast --------------------------------------------------------------------
+
+    def refusal(self, user: str) -> str | None:
+        admins = self.config.blast_admins
+        if user in admins:
+            return None
+        if not admins:
+            return "Blasts are turned off: nobody is listed in BLAST_ADMINS."
+        names = ", ".join(f"<@{a}>" for a in sorted(admins))
+        return f"Only blast admins can text every customer: {names}. Ask one of them."
+
+    # -- listeners ------------------------------------------------------------------------
+
+    def register(self, app: App, on_command: Any, on_action: Any, on_view: Any) -> None:
+        on_command("/sms-blast")(self.on_command)
+        on_action("blast_text")(self.on_edit)
+        on_action("blast_options")(self.on_edit)
+        on_view(views.COMPOSE)(self.on_compose)
+        on_view(views.CONFIRM)(self.on_confirm)
+        for action in ("blast_pause", "blast_resume", "blast_cancel"):
+            on_action(action)(self.on_control)
+
+    def on_command(self, ack: Ack, command: dict[str, Any], client: WebClient) -> None:
+        channel, user = command.get("channel_id", ""), command.get("user_id", "")
+        store = self.config.keyword_for(channel)
+        if store is None:
+            stores = ", ".join(f"<#{c}>" for c in self.config.stores.values())
+            ack(text=f"`/sms-blast` works in a store channel: {stores}.")
+            return
+        refusal = self.refusal(user)
+        if refusal:
+            ack(text=refusal)
+            return
+        text = command.get("text", "").strip()
+        result = self.engine.check(store, text, False)
+        client.views_open(
+            trigger_id=command["trigger_id"],
+            view=views.compose_view(store, channel, text, False, result),
+        )
+        ack()
+
+    def on_edit(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        """Re-run the preflight as the admin types or ticks the opt-out option."""
+        ack()
+        view = body["view"]
+        meta = json.loads(view["private_metadata"])
+        text, append = _compose_values(view)
+        result = self.engine.check(meta["store"], text, append)
+        try:
+            client.views_update(
+                view_id=view["id"],
+                hash=view.get("hash"),
+                view=views.compose_view(meta["store"], meta["channel"], text, append, result),
+            )
+        except SlackApiError as exc:  # hash_conflict: a newer keystroke already updated it
+            log.info("preflight update skipped: %s", exc.response.get("error"))
+
+    def on_compose(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        user = body["user"]["id"]
+        refusal = self.refusal(user)
+        if refusal:
+            ack(response_action="errors", errors={"message": refusal})
+            return
+        meta = json.loads(view["private_metadata"])
+        text, append = _compose_values(view)
+        try:
+            image = self._image(view)
+        except (MediaError, NotSent) as exc:
+            ack(response_action="errors", errors={"image": getattr(exc, "reason", str(exc))})
+            return
+        result = self.engine.check(meta["store"], text, append, image)
+        blocks = [f for f in result.blocks if f.code != "quiet_hours"]
+        if blocks:
+            field = "image" if blocks[0].code == "mms" else "message"
+            ack(response_action="errors", errors={field: f"{blocks[0].title} {blocks[0].detail}"})
+            return
+        blast_id = self.engine.draft(meta["store"], text, append, user, image)
+        blast = self.storage.blast(blast_id)
+        view = views.confirm_view(
+            blast_id,
+            blast["name"],
+            result,
+            self.config.blast_typed_confirm_over,
+            self._quiet_note(result),
+        )
+        ack(response_action="update", view=view)
+
+    def on_confirm(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        user = body["user"]["id"]
+        blast_id = int(json.loads(view["private_metadata"])["blast_id"])
+        values = view["state"]["values"]
+        acks = {
+            o["value"] for o in values.get("acks", {}).get("acks", {}).get("selected_options") or []
+        }
+        typed = values.get("typed_count", {}).get("count", {}).get("value")
+        try:
+            if self.refusal(user):
+                raise BlastRefused(self.refusal(user) or "")
+            self.engine.confirm(blast_id, user, acks, typed, self.config.blast_typed_confirm_over)
+        except BlastRefused as exc:
+            field = "typed_count" if "Type the number" in str(exc) else "acks"
+            if field in values:
+                ack(response_action="errors", errors={field: str(exc)})
+            else:
+                ack(response_action="update", view=_notice_view(str(exc)))
+            return
+        ack()
+        self.wake()
+
+    def on_control(
+        self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
+    ) -> None:
+        ack()
+        user = body["user"]["id"]
+        refusal = self.refusal(user)
+        channel = body.get("channel", {}).get("id", "")
+        if refusal:
+            client.chat_postEphemeral(channel=channel, user=user, text=refusal)
+            return
+        blast_id = int(action["value"])
+        verb = action["action_id"].removeprefix("blast_")
+        changed = {
+            "pause": self.engine.pause,
+            "resume": self.engine.resume,
+            "cancel": self.engine.cancel,
+        }[verb](blast_id)
+        if changed:
+            self.storage.enqueue(
+                "blast_progress",
+                {"blast_id": blast_id},
+                queue=f"blast-progress:{blast_id}",
+                now=self.clock(),
+            )
+            self.wake()
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def start(self, payload: dict[str, Any]) -> None:
+        """Job ``blast_start``."""
+        blast_id = payload["blast_id"]
+        self.engine.start(blast_id)
+        self.progress({"blast_id": blast_id, "force": True})
+
+    def step(self, payload: dict[str, Any]) -> None:
+        """Job ``blast_step``: one recipient, then the next step at the paced time."""
+        blast_id = payload["blast_id"]
+        began = time.monotonic()
+        delay = self.engine.step(blast_id)
+        self.progress({"blast_id": blast_id, "force": delay is None})
+        if delay is None:
+            return
+        counts = self.storage.recipient_counts(blast_id)
+        done = sum(n for status, n in counts.items() if status != "pending")
+        wait = max(0.0, delay - (time.monotonic() - began))
+        run_at = self.storage.blast(blast_id)["run_at"] or ""
+        self.storage.enqueue(
+            "blast_step",
+            {"blast_id": blast_id},
+            queue=f"blast:{blast_id}",
+            now=self.clock(),
+            delay=wait,
+            dedupe_key=f"blast-step:{blast_id}:{done}:{run_at}:{payload['_attempt']}"
+            if delay > 1.0
+            else f"blast-step:{blast_id}:{done}",
+        )
+
+    def progress(self, payload: dict[str, Any]) -> None:
+        """Job ``blast_progress`` (and after each step): one message, updated every few s."""
+        blast_id = payload["blast_id"]
+        blast = self.storage.blast(blast_id)
+        final = blast["status"] in ("done", "cancelled", "blocked", "paused", "scheduled")
+        if not (payload.get("force") or final) and (
+            time.monotonic() - self._updated.get(blast_id, 0.0) < PROGRESS_EVERY
+        ):
+            return
+        self._updated[blast_id] = time.monotonic()
+        text, body = views.progress(
+            blast,
+            self.storage.recipient_counts(blast_id),
+            self.clock(),
+            self.storage.recipient_reasons(blast_id, "failed"),
+            self.storage.recipient_reasons(blast_id, "skipped"),
+        )
+        channel = self.config.stores[blast["store"]]
+        with slack_job("blast progress"):
+            if blast["progress_ts"]:
+                self.client.chat_update(
+                    channel=channel, ts=blast["progress_ts"], text=text, blocks=body
+                )
+            else:
+                response = self.client.chat_postMessage(channel=channel, text=text, blocks=body)
+                self.storage.update_blast(
+                    blast_id,
+                    progress_channel=channel,
+                    progress_ts=str(response["ts"]),
+                    progress_at=iso(self.clock()),
+                )
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _image(self, view: dict[str, Any]) -> Image | None:
+        files = view["state"]["values"].get("image", {}).get("file", {}).get("files") or []
+        if not files:
+            return None
+        url, size, kind = self.sender.picture(files[0])
+        return Image(url, size, kind)
+
+    def _quiet_note(self, result: Any) -> str | None:
+        if result.next_allowed is None:
+            return None
+        when = result.next_allowed.astimezone(STORE_ZONE).strftime("%a %b %-d, %-I:%M %p %Z")
+        if result.mode == "campaign":
+            return (
+                "it is outside allowed hours for some recipients, so the campaign "
+                f"is scheduled for {when}."
+            )
+        return (
+            "some recipients are outside their allowed hours; they are texted when their "
+            f"window opens (the whole list fits from {when})."
+        )
+
+
+def _compose_values(view: dict[str, Any]) -> tuple[str, bool]:
+    values = view["state"]["values"]
+    text = values.get("message", {}).get("blast_text", {}).get("value") or ""
+    selected = values.get("options", {}).get("blast_options", {}).get("selected_options") or []
+    return text, any(o.get("value") == "append_opt_out" for o in selected)
+
+
+def _notice_view(message: str) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "Blast not sent"},
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f":x: {message}"}}],
+    }

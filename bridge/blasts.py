@@ -1,0 +1,372 @@
+"""Store-wide blasts: preflight, confirmation, and a resumable per-recipient send.
+
+No Slack here: the bot renders what this returns. Every state change is a guarded status move
+(``draft → confirmed → sending → done``), so a double click, a retried request or a restart
+can never launch or text anyone twice. A store runs one blast at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bridge import outbound, preflight, quiet_hours
+from bridge.config import Config
+from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable
+from bridge.jobs import Retry
+from bridge.storage import OPTED_IN, Row, Storage, iso, parse_iso
+
+log = logging.getLogger(__name__)
+
+CAMPAIGN_THRESHOLD = 700
+STORE_ZONE = ZoneInfo("America/Los_Angeles")
+
+
+class BlastRefused(Exception):
+    """The blast cannot move on; the message is for the admin."""
+
+
+@dataclass(frozen=True)
+class Image:
+    """A prepared blast picture: its public signed URL, size and type."""
+
+    url: str
+    size: int
+    content_type: str
+
+
+class BlastEngine:
+    """Decides and records everything about blasts; jobs call :meth:`start` and :meth:`step`."""
+
+    def __init__(
+        self,
+        config: Config,
+        storage: Storage,
+        crm: CrmTextClient,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.storage = storage
+        self.crm = crm
+        self.clock = clock
+        self.settings = preflight.Settings(
+            monthly_limit=config.blast_monthly_limit,
+            price_per_unit=config.price_per_unit,
+            mode=config.blast_mode,
+            campaign_threshold=CAMPAIGN_THRESHOLD,
+        )
+
+    # -- preflight ------------------------------------------------------------------------
+
+    def check(
+        self, store: str, text: str, append_opt_out: bool, image: Image | None = None
+    ) -> preflight.Preflight:
+        """Run every compliance check on the store's current audience and history."""
+        now = self.clock()
+        row = self.storage.store(store)
+        name = (row["name"] if row else "") or store
+        draft = preflight.Draft(
+            name,
+            text,
+            append_opt_out,
+            image.size if image else None,
+            image.content_type if image else None,
+        )
+        audience = [
+            preflight.Audience(c["phone"], c["status"]) for c in self.storage.customers_of(store)
+        ]
+        return preflight.run(draft, audience, self.history(store, now), now, self.settings)
+
+    def history(self, store: str, now: datetime) -> preflight.History:
+        month_start = now.astimezone(STORE_ZONE).replace(
+            day=1, hour=0, minute=0, second=0, microsecond=0
+        )
+        since = min(month_start, now - preflight.DUPLICATE_WINDOW)
+        sent = [b for b in self.storage.blast_history(store, since) if b["status"] != "blocked"]
+        return preflight.History(
+            blasts_this_month=sum(parse_iso(b["started_at"]) >= month_start for b in sent),
+            recent_texts=tuple((parse_iso(b["started_at"]), b["final_text"]) for b in sent),
+            pending_revocations=self.storage.pending_opt_outs(store),
+        )
+
+    # -- draft and confirmation -----------------------------------------------------------
+
+    def draft(
+        self,
+        store: str,
+        text: str,
+        append_opt_out: bool,
+        user: str,
+        image: Image | None,
+        name: str = "",
+    ) -> int:
+        now = self.clock()
+        label = name.strip() or _default_name(text, now)
+        return self.storage.add_blast(
+            {
+                "store": store,
+                "name": label,
+                "text": text,
+                "final_text": preflight.final_text(preflight.Draft("", text, append_opt_out)),
+                "append_opt_out": int(append_opt_out),
+                "media_url": image.url if image else "",
+                "status": "draft",
+                "created_by": user,
+                "created_at": iso(now),
+                "total": 0,
+                "acknowledged": json.dumps(
+                    {"image": {"size": image.size, "type": image.content_type}} if image else {}
+                ),
+            }
+        )
+
+    def image_of(self, blast: Row) -> Image | None:
+        info = json.loads(blast["acknowledged"] or "{}").get("image")
+        if not blast["media_url"] or not info:
+            return None
+        return Image(blast["media_url"], int(info.get("size", 0)), str(info.get("type", "")))
+
+    def check_blast(self, blast: Row) -> preflight.Preflight:
+        return self.check(
+            blast["store"], blast["text"], bool(blast["append_opt_out"]), self.image_of(blast)
+        )
+
+    def confirm(
+        self,
+        blast_id: int,
+        user: str,
+        acknowledged: set[str],
+        typed_count: str | None,
+        typed_over: int,
+    ) -> preflight.Preflight:
+        """Launch a draft: checks again, records the recipients and queues the start."""
+        with self.storage.transaction():
+            blast = self.storage.blast(blast_id)
+            if blast["status"] != "draft":
+                raise BlastRefused("This blast was already confirmed; it is not sent twice.")
+            active = self.storage.active_blast(blast["store"])
+            if active is not None:
+                raise BlastRefused(
+                    f"Blast “{active['name']}” is still running for this store. "
+                    "A store runs one blast at a time."
+                )
+            result = self.check_blast(blast)
+            blocks = [f for f in result.blocks if f.code != "quiet_hours"]
+            if blocks:
+                raise BlastRefused(f"{blocks[0].title} {blocks[0].detail}")
+            missing = [f.code for f in result.warnings if f.code not in acknowledged]
+            if missing:
+                raise BlastRefused("Tick every warning to confirm you have read it.")
+            total = len(result.recipients)
+            if total > typed_over and (typed_count or "").strip() != str(total):
+                raise BlastRefused(f"Type the number of recipients ({total}) to confirm.")
+            ids = {c["phone"]: c["id"] for c in self.storage.customers_of(blast["store"])}
+            self.storage.add_recipients(blast_id, [(ids[p], p) for p in result.recipients])
+            meta = json.loads(blast["acknowledged"] or "{}")
+            self.storage.update_blast(
+                blast_id,
+                status="confirmed",
+                confirmed_by=user,
+                confirmed_at=iso(self.clock()),
+                mode=result.mode,
+                total=total,
+                final_text=result.final_text,
+                acknowledged=json.dumps({**meta, "warnings": sorted(acknowledged)}),
+            )
+            self.storage.enqueue(
+                "blast_start",
+                {"blast_id": blast_id},
+                queue=f"blast:{blast_id}",
+                dedupe_key=f"blast-start:{blast_id}",
+                now=self.clock(),
+            )
+        return result
+
+    # -- sending --------------------------------------------------------------------------
+
+    def start(self, blast_id: int) -> str:
+        """Job ``blast_start``: check again right before sending, then send or schedule.
+
+        Returns the new status: ``sending``, ``scheduled``, ``done`` or ``blocked``.
+        """
+        blast = self.storage.blast(blast_id)
+        if blast["status"] not in ("confirmed", "scheduled"):
+            return str(blast["status"])
+        now = self.clock()
+        result = self.check_blast(blast)
+        other = [f for f in result.blocks if f.code != "quiet_hours"]
+        if other:
+            report = "; ".join(f"{f.title} {f.detail}" for f in other)
+            self.storage.move_blast(blast_id, ("confirmed", "scheduled"), "blocked", report=report)
+            self.storage.skip_pending(blast_id, "blast blocked before sending", now)
+            return "blocked"
+        if result.next_allowed is not None and blast["mode"] == "campaign":
+            return self._schedule(blast_id, result.next_allowed)
+        self._skip_no_longer_opted_in(blast_id, now)
+        if not self.storage.move_blast(
+            blast_id, ("confirmed", "scheduled"), "sending", started_at=iso(now)
+        ):
+            return str(self.storage.blast(blast_id)["status"])
+        if blast["mode"] == "campaign":
+            self._send_campaign(self.storage.blast(blast_id))
+            return "done"
+        self.storage.enqueue(
+            "blast_step", {"blast_id": blast_id}, queue=f"blast:{blast_id}", now=now
+        )
+        return "sending"
+
+    def _schedule(self, blast_id: int, when: datetime) -> str:
+        self.storage.move_blast(blast_id, ("confirmed", "scheduled"), "scheduled", run_at=iso(when))
+        delay = max(0.0, (when - self.clock()).total_seconds())
+        self.storage.enqueue(
+            "blast_start",
+            {"blast_id": blast_id},
+            queue=f"blast:{blast_id}",
+            now=self.clock(),
+            delay=delay,
+            dedupe_key=f"blast-start:{blast_id}:{iso(when)}",
+        )
+        return "scheduled"
+
+    def _skip_no_longer_opted_in(self, blast_id: int, now: datetime) -> None:
+        for row in self.storage.recipients(blast_id, "pending"):
+            if self.storage.customer(row["customer_id"])["status"] != OPTED_IN:
+                self.storage.update_recipient(
+                    blast_id,
+                    row["customer_id"],
+                    status="skipped",
+                    reason="opted out since the blast was confirmed",
+                    finished_at=iso(now),
+                )
+
+    def _send_campaign(self, blast: Row) -> None:
+        """One sendcampaign; CRM Text batches it at 30 msg/s. Never requested twice."""
+        now = self.clock()
+        if blast["campaign_attempted_at"]:
+            self._finish(blast["id"], "done", "sendcampaign was already requested; not resent")
+            return
+        self.storage.update_blast(blast["id"], campaign_attempted_at=iso(now))
+        name = f"smsbridge-{blast['store']}-{blast['id']}"
+        try:
+            self.crm.send_campaign(
+                blast["store"], name, blast["final_text"], blast["media_url"] or None
+            )
+        except CrmTextUnavailable as exc:
+            self.storage.update_blast(blast["id"], campaign_attempted_at=None)
+            raise Retry(f"CRM Text unreachable: {exc}") from exc
+        except CrmTextError as exc:
+            self.storage.skip_pending(
+                blast["id"], f"CRM Text refused the campaign: {exc.message}", now
+            )
+            self._finish(blast["id"], "done", f"CRM Text refused the campaign: {exc.message}")
+            return
+        with self.storage.transaction():
+            self.storage.db.execute(
+                "UPDATE blast_recipients SET status = 'sent', reason = 'campaign', finished_at = ?"
+                " WHERE blast_id = ? AND status = 'pending'",
+                [iso(now), blast["id"]],
+            )
+        self._finish(blast["id"], "done", f"Handed to CRM Text as campaign {name}.")
+
+    def step(self, blast_id: int) -> float | None:
+        """Job ``blast_step``: text one recipient; return seconds until the next step, or None."""
+        blast = self.storage.blast(blast_id)
+        now = self.clock()
+        if blast["status"] == "cancelled":
+            self.storage.skip_pending(blast_id, "cancelled", now)
+            self._finish(blast_id, "cancelled", "")
+            return None
+        if blast["status"] != "sending":
+            return None  # paused (Resume queues a new step), done or blocked
+        pending = self.storage.recipients(blast_id, "pending")
+        if not pending:
+            self._finish(blast_id, "done", "")
+            return None
+        allowed = quiet_hours.check_many([r["phone"] for r in pending], now, timedelta(seconds=1))
+        ready = [r for r in pending if allowed[r["phone"]].ok]
+        if not ready:
+            wake = min(a.next_allowed for a in allowed.values() if a.next_allowed is not None)
+            self.storage.update_blast(blast_id, run_at=iso(wake))
+            return max(1.0, (wake - now).total_seconds())
+        self._text_one(blast, ready[0], now)
+        return 1.0 / self.settings.individual_rate
+
+    def _text_one(self, blast: Row, recipient: Row, now: datetime) -> None:
+        customer = self.storage.customer(recipient["customer_id"])
+        key = (blast["id"], customer["id"])
+        if customer["status"] != OPTED_IN:
+            self.storage.update_recipient(
+                *key, status="skipped", reason="opted out during the blast", finished_at=iso(now)
+            )
+            return
+        retried = bool(recipient["attempted_at"])
+        self.storage.update_recipient(*key, attempted_at=iso(now))
+        try:
+            msg_id = outbound.send(
+                self.crm,
+                blast["store"],
+                customer["phone"],
+                blast["final_text"],
+                blast["media_url"] or None,
+                retried,
+            )
+        except CrmTextUnavailable as exc:
+            raise Retry(f"CRM Text unreachable: {exc}") from exc
+        except outbound.NotSent as refusal:
+            self.storage.update_recipient(
+                *key, status="failed", reason=_reason(refusal), finished_at=iso(now)
+            )
+            return
+        self.storage.update_recipient(*key, status="sent", provider_id=msg_id, finished_at=iso(now))
+
+    def _finish(self, blast_id: int, status: str, report: str) -> None:
+        self.storage.move_blast(
+            blast_id,
+            ("sending", "cancelled", "paused"),
+            status,
+            finished_at=iso(self.clock()),
+            report=report,
+        )
+
+    # -- admin controls -------------------------------------------------------------------
+
+    def pause(self, blast_id: int) -> bool:
+        return self.storage.move_blast(blast_id, ("sending",), "paused")
+
+    def resume(self, blast_id: int) -> bool:
+        with self.storage.transaction():
+            if not self.storage.move_blast(blast_id, ("paused",), "sending"):
+                return False
+            self.storage.enqueue(
+                "blast_step", {"blast_id": blast_id}, queue=f"blast:{blast_id}", now=self.clock()
+            )
+            return True
+
+    def cancel(self, blast_id: int) -> bool:
+        """Stop further sends; texts already sent stay sent."""
+        with self.storage.transaction():
+            moved = self.storage.move_blast(
+                blast_id, ("confirmed", "scheduled", "sending", "paused"), "cancelled"
+            )
+            if moved:
+                self.storage.skip_pending(blast_id, "cancelled", self.clock())
+                self.storage.update_blast(blast_id, finished_at=iso(self.clock()))
+            return moved
+
+
+def _reason(refusal: outbound.NotSent) -> str:
+    return {
+        "opted_out": "opted out",
+        "pending": "opt-in pending",
+        "not_opted_in": "not opted in",
+        "duplicate": "CRM Text 12-hour duplicate block",
+    }.get(refusal.code, refusal.reason.removeprefix("Not sent: "))
+
+
+def _default_name(text: str, now: datetime) -> str:
+    words = " ".join(text.split())
+    short = words if len(words) <= 32 else words[:31].rstrip() + "…"
+    return f"{now.astimezone(STORE_ZONE):%b %-d}: {short}"
