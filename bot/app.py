@@ -93,6 +93,7 @@ def create_app(
             "mark_note": sender.mark_note,
             "sms_command": sms.run,
             "crm_opt_in": sms.opt_in,
+            "blast_sync": blasts.sync,
             "blast_start": blasts.start,
             "blast_step": blasts.step,
             "blast_progress": blasts.progress,

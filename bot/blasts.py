@@ -48,6 +48,7 @@ class Blasts:
         self.clock = clock
         self.wake = wake
         self._updated: dict[int, float] = {}
+        self._open_views: dict[str, tuple[str, str, str, bool]] = {}  # view id -> compose state
 
     # -- who may blast --------------------------------------------------------------------
 
@@ -84,11 +85,19 @@ class Blasts:
             return
         text = command.get("text", "").strip()
         result = self.engine.check(store, text, False)
-        client.views_open(
+        opened = client.views_open(
             trigger_id=command["trigger_id"],
             view=views.compose_view(store, channel, text, False, result),
         )
         ack()
+        self._open_views[str(opened["view"]["id"])] = (store, channel, text, False)
+        self.storage.enqueue(
+            "blast_sync",
+            {"store": store, "view_id": opened["view"]["id"]},
+            queue=f"sync:{store}",
+            now=self.clock(),
+        )
+        self.wake()
 
     def on_edit(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         """Re-run the preflight as the admin types or ticks the opt-out option."""
@@ -96,6 +105,7 @@ class Blasts:
         view = body["view"]
         meta = json.loads(view["private_metadata"])
         text, append = _compose_values(view)
+        self._open_views[view["id"]] = (meta["store"], meta["channel"], text, append)
         result = self.engine.check(meta["store"], text, append)
         try:
             client.views_update(
@@ -185,6 +195,22 @@ class Blasts:
             self.wake()
 
     # -- jobs -----------------------------------------------------------------------------
+
+    def sync(self, payload: dict[str, Any]) -> None:
+        """Job ``blast_sync``: refresh the audience from CRM Text, then the open modal."""
+        self.engine.sync(payload["store"])
+        draft = self._open_views.get(payload["view_id"])
+        if draft is None:
+            return
+        store, channel, text, append = draft
+        result = self.engine.check(store, text, append)
+        try:
+            self.client.views_update(
+                view_id=payload["view_id"],
+                view=views.compose_view(store, channel, text, append, result),
+            )
+        except SlackApiError as exc:  # closed or submitted meanwhile
+            log.info("preflight refresh skipped: %s", exc.response.get("error"))
 
     def start(self, payload: dict[str, Any]) -> None:
         """Job ``blast_start``."""

@@ -57,6 +57,29 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_blasts(args: argparse.Namespace) -> int:
+    """List every blast: who, when, what, and how it went."""
+    from bridge.storage import Storage
+
+    storage = Storage(_config().sqlite_path)
+    storage.migrate()
+    rows = storage.blasts(args.store.upper() if args.store else None)
+    if not rows:
+        print("no blasts yet")
+    for blast in rows:
+        counts = storage.recipient_counts(blast["id"])
+        when = (blast["started_at"] or blast["created_at"] or "")[:16].replace("T", " ")
+        print(
+            f"#{blast['id']} {blast['store']} {when} UTC {blast['status']:<9} "
+            f"by {blast['confirmed_by'] or blast['created_by']} · {blast['mode'] or '-'} · "
+            f"{counts.get('sent', 0)} sent, {counts.get('failed', 0)} failed, "
+            f"{counts.get('skipped', 0)} skipped, {counts.get('pending', 0)} pending of "
+            f"{blast['total']}\n    {blast['final_text'] or blast['text']!r}"
+        )
+    storage.close()
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the app with Flask's server (development; production uses gunicorn, see Procfile)."""
     from bot.app import create_app
@@ -96,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_serve
     )
     commands.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    blasts = commands.add_parser("blasts", help="list blasts (who, when, text, counts)")
+    blasts.add_argument("--store", help="only this store keyword")
+    blasts.set_defaults(func=cmd_blasts)
     commands.add_parser(
         "set-callback", help="register this app's callback URL with CRM Text"
     ).set_defaults(func=cmd_set_callback)

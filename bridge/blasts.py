@@ -16,13 +16,15 @@ from zoneinfo import ZoneInfo
 
 from bridge import outbound, preflight, quiet_hours
 from bridge.config import Config
-from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable
+from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable, Customer
 from bridge.jobs import Retry
-from bridge.storage import OPTED_IN, Row, Storage, iso, parse_iso
+from bridge.optout import request_opt_out
+from bridge.storage import OPTED_IN, OPTED_OUT, PENDING, Row, Storage, iso, parse_iso
 
 log = logging.getLogger(__name__)
 
 CAMPAIGN_THRESHOLD = 700
+SYNC_PAGE = 1000
 STORE_ZONE = ZoneInfo("America/Los_Angeles")
 
 
@@ -57,6 +59,53 @@ class BlastEngine:
             price_per_unit=config.price_per_unit,
             mode=config.blast_mode,
             campaign_threshold=CAMPAIGN_THRESHOLD,
+        )
+
+    # -- the audience ---------------------------------------------------------------------
+
+    def sync(self, store: str) -> int:
+        """Bring in CRM Text's customer list (getcustbystatus); return how many records changed.
+
+        CRM Text is authoritative for opt-ins, except that a local opt-out always wins: it is
+        pushed to CRM Text (optoutcustomer) and the preflight blocks until that is done.
+        """
+        now = self.clock()
+        changed = 0
+        for status in (OPTED_IN, PENDING, OPTED_OUT):
+            offset = 0
+            while True:
+                try:
+                    page = self.crm.customers_by_status(store, status, offset, SYNC_PAGE)
+                except CrmTextUnavailable as exc:
+                    raise Retry(f"CRM Text unreachable: {exc}") from exc
+                with self.storage.transaction():
+                    changed += sum(self._merge(store, c, now) for c in page)
+                if len(page) < SYNC_PAGE:
+                    break
+                offset += SYNC_PAGE
+        return changed
+
+    def _merge(self, store: str, remote: Customer, now: datetime) -> bool:
+        phone = "+1" + remote.mobile
+        local = self.storage.find_customer(store, phone)
+        if local is None:
+            local = self.storage.upsert_customer(
+                store, phone, name=remote.name, crm_id=remote.cust_id, now=now
+            )
+        if local["status"] == remote.status:
+            return False
+        if local["status"] == OPTED_OUT:
+            return request_opt_out(
+                self.storage,
+                local["id"],
+                how="local opt-out pushed to CRM Text",
+                text="",
+                actor="smsbridge",
+                thread_id=None,
+                now=now,
+            )
+        return self.storage.set_status(
+            local["id"], remote.status, how="CRM Text customer list", now=now
         )
 
     # -- preflight ------------------------------------------------------------------------
@@ -195,6 +244,7 @@ class BlastEngine:
         blast = self.storage.blast(blast_id)
         if blast["status"] not in ("confirmed", "scheduled"):
             return str(blast["status"])
+        self.sync(blast["store"])
         now = self.clock()
         result = self.check_blast(blast)
         other = [f for f in result.blocks if f.code != "quiet_hours"]
