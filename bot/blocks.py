@@ -30,7 +30,7 @@ def customer_label(customer: Row) -> str:
     return f"{customer['name']} · {number}" if customer["name"] else number
 
 
-def _text(text: str) -> Block:
+def section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
@@ -50,8 +50,8 @@ def parent_post(
     status = STATUS_NAMES.get(customer["status"], "unknown")
     headline = f":speech_balloon: *{customer_label(customer)}*"
     blocks = [
-        _text(f"{headline}\n{store_name} · keyword {store['keyword']} · {status}"),
-        _text(quote(first_text)),
+        section(f"{headline}\n{store_name} · keyword {store['keyword']} · {status}"),
+        section(quote(first_text)),
     ]
     hint = (
         "Reply in this thread to text them (:outbox_tray: sent, :x: not sent). "
@@ -87,7 +87,7 @@ def inbound_reply(
 ) -> tuple[str, list[Block]]:
     """A later customer text inside the thread, with any consent notice under it."""
     body = text if text.strip() else f"(sent {media_count} picture{'s' * (media_count != 1)})"
-    blocks = [_text(body)]
+    blocks = [section(body)]
     notice = notice_blocks(intent, message_id)
     return body, blocks + notice if notice else blocks
 

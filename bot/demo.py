@@ -6,10 +6,15 @@ app against them on a fresh SQLite file, plays a short story and prints what sta
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.app import Services, create_app, services_of
 from bot.fakeslack import FakeSlack
@@ -20,6 +25,17 @@ from bridge.storage import OPTED_IN
 
 STORE, CHANNEL = "PIZZA", "CDEMOPIZZA"
 JANE, BOB = "4155550101", "3055550102"
+BLAST_LIST = ["4155550103", "3105550104", "6195550105"]
+BLAST_TEXT = "Main St Pizza: 2 large pizzas for $20 this Friday!"
+
+
+def store_clock() -> Callable[[], datetime]:
+    """Real time, shifted to 11:00 AM on a Tuesday in California, so the story never runs into
+    quiet hours whenever it is played."""
+    now = datetime.now(UTC)
+    start = datetime(2026, 11, 24, 11, 0, tzinfo=ZoneInfo("America/Los_Angeles"))
+    shift = start - now
+    return lambda: datetime.now(UTC) + shift
 
 
 def wait_idle(services: Services, timeout: float = 20.0) -> None:
@@ -43,7 +59,10 @@ def run_demo(verbose: bool = False) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="smsbridge-demo-"))
     slack = FakeSlack().start()
     slack.add_user("USAM", "Sam", "Sam Rivera")
-    sim = Simulator("demo", "demo", [SimStore(STORE, "1001", "Main St Pizza")], speed=50)
+    clock = store_clock()
+    sim = Simulator(
+        "demo", "demo", [SimStore(STORE, "1001", "Main St Pizza")], speed=50, clock=clock
+    )
     sim_server = LiveServer(sim.app())
     config = Config(
         slack_bot_token=slack.bot_token,
@@ -58,7 +77,7 @@ def run_demo(verbose: bool = False) -> int:
         database_url=f"sqlite:///{workdir / 'smsbridge.db'}",
         blast_admins=frozenset({"USAM"}),
     )
-    app = create_app(config)
+    app = create_app(config, clock=clock)
     app_server = LiveServer(app)
     services = services_of(app)
     sender = SlackSender(app_server.url, config.slack_signing_secret)
@@ -71,7 +90,8 @@ def run_demo(verbose: bool = False) -> int:
         say(slack.transcript(CHANNEL))
         say("\n=== What reached the customers' phones ===\n")
         for delivery in sim.outbox:
-            say(f"  to {delivery.phone} ({delivery.kind}): {delivery.text}")
+            text = delivery.text.replace("\n", " ⏎ ")
+            say(f"  to {delivery.phone} ({delivery.kind}): {text}")
     finally:
         services.close()
         app_server.stop()
@@ -100,6 +120,70 @@ def play_story(
     for phone, text, media in steps[2:]:
         customer_texts(sim, services, phone, text, media)
     staff_replies(services, sender, slack, jane_thread, "It is! Show it at pickup.")
+    blast_story(sim, services, sender, slack)
+
+
+def blast_story(sim: Simulator, services: Services, sender: SlackSender, slack: FakeSlack) -> None:
+    """Sam blasts the store's opted-in customers: preflight, confirmation, progress."""
+    for phone in BLAST_LIST:
+        sim.add_customer(STORE, phone, OPTED_IN, "")
+    say(f"\nSam types: /sms-blast {BLAST_TEXT}")
+    sender.command("/sms-blast", BLAST_TEXT, user="USAM", channel=CHANNEL)
+    wait_idle(services)  # the audience is synced from CRM Text and the preflight refreshed
+    view = list(slack.views.values())[-1]
+    say("  The blast modal's preflight:")
+    for line in section_lines(view):
+        say(f"    {line}")
+    say("Sam ticks “Append Reply STOP to opt out” and presses Review.")
+    values = {
+        "message": {"blast_text": {"type": "plain_text_input", "value": BLAST_TEXT}},
+        "options": {
+            "blast_options": {
+                "type": "checkboxes",
+                "selected_options": [{"value": "append_opt_out"}],
+            }
+        },
+        "image": {"file": {"type": "file_input", "files": []}},
+    }
+    confirm = submit_view(sender, view, values)["view"]
+    say("  The confirmation:")
+    for line in section_lines(confirm):
+        say(f"    {line}")
+    acks = [
+        o["value"]
+        for b in confirm["blocks"]
+        if b.get("block_id") == "acks"
+        for o in b["element"]["options"]
+    ]
+    say(f"Sam ticks the {len(acks)} warning(s) and presses Send.")
+    submit_view(
+        sender,
+        {**confirm, "id": view["id"]},
+        {
+            "acks": {
+                "acks": {"type": "checkboxes", "selected_options": [{"value": a} for a in acks]}
+            }
+        },
+    )
+    started = time.monotonic()
+    wait_idle(services, timeout=60)
+    say(f"  …sent in {time.monotonic() - started:.1f} s (paced at 1 text per second)")
+
+
+def section_lines(view: dict[str, Any]) -> list[str]:
+    text = "\n".join(b["text"]["text"] for b in view["blocks"] if b["type"] == "section")
+    return text.splitlines()
+
+
+def submit_view(sender: SlackSender, view: dict[str, Any], values: dict[str, Any]) -> Any:
+    response = sender.interaction(
+        {
+            "type": "view_submission",
+            "user": {"id": "USAM"},
+            "view": {**view, "state": {"values": values}},
+        }
+    )
+    return json.loads(response.text) if response.text else {}
 
 
 def customer_texts(

@@ -22,6 +22,7 @@ from bridge.storage import Row, Storage, iso
 log = logging.getLogger(__name__)
 
 MAX_MEDIA_BYTES = 5 * 1024 * 1024
+STATUS_INTENTS = {Intent.STOP, Intent.REVOKE, Intent.START}
 
 
 class ThreadPoster:
@@ -51,14 +52,18 @@ class ThreadPoster:
         if not message["slack_ts"]:
             intent = Intent(message["intent"] or "")
             if thread["ts"] is None:
-                ts = self._open_thread(thread, customer, message, media, intent, blast)
+                ts = self._open_thread(thread, customer, message)
             else:
                 text, body = blocks.inbound_reply(
                     message["text"], len(media), intent, message["id"]
                 )
+                if blast is not None:
+                    body.insert(1, blocks.context(blast_label(blast["name"])))
                 ts = self._reply(thread["channel_id"], thread["ts"], text, body, customer=customer)
             self.storage.update_message(message["id"], slack_ts=ts, status="posted")
             thread = self.storage.thread(thread["id"])
+            if intent in STATUS_INTENTS and ts != thread["ts"]:
+                self.refresh_parent(thread)
         done = message["media_posted"] or 0
         for n, item in enumerate(media[done:], start=done + 1):
             self._share_picture(thread["channel_id"], thread["ts"], item["url"], n, customer)
@@ -69,25 +74,13 @@ class ThreadPoster:
         if thread["ts"] is None:
             raise GiveUp("the thread was never posted")
         self._reply(thread["channel_id"], thread["ts"], payload["text"], None)
+        if payload.get("refresh"):
+            self.refresh_parent(thread)
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _open_thread(
-        self,
-        thread: Row,
-        customer: Row,
-        message: Row,
-        media: list[Any],
-        intent: Intent,
-        blast: Row | None,
-    ) -> str:
-        store = self.storage.store(customer["store"])
-        assert store is not None
-        first = message["text"] if message["text"].strip() else f"(sent {len(media)} picture(s))"
-        text, body = blocks.parent_post(customer, store, first, self._previous_link(thread), None)
-        body = body[:2] + blocks.notice_blocks(intent, message["id"]) + body[2:]
-        if blast is not None:
-            body.insert(2, blocks.context(blast_label(blast["name"])))
+    def _open_thread(self, thread: Row, customer: Row, message: Row) -> str:
+        text, body = self._parent(thread, customer, message)
         metadata = blocks.thread_metadata(customer, thread["id"])
         with slack_job("open thread"):
             response = self.client.chat_postMessage(
@@ -100,6 +93,26 @@ class ThreadPoster:
         ts = str(response["ts"])
         self.storage.set_thread_ts(thread["id"], ts)
         return ts
+
+    def _parent(self, thread: Row, customer: Row, first: Row) -> tuple[str, list[blocks.Block]]:
+        """The parent card for a thread whose first message is ``first``, as things are now."""
+        store = self.storage.store(customer["store"])
+        assert store is not None
+        media = json.loads(first["media"] or "[]")
+        words = first["text"] if first["text"].strip() else f"(sent {len(media)} picture(s))"
+        text, body = blocks.parent_post(
+            customer, store, words, self._previous_link(thread), thread["resolved_by"]
+        )
+        if first["direction"] == "out":
+            who = f"<@{first['staff_user']}>" if first["staff_user"] else "Staff"
+            body[1] = blocks.section(blocks.outbound_post(who, customer, first["text"]))
+            return text, body
+        notice = blocks.notice_blocks(Intent(first["intent"] or ""), first["id"])
+        if first["blast_id"]:
+            notice.insert(
+                0, blocks.context(blast_label(self.storage.blast(first["blast_id"])["name"]))
+            )
+        return text, body[:2] + notice + body[2:]
 
     def _previous_link(self, thread: Row) -> str | None:
         if thread["previous_id"] is None:
@@ -167,18 +180,19 @@ class ThreadPoster:
     def thread_resolved(self, payload: dict[str, Any]) -> None:
         """Job ``thread_resolved``: mark the parent resolved and say so in the thread."""
         thread = self.storage.thread(payload["thread_id"])
-        customer = self.storage.customer(thread["customer_id"])
-        store = self.storage.store(customer["store"])
-        assert store is not None and thread["ts"] is not None
-        first = self.storage.thread_messages(thread["id"])
-        first_text = first[0]["text"] if first else ""
-        text, body = blocks.parent_post(
-            customer, store, first_text, self._previous_link(thread), payload["user"]
-        )
-        with slack_job("mark parent resolved"):
-            self.client.chat_update(
-                channel=thread["channel_id"], ts=thread["ts"], text=text, blocks=body
-            )
+        self.refresh_parent(thread)
         self._reply(
             thread["channel_id"], thread["ts"], blocks.resolved_notice(payload["user"]), None
         )
+
+    def refresh_parent(self, thread: Row) -> None:
+        """Re-render the parent card: current opt-in status, resolved or not."""
+        messages = self.storage.thread_messages(thread["id"])
+        if thread["ts"] is None or not messages:
+            return
+        customer = self.storage.customer(thread["customer_id"])
+        text, body = self._parent(thread, customer, messages[0])
+        with slack_job("refresh parent"):
+            self.client.chat_update(
+                channel=thread["channel_id"], ts=thread["ts"], text=text, blocks=body
+            )

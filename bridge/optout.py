@@ -77,7 +77,7 @@ def _notice(
         return
     storage.enqueue(
         "post_notice",
-        {"thread_id": thread_id, "text": text},
+        {"thread_id": thread_id, "text": text, "refresh": True},
         queue=f"customer:{customer_id}",
         now=now,
     )

@@ -289,6 +289,22 @@ def test_campaign_mode_above_700_recipients(harness: Harness) -> None:
     assert harness.services.storage.recipient_counts(blast["id"]) == {"sent": 701}
 
 
+def test_reply_to_a_blast_in_an_open_thread_is_marked(harness: Harness) -> None:
+    seed(harness)
+    harness.text("PIZZA", "4155550202", "Do you have gluten-free crust?")
+    confirm(harness, compose(harness, MESSAGE, append=False))
+    send_all(harness)
+    harness.text("PIZZA", "4155550202", "Count me in")
+    harness.drain()
+    parent = harness.slack.top_level(PIZZA_CHANNEL)[0]
+    [reply] = [m for m in harness.slack.thread(PIZZA_CHANNEL, parent.ts)[1:]]
+    blast = harness.services.storage.blasts("PIZZA")[0]
+    assert reply.text == "Count me in"
+    assert reply.blocks[1]["elements"][0]["text"] == (
+        f":loudspeaker: Reply to blast “{blast['name']}”"
+    )
+
+
 def test_replies_to_a_blast_land_in_the_customers_thread_marked(harness: Harness) -> None:
     seed(harness)
     confirm(harness, compose(harness, MESSAGE, append=False))

@@ -183,6 +183,7 @@ def test_stop_marks_the_customer_opted_out(harness: Harness, word: str) -> None:
     )
     customer = harness.services.storage.find_customer("PIZZA", "+14155550101")
     assert customer["status"] == OPTED_OUT
+    assert parent.blocks[0]["text"]["text"].endswith("Main St Pizza · keyword PIZZA · opted out")
     ledger = harness.services.storage.consent_history(customer["id"])
     assert ledger[-1]["how"] == f"texted {word.strip(' .').upper()}; CRM Text opted them out"
     # CRM Text did it itself: smsbridge made no optoutcustomer call.
