@@ -18,6 +18,7 @@ from bot.sending import Sender
 from bot.slackcalls import slack_job
 from bridge.blasts import STORE_ZONE, BlastEngine, BlastRefused, Image
 from bridge.config import Config
+from bridge.jobs import GiveUp, Retry
 from bridge.media import MediaError
 from bridge.outbound import NotSent
 from bridge.storage import Storage, iso
@@ -216,14 +217,14 @@ class Blasts:
         """Job ``blast_start``."""
         blast_id = payload["blast_id"]
         self.engine.start(blast_id)
-        self.progress({"blast_id": blast_id, "force": True})
+        self._show_progress(blast_id, force=True)
 
     def step(self, payload: dict[str, Any]) -> None:
         """Job ``blast_step``: one recipient, then the next step at the paced time."""
         blast_id = payload["blast_id"]
         began = time.monotonic()
         delay = self.engine.step(blast_id)
-        self.progress({"blast_id": blast_id, "force": delay is None})
+        self._show_progress(blast_id, force=delay is None)
         if delay is None:
             return
         counts = self.storage.recipient_counts(blast_id)
@@ -240,6 +241,20 @@ class Blasts:
             if delay > 1.0
             else f"blast-step:{blast_id}:{done}",
         )
+
+    def _show_progress(self, blast_id: int, force: bool) -> None:
+        """Progress is for people: a Slack failure here never stops or repeats a send."""
+        try:
+            self.progress({"blast_id": blast_id, "force": force})
+        except (Retry, GiveUp) as exc:
+            log.warning("blast %s progress not shown: %s", blast_id, exc)
+            if force:  # make sure the final state shows once Slack is back
+                self.storage.enqueue(
+                    "blast_progress",
+                    {"blast_id": blast_id},
+                    queue=f"blast-progress:{blast_id}",
+                    now=self.clock(),
+                )
 
     def progress(self, payload: dict[str, Any]) -> None:
         """Job ``blast_progress`` (and after each step): one message, updated every few s."""

@@ -26,6 +26,7 @@ import mimetypes
 import re
 import sys
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -382,7 +383,15 @@ class Simulator:
         op = params.get("method", "").strip().lower()
         user, password, keyword = auth
         with self._lock:
-            self.calls.append({"method": op, "keyword": keyword, "user": user, "params": params})
+            self.calls.append(
+                {
+                    "method": op,
+                    "keyword": keyword,
+                    "user": user,
+                    "params": params,
+                    "at": time.time(),
+                }
+            )
             try:
                 store = self._authenticate(user, password, keyword)
                 handler = self._handlers().get(op)
@@ -570,7 +579,15 @@ class Simulator:
         auth = parse_auth(flask.request.headers.get("Authorization"))
         if auth is None:
             with self._lock:
-                self.calls.append({"method": op, "keyword": None, "user": None, "params": params})
+                self.calls.append(
+                    {
+                        "method": op,
+                        "keyword": None,
+                        "user": None,
+                        "params": params,
+                        "at": time.time(),
+                    }
+                )
             body = xml_response(op, 401, "Missing auth string", [])
             resp = flask.Response(body, status=401, content_type="text/xml; charset=UTF-8")
             resp.headers["WWW-Authenticate"] = 'Basic realm="CRM Text"'

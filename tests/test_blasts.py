@@ -516,3 +516,15 @@ def test_pause_and_resume(harness: Harness) -> None:
     press("blast_resume")
     send_all(harness, 6)
     assert len(delivered(harness)) == 4
+
+
+def test_slack_failing_progress_updates_never_stop_the_sends(harness: Harness) -> None:
+    numbers = [f"41555502{n:02d}" for n in range(5)]
+    seed(harness, numbers)
+    confirm(harness, compose(harness, MESSAGE, append=False))
+    harness.slack.fail_next("chat.postMessage", status=200, error="channel_not_found", times=1)
+    harness.slack.fail_next("chat.update", status=200, error="msg_too_long", times=20)
+    send_all(harness, 10)
+    assert delivered(harness) == sorted((p, MESSAGE) for p in numbers)
+    blast = harness.services.storage.blasts("PIZZA")[0]
+    assert harness.services.storage.blast(blast["id"])["status"] == "done"
