@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -28,28 +29,20 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY = 3.0  # seconds between chat.update calls (Tier 3), final state always shown
 
 
+@dataclass
 class Blasts:
     """Slack side of blasts; :class:`~bridge.blasts.BlastEngine` decides, this renders."""
 
-    def __init__(
-        self,
-        config: Config,
-        storage: Storage,
-        engine: BlastEngine,
-        client: WebClient,
-        sender: Sender,
-        clock: Callable[[], datetime],
-        wake: Callable[[], None],
-    ) -> None:
-        self.config = config
-        self.storage = storage
-        self.engine = engine
-        self.client = client
-        self.sender = sender
-        self.clock = clock
-        self.wake = wake
-        self._updated: dict[int, float] = {}
-        self._open_views: dict[str, tuple[str, str, str, bool]] = {}  # view id -> compose state
+    config: Config
+    storage: Storage
+    engine: BlastEngine
+    client: WebClient
+    sender: Sender
+    clock: Callable[[], datetime]
+    wake: Callable[[], None]
+    _updated: dict[int, float] = field(default_factory=dict)
+    # view id -> (store, channel, text, append) of open compose modals
+    _open_views: dict[str, tuple[str, str, str, bool]] = field(default_factory=dict)
 
     # -- who may blast --------------------------------------------------------------------
 
@@ -136,6 +129,7 @@ class Blasts:
             field = "image" if blocks[0].code == "mms" else "message"
             ack(response_action="errors", errors={field: f"{blocks[0].title} {blocks[0].detail}"})
             return
+        self._open_views.pop(view["id"], None)
         blast_id = self.engine.draft(meta["store"], text, append, user, image)
         blast = self.storage.blast(blast_id)
         view = views.confirm_view(
@@ -223,24 +217,10 @@ class Blasts:
         """Job ``blast_step``: one recipient, then the next step at the paced time."""
         blast_id = payload["blast_id"]
         began = time.monotonic()
-        delay = self.engine.step(blast_id)
+        delay = self.engine.step(blast_id, payload.get("seq", 0))
         self._show_progress(blast_id, force=delay is None)
-        if delay is None:
-            return
-        counts = self.storage.recipient_counts(blast_id)
-        done = sum(n for status, n in counts.items() if status != "pending")
-        wait = max(0.0, delay - (time.monotonic() - began))
-        run_at = self.storage.blast(blast_id)["run_at"] or ""
-        self.storage.enqueue(
-            "blast_step",
-            {"blast_id": blast_id},
-            queue=f"blast:{blast_id}",
-            now=self.clock(),
-            delay=wait,
-            dedupe_key=f"blast-step:{blast_id}:{done}:{run_at}:{payload['_attempt']}"
-            if delay > 1.0
-            else f"blast-step:{blast_id}:{done}",
-        )
+        if delay is not None:
+            self.engine.schedule_step(blast_id, max(0.0, delay - (time.monotonic() - began)))
 
     def _show_progress(self, blast_id: int, force: bool) -> None:
         """Progress is for people: a Slack failure here never stops or repeats a send."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,24 +41,16 @@ def split_phone(text: str) -> tuple[str, str]:
     return parse_us(words[0]), ""  # raises, naming the first word
 
 
+@dataclass
 class SmsCommand:
     """The /sms slash command and the opt-in request it can offer."""
 
-    def __init__(
-        self,
-        config: Config,
-        storage: Storage,
-        client: WebClient,
-        crm: CrmTextClient,
-        clock: Callable[[], datetime],
-        wake: Callable[[], None],
-    ) -> None:
-        self.config = config
-        self.storage = storage
-        self.client = client
-        self.crm = crm
-        self.clock = clock
-        self.wake = wake
+    config: Config
+    storage: Storage
+    client: WebClient
+    crm: CrmTextClient
+    clock: Callable[[], datetime]
+    wake: Callable[[], None]
 
     def answer(self, command: dict[str, Any]) -> str:
         """Validate, queue the work, and return the ephemeral text for ``ack``."""

@@ -11,6 +11,7 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
@@ -34,27 +35,23 @@ log = logging.getLogger(__name__)
 SLACK_FILE_HOSTS = ("slack.com", "slack-edge.com", "slack-files.com")
 
 
+@dataclass
 class Sender:
     """Sends stored outbound messages and reports the outcome on the staff's Slack message."""
 
-    def __init__(
-        self,
-        config: Config,
-        storage: Storage,
-        client: WebClient,
-        crm: CrmTextClient,
-        http: httpx.Client,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.config = config
-        self.storage = storage
-        self.client = client
-        self.crm = crm
-        self.http = http
-        self.clock = clock
-        self.secret = media_secret(config.slack_signing_secret, config.callback_token)
-        self._names: dict[str, str] = {}
-        api_host = urlparse(config.slack_api_url).hostname or ""
+    config: Config
+    storage: Storage
+    client: WebClient
+    crm: CrmTextClient
+    http: httpx.Client
+    clock: Callable[[], datetime]
+    secret: bytes = field(init=False)
+    _names: dict[str, str] = field(default_factory=dict)
+    _file_hosts: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.secret = media_secret(self.config.slack_signing_secret, self.config.callback_token)
+        api_host = urlparse(self.config.slack_api_url).hostname or ""
         self._file_hosts = (*SLACK_FILE_HOSTS, api_host)
 
     # -- the job --------------------------------------------------------------------------

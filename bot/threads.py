@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,20 +26,14 @@ MAX_MEDIA_BYTES = 5 * 1024 * 1024
 STATUS_INTENTS = {Intent.STOP, Intent.REVOKE, Intent.START}
 
 
+@dataclass
 class ThreadPoster:
     """Posts inbound texts: a parent for a new thread, replies in order after it."""
 
-    def __init__(
-        self,
-        storage: Storage,
-        client: WebClient,
-        http: httpx.Client,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.storage = storage
-        self.client = client
-        self.http = http
-        self.clock = clock
+    storage: Storage
+    client: WebClient
+    http: httpx.Client
+    clock: Callable[[], datetime]
 
     # -- jobs -----------------------------------------------------------------------------
 

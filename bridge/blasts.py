@@ -263,9 +263,7 @@ class BlastEngine:
         if blast["mode"] == "campaign":
             self._send_campaign(self.storage.blast(blast_id))
             return "done"
-        self.storage.enqueue(
-            "blast_step", {"blast_id": blast_id}, queue=f"blast:{blast_id}", now=now
-        )
+        self.schedule_step(blast_id, 0.0)
         return "sending"
 
     def _schedule(self, blast_id: int, when: datetime) -> str:
@@ -321,10 +319,27 @@ class BlastEngine:
             )
         self._finish(blast["id"], "done", f"Handed to CRM Text as campaign {name}.")
 
-    def step(self, blast_id: int) -> float | None:
+    def schedule_step(self, blast_id: int, delay: float) -> None:
+        """Queue the blast's next step. Each step has a number and only the newest one runs,
+        so a step retried after a crash can never start a second, parallel chain of sends."""
+        with self.storage.transaction():
+            seq = (self.storage.blast(blast_id)["step_seq"] or 0) + 1
+            self.storage.update_blast(blast_id, step_seq=seq)
+            self.storage.enqueue(
+                "blast_step",
+                {"blast_id": blast_id, "seq": seq},
+                queue=f"blast:{blast_id}",
+                now=self.clock(),
+                delay=delay,
+                dedupe_key=f"blast-step:{blast_id}:{seq}",
+            )
+
+    def step(self, blast_id: int, seq: int) -> float | None:
         """Job ``blast_step``: text one recipient; return seconds until the next step, or None."""
         blast = self.storage.blast(blast_id)
         now = self.clock()
+        if seq != blast["step_seq"]:
+            return None  # a stale copy of a step that already scheduled its successor
         if blast["status"] == "cancelled":
             self.storage.skip_pending(blast_id, "cancelled", now)
             self._finish(blast_id, "cancelled", "")
@@ -390,9 +405,7 @@ class BlastEngine:
         with self.storage.transaction():
             if not self.storage.move_blast(blast_id, ("paused",), "sending"):
                 return False
-            self.storage.enqueue(
-                "blast_step", {"blast_id": blast_id}, queue=f"blast:{blast_id}", now=self.clock()
-            )
+            self.schedule_step(blast_id, 0.0)
             return True
 
     def cancel(self, blast_id: int) -> bool:

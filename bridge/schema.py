@@ -164,6 +164,7 @@ def m003_blasts(db: Database) -> None:
             "progress_at": str,
             "campaign_attempted_at": str,
             "report": str,
+            "step_seq": int,
         },
         pk="id",
     )

@@ -528,3 +528,19 @@ def test_slack_failing_progress_updates_never_stop_the_sends(harness: Harness) -
     assert delivered(harness) == sorted((p, MESSAGE) for p in numbers)
     blast = harness.services.storage.blasts("PIZZA")[0]
     assert harness.services.storage.blast(blast["id"])["status"] == "done"
+
+
+def test_a_stale_copy_of_a_step_never_starts_a_second_chain(harness: Harness) -> None:
+    numbers = [f"41555502{n:02d}" for n in range(4)]
+    seed(harness, numbers)
+    confirm(harness, compose(harness, MESSAGE, append=False))
+    harness.drain()
+    blast = harness.services.storage.blasts("PIZZA")[0]
+    # A worker that died after scheduling its successor runs its step again.
+    harness.services.storage.enqueue(
+        "blast_step", {"blast_id": blast["id"], "seq": 1}, queue="stale", now=harness.clock()
+    )
+    harness.drain()
+    assert len(texts_to(harness)) == 1  # the stale step did not text the next customer early
+    send_all(harness, 8)
+    assert texts_to(harness) == sorted((p, MESSAGE) for p in numbers)
