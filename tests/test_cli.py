@@ -81,3 +81,8 @@ def test_demo_prints_what_staff_see(capsys: pytest.CaptureFixture[str]) -> None:
     assert "  to 4155550101 (sms): Yes! $12.99 until Sunday. Want one?" in out
     assert "  to 4155550101 (sms): It is! Show it at pickup." in out
     assert "note: she orders" not in out.split("reached the customers' phones")[1]
+    assert "Sam types: /sms-blast Main St Pizza: 2 large pizzas for $20 this Friday!" in out
+    assert ":warning: *No opt-out instructions*" in out
+    assert "> Reply STOP to opt out" in out
+    assert "— done\n  `▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓` 4 sent · 0 failed · 0 skipped · 0 to go, of 4" in out
+    assert out.count("(sms): Main St Pizza: 2 large pizzas for $20 this Friday! ⏎ Reply STOP") == 4
