@@ -544,3 +544,15 @@ def test_a_stale_copy_of_a_step_never_starts_a_second_chain(harness: Harness) ->
     assert len(texts_to(harness)) == 1  # the stale step did not text the next customer early
     send_all(harness, 8)
     assert texts_to(harness) == sorted((p, MESSAGE) for p in numbers)
+
+
+def test_one_failing_number_never_stops_the_rest(harness: Harness) -> None:
+    seed(harness)
+    harness.services.crm.send_sms("PIZZA", "4155550202", MESSAGE)  # CRM Text will call it a dup
+    confirm(harness, compose(harness, MESSAGE, append=False))
+    send_all(harness)
+    assert delivered(harness) == sorted((p, MESSAGE) for p in OPTED_IN_NUMBERS)
+    blast = harness.services.storage.blasts("PIZZA")[0]
+    assert harness.services.storage.recipient_counts(blast["id"]) == {"sent": 2, "failed": 1}
+    [progress] = [m for m in harness.slack.messages if m.ts == blast["progress_ts"]]
+    assert progress.blocks[2]["text"]["text"] == ("• failed, CRM Text 12-hour duplicate block: 1")

@@ -510,3 +510,37 @@ def test_sms_command_with_a_bad_number_explains(harness: Harness, text: str, ans
 def test_sms_command_outside_a_store_channel_names_the_store_channels(harness: Harness) -> None:
     response = harness.sender.command("/sms", "4155550101 hi", user="USAM", channel="COTHER01")
     assert response.text == "`/sms` works in a store channel: <#CPIZZA01>, <#CCARS001>."
+
+
+def test_a_file_stored_outside_slack_is_refused_without_sending_the_token(
+    harness: Harness,
+) -> None:
+    parent = open_thread(harness)
+    external = {
+        "id": "FEXT",
+        "name": "drive.png",
+        "mimetype": "image/png",
+        "is_external": True,
+        "url_private": "https://drive.example.com/file.png",
+        "url_private_download": "https://drive.example.com/file.png",
+    }
+    reply = staff_reply(harness, parent, "From Drive", files=[external])
+    harness.drain()
+    assert thread_texts(harness, parent)[1] == (
+        ":x: drive.png was not sent: it is stored outside Slack."
+    )
+    [call] = sends(harness)  # the text still goes out, without a picture
+    assert call["params"]["message"] == "From Drive" and "mmsurl" not in call["params"]
+    assert reactions(harness, reply) == ["outbox_tray"]
+
+
+def test_a_login_page_instead_of_the_file_is_a_failure(harness: Harness) -> None:
+    parent = open_thread(harness)
+    login = b"<!DOCTYPE html><html><title>Sign in to Slack</title></html>"
+    file = harness.slack.add_file("F9", login, "text/html", "x.png")  # what Slack answers
+    staff_reply(harness, parent, "", files=[file])
+    harness.drain()
+    assert thread_texts(harness, parent)[1] == (
+        ":x: x.png was not sent: Slack sent a login page instead of the file (files:read scope?)."
+    )
+    assert sends(harness) == []
