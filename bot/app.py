@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 from flask import Flask, jsonify, request
@@ -99,10 +100,25 @@ def create_app(
             "blast_progress": blasts.progress,
         },
         clock=clock,
-        on_give_up=lambda job, error: (
-            sender.gave_up(job, error) if job["kind"] == "send_reply" else None
-        ),
+        max_attempts={"send_reply": 8, "blast_step": 10, "blast_start": 10},
+        on_give_up=lambda job, error: gave_up(job, error),
     )
+
+    def gave_up(job: dict[str, Any], error: str) -> None:
+        """A job that will not be retried: tell the people who can act on it."""
+        if job["kind"] == "send_reply":
+            sender.gave_up(job, error)
+        elif job["kind"] in ("blast_step", "blast_start"):
+            blasts.gave_up(job, error)
+        else:
+            log.error(
+                "gave up on %s job %s after %s attempts: %s",
+                job["kind"],
+                job["id"],
+                job["attempts"],
+                error,
+            )
+
     wake.runner = runner
     bolt = App(
         signing_secret=config.slack_signing_secret,

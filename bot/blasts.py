@@ -222,6 +222,12 @@ class Blasts:
         if delay is not None:
             self.engine.schedule_step(blast_id, max(0.0, delay - (time.monotonic() - began)))
 
+    def gave_up(self, job: dict[str, Any], error: str) -> None:
+        """CRM Text stayed unreachable: pause the blast (the store is not stuck) and say why."""
+        blast_id = job["payload"]["blast_id"]
+        self.engine.halt(blast_id, f"Paused: {error}. Press Resume to continue where it stopped.")
+        self._show_progress(blast_id, force=True)
+
     def _show_progress(self, blast_id: int, force: bool) -> None:
         """Progress is for people: a Slack failure here never stops or repeats a send."""
         try:

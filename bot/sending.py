@@ -69,9 +69,9 @@ class Sender:
         if not message["slack_ts"]:
             message = self._post_command_message(message, thread, customer, staff, text)
         try:
-            info = outbound.check(customer["status"], text) if text else None
+            info = outbound.check(customer["status"], text)
             parts = self._parts(message, thread, text)
-            self._send_parts(message, customer, parts, payload["_attempt"] > 1)
+            self._send_parts(message, customer, parts)
         except outbound.NotSent as refusal:
             self._refused(message, thread, customer, refusal)
             return
@@ -79,7 +79,7 @@ class Sender:
             raise Retry(f"CRM Text unreachable: {exc}") from exc
         self.storage.update_message(message["id"], status="sent", error="")
         self._react(thread["channel_id"], message["slack_ts"], blocks.REACTION_SENT)
-        if info is not None and (info.segments > 1 or info.encoding != "GSM-7"):
+        if text and (info.segments > 1 or info.encoding != "GSM-7"):
             note = blocks.segments_note(
                 info.encoding, info.segments, info.billing_units, info.characters
             )
@@ -107,18 +107,30 @@ class Sender:
             return [(text, None)]
         return [(text if n == 0 else "", url) for n, url in enumerate(urls)]
 
-    def _send_parts(
-        self, message: Row, customer: Row, parts: list[tuple[str, str | None]], retried: bool
-    ) -> None:
+    def _send_parts(self, message: Row, customer: Row, parts: list[tuple[str, str | None]]) -> None:
+        """One CRM Text call per part, each recorded before the next; a part whose last attempt
+        may have reached CRM Text is marked so its duplicate answer counts as sent."""
         done = message["media_posted"] or 0
+        maybe_sent = bool(message["maybe_sent"])
         for n, (text, url) in enumerate(parts[done:], start=done + 1):
-            msg_id = outbound.send(
-                self.crm, customer["store"], customer["phone"], text, url, retried
-            )
-            fields: dict[str, Any] = {"media_posted": n}
+            self.storage.update_message(message["id"], maybe_sent=1)
+            try:
+                msg_id = outbound.send(
+                    self.crm, customer["store"], customer["phone"], text, url, maybe_sent
+                )
+            except CrmTextUnavailable as exc:
+                self.storage.update_message(
+                    message["id"], maybe_sent=int(maybe_sent or exc.maybe_sent)
+                )
+                raise
+            except outbound.NotSent:
+                self.storage.update_message(message["id"], maybe_sent=0)
+                raise
+            fields: dict[str, Any] = {"media_posted": n, "maybe_sent": 0}
             if msg_id:
                 fields["provider_id"] = msg_id if n == 1 else f"{message['id']}:{msg_id}"
             self.storage.update_message(message["id"], **fields)
+            maybe_sent = False
 
     def _refused(self, message: Row, thread: Row, customer: Row, refusal: outbound.NotSent) -> None:
         self.storage.update_message(message["id"], status="blocked", error=refusal.reason)

@@ -239,31 +239,46 @@ class BlastEngine:
     def start(self, blast_id: int) -> str:
         """Job ``blast_start``: check again right before sending, then send or schedule.
 
-        Returns the new status: ``sending``, ``scheduled``, ``done`` or ``blocked``.
+        Safe to run again after a crash at any point. Returns the new status.
         """
         blast = self.storage.blast(blast_id)
+        if blast["status"] == "sending":
+            return self._continue(blast)
         if blast["status"] not in ("confirmed", "scheduled"):
             return str(blast["status"])
         self.sync(blast["store"])
         now = self.clock()
         result = self.check_blast(blast)
-        other = [f for f in result.blocks if f.code != "quiet_hours"]
-        if other:
-            report = "; ".join(f"{f.title} {f.detail}" for f in other)
+        quiet = next((f for f in result.blocks if f.code == "quiet_hours"), None)
+        hard = [f for f in result.blocks if f is not quiet]
+        if quiet is not None and (result.next_allowed is None or blast["mode"] == "campaign"):
+            if result.next_allowed is None:
+                hard.append(quiet)  # no time in the next days fits everyone
+            else:
+                return self._schedule(blast_id, result.next_allowed)
+        if hard:
+            report = "; ".join(f"{f.title} {f.detail}" for f in hard)
             self.storage.move_blast(blast_id, ("confirmed", "scheduled"), "blocked", report=report)
             self.storage.skip_pending(blast_id, "blast blocked before sending", now)
             return "blocked"
-        if result.next_allowed is not None and blast["mode"] == "campaign":
-            return self._schedule(blast_id, result.next_allowed)
         self._skip_no_longer_opted_in(blast_id, now)
-        if not self.storage.move_blast(
-            blast_id, ("confirmed", "scheduled"), "sending", started_at=iso(now)
-        ):
-            return str(self.storage.blast(blast_id)["status"])
+        with self.storage.transaction():
+            if not self.storage.move_blast(
+                blast_id, ("confirmed", "scheduled"), "sending", started_at=iso(now)
+            ):
+                return str(self.storage.blast(blast_id)["status"])
+            if blast["mode"] != "campaign":
+                self.schedule_step(blast_id, 0.0)
+        return self._continue(self.storage.blast(blast_id))
+
+    def _continue(self, blast: Row) -> str:
+        """A sending blast: send the campaign if it was not requested yet, or make sure a step
+        is queued (a crash may have lost it)."""
         if blast["mode"] == "campaign":
-            self._send_campaign(self.storage.blast(blast_id))
+            self._send_campaign(blast)
             return "done"
-        self.schedule_step(blast_id, 0.0)
+        if not self.storage.has_pending_job("blast_step", "blast_id", blast["id"]):
+            self.schedule_step(blast["id"], 0.0)
         return "sending"
 
     def _schedule(self, blast_id: int, when: datetime) -> str:
@@ -303,7 +318,8 @@ class BlastEngine:
                 blast["store"], name, blast["final_text"], blast["media_url"] or None
             )
         except CrmTextUnavailable as exc:
-            self.storage.update_blast(blast["id"], campaign_attempted_at=None)
+            if not exc.maybe_sent:  # it never reached CRM Text: safe to request again
+                self.storage.update_blast(blast["id"], campaign_attempted_at=None)
             raise Retry(f"CRM Text unreachable: {exc}") from exc
         except CrmTextError as exc:
             self.storage.skip_pending(
@@ -367,7 +383,7 @@ class BlastEngine:
                 *key, status="skipped", reason="opted out during the blast", finished_at=iso(now)
             )
             return
-        retried = bool(recipient["attempted_at"])
+        maybe_sent = bool(recipient["attempted_at"])
         self.storage.update_recipient(*key, attempted_at=iso(now))
         try:
             msg_id = outbound.send(
@@ -376,9 +392,11 @@ class BlastEngine:
                 customer["phone"],
                 blast["final_text"],
                 blast["media_url"] or None,
-                retried,
+                maybe_sent,
             )
         except CrmTextUnavailable as exc:
+            if not (maybe_sent or exc.maybe_sent):
+                self.storage.update_recipient(*key, attempted_at=None)
             raise Retry(f"CRM Text unreachable: {exc}") from exc
         except outbound.NotSent as refusal:
             self.storage.update_recipient(
@@ -399,11 +417,16 @@ class BlastEngine:
     # -- admin controls -------------------------------------------------------------------
 
     def pause(self, blast_id: int) -> bool:
-        return self.storage.move_blast(blast_id, ("sending",), "paused")
+        return self.storage.move_blast(blast_id, ("sending",), "paused", report="")
+
+    def halt(self, blast_id: int, report: str) -> None:
+        """Pause a blast whose job gave up; one that never started becomes ``blocked``."""
+        if not self.storage.move_blast(blast_id, ("sending",), "paused", report=report):
+            self.storage.move_blast(blast_id, ("confirmed", "scheduled"), "blocked", report=report)
 
     def resume(self, blast_id: int) -> bool:
         with self.storage.transaction():
-            if not self.storage.move_blast(blast_id, ("paused",), "sending"):
+            if not self.storage.move_blast(blast_id, ("paused",), "sending", report=""):
                 return False
             self.schedule_step(blast_id, 0.0)
             return True

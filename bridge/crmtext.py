@@ -36,7 +36,16 @@ class CrmTextError(Exception):
 
 
 class CrmTextUnavailable(Exception):
-    """CRM Text could not be reached or answered with something unusable."""
+    """CRM Text could not be reached or answered with something unusable.
+
+    ``maybe_sent`` is False when the request certainly had no effect (the connection was never
+    made, or CRM Text answered with an HTTP error) and True when it may have been carried out
+    (a timeout or dropped connection after the request went out, an unreadable answer).
+    """
+
+    def __init__(self, message: str, *, maybe_sent: bool = True) -> None:
+        super().__init__(message)
+        self.maybe_sent = maybe_sent
 
 
 @dataclass(frozen=True)
@@ -191,7 +200,10 @@ class CrmTextClient:
                 timeout=self._timeout,
             )
         except httpx.HTTPError as exc:
-            raise CrmTextUnavailable(f"CRM Text {op}: {type(exc).__name__}: {exc}") from exc
+            never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+            raise CrmTextUnavailable(
+                f"CRM Text {op}: {type(exc).__name__}: {exc}", maybe_sent=not never_sent
+            ) from exc
 
     def _call(self, op: str, keyword: str, params: dict[str, str]) -> ET.Element:
         """POST one API call and return the checked ``<response>`` element."""
@@ -199,7 +211,7 @@ class CrmTextClient:
         if resp.status_code == 401:
             raise CrmTextError(op, 401, f"HTTP 401 {resp.reason_phrase}".strip())
         if not resp.is_success:
-            raise CrmTextUnavailable(f"CRM Text {op}: HTTP {resp.status_code}")
+            raise CrmTextUnavailable(f"CRM Text {op}: HTTP {resp.status_code}", maybe_sent=False)
         response = parse_envelope(op, resp.content)
         check_envelope(op, response)
         return response

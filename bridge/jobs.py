@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from bridge.storage import Row, Storage, utcnow
+from bridge.storage import Row, Storage, parse_iso, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,8 @@ class JobRunner:
         handlers: dict[str, Handler],
         *,
         workers: int = 2,
-        max_attempts: int = 8,
+        max_attempts: dict[str, int] | None = None,
+        max_age: timedelta = timedelta(hours=24),
         lease: timedelta = timedelta(minutes=5),
         on_give_up: Callable[[Row, str], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
@@ -57,7 +58,8 @@ class JobRunner:
         self.storage = storage
         self.handlers = handlers
         self.workers = workers
-        self.max_attempts = max_attempts
+        self.max_attempts = max_attempts or {}
+        self.max_age = max_age
         self.lease = lease
         self.on_give_up = on_give_up
         self.clock = clock
@@ -132,7 +134,11 @@ class JobRunner:
             self.storage.finish_job(job["id"])
 
     def _retry_or_give_up(self, job: Row, error: str, delay: float | None) -> None:
-        if job["attempts"] >= self.max_attempts:
+        """Retry with backoff; give up after the kind's attempt limit (if it has one, e.g. a
+        staff reply must be reported soon) or once the job is ``max_age`` old."""
+        limit = self.max_attempts.get(job["kind"])
+        too_old = self.clock() - parse_iso(job["created_at"]) > self.max_age
+        if too_old or (limit is not None and job["attempts"] >= limit):
             self._give_up(job, error)
             return
         wait = backoff(job["attempts"]) if delay is None else delay

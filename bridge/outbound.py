@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bridge.crmtext import CrmTextClient, CrmTextError
+from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable
 from bridge.segments import SegmentInfo, count
 from bridge.storage import NEW, OPTED_IN, OPTED_OUT, PENDING
 
@@ -51,7 +51,8 @@ def with_signature(text: str, signature: str) -> str:
 
 
 def check(status: int, text: str) -> SegmentInfo:
-    """Raise :class:`NotSent` for a reply that must not reach CRM Text; else its segments."""
+    """Raise :class:`NotSent` for a text (or picture) that must not reach CRM Text; else the
+    text's segments. The customer's status is checked even when there is no text."""
     if status != OPTED_IN:
         raise STATUS_REFUSALS.get(status, STATUS_REFUSALS[NEW])
     if len(text) > MAX_CHARS:
@@ -64,14 +65,27 @@ def check(status: int, text: str) -> SegmentInfo:
 
 
 def send(
-    crm: CrmTextClient, keyword: str, phone: str, text: str, mms_url: str | None, retried: bool
+    crm: CrmTextClient,
+    keyword: str,
+    phone: str,
+    text: str,
+    mms_url: str | None,
+    maybe_sent_before: bool,
 ) -> str:
-    """Send one SMS/MMS and return its msgID; ``retried``: an earlier attempt may have landed."""
+    """Send one SMS/MMS and return its msgID.
+
+    ``maybe_sent_before``: an earlier attempt ended in a way that may have reached CRM Text
+    (a crash or timeout mid-call); then CRM Text's 12-hour duplicate answer means that attempt
+    got through, and it counts as sent. Server errors raise :class:`CrmTextUnavailable` so the
+    caller retries with backoff.
+    """
     try:
         return crm.send_sms(keyword, phone, text, mms_url).msg_id
     except CrmTextError as error:
-        if retried and _is_duplicate(error):
+        if maybe_sent_before and _is_duplicate(error):
             return ""  # our own earlier attempt got through before the crash or timeout
+        if error.status >= 500:
+            raise CrmTextUnavailable(str(error), maybe_sent=False) from error
         raise explain(error) from error
 
 

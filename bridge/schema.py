@@ -164,7 +164,6 @@ def m003_blasts(db: Database) -> None:
             "progress_at": str,
             "campaign_attempted_at": str,
             "report": str,
-            "step_seq": int,
         },
         pk="id",
     )
@@ -185,3 +184,12 @@ def m003_blasts(db: Database) -> None:
     )
     _table(db, "blast_recipients").create_index(["blast_id", "status"])
     _table(db, "messages").add_column("blast_id", int)
+
+
+@migrations()
+def m004_exactly_once(db: Database) -> None:
+    """Numbered blast steps; "the last attempt may have reached CRM Text" marks; staff
+    decisions on texts that sound like stop requests."""
+    _table(db, "blasts").add_column("step_seq", int)
+    _table(db, "messages").add_column("maybe_sent", int)
+    _table(db, "messages").add_column("decided_by", str)

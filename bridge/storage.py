@@ -520,3 +520,12 @@ class Storage:
             [store],
         )
         return int(row["n"]) if row else 0
+
+    def has_pending_job(self, kind: str, field: str, value: Any) -> bool:
+        """Is a job of ``kind`` whose payload has ``field == value`` still waiting?"""
+        row = self._one(
+            "SELECT 1 AS x FROM jobs WHERE kind = ? AND status = 'pending'"
+            " AND json_extract(payload, '$.' || ?) = ? LIMIT 1",
+            [kind, field, value],
+        )
+        return row is not None

@@ -556,3 +556,31 @@ def test_one_failing_number_never_stops_the_rest(harness: Harness) -> None:
     assert harness.services.storage.recipient_counts(blast["id"]) == {"sent": 2, "failed": 1}
     [progress] = [m for m in harness.slack.messages if m.ts == blast["progress_ts"]]
     assert progress.blocks[2]["text"]["text"] == ("• failed, CRM Text 12-hour duplicate block: 1")
+
+
+def test_crm_text_outage_pauses_the_blast_and_resume_finishes_it(harness: Harness) -> None:
+    seed(harness)
+    confirm(harness, compose(harness, MESSAGE, append=False))
+    harness.drain()
+    assert len(delivered(harness)) == 1
+    harness.sim.fail_next(40)
+    for _ in range(15):
+        harness.clock.advance(minutes=5)
+        harness.drain()
+    blast = harness.services.storage.blasts("PIZZA")[0]
+    assert harness.services.storage.blast(blast["id"])["status"] == "paused"
+    [progress] = [m for m in harness.slack.messages if m.ts == blast["progress_ts"]]
+    assert "— paused" in progress.blocks[0]["text"]["text"]
+    assert "Press Resume to continue where it stopped." in progress.blocks[2]["text"]["text"]
+    harness.sim.fail_next(0)
+    harness.sender.interaction(
+        {
+            "type": "block_actions",
+            "user": {"id": "USAM"},
+            "channel": {"id": PIZZA_CHANNEL},
+            "actions": [{"action_id": "blast_resume", "value": str(blast["id"]), "type": "button"}],
+        }
+    )
+    send_all(harness, 6)
+    assert delivered(harness) == sorted((p, MESSAGE) for p in OPTED_IN_NUMBERS)
+    assert harness.services.storage.blast(blast["id"])["status"] == "done"

@@ -441,3 +441,15 @@ def test_background_workers_post_without_help(harness: Harness) -> None:
     harness.text("PIZZA", JANE, "are you open?")
     harness.slack.wait_for(lambda: len(parents(harness.slack)) == 1)
     assert parents(harness.slack)[0].text == "Text from (415) 555-0101: are you open?"
+
+
+def test_slack_outage_longer_than_minutes_still_posts_the_text(harness: Harness) -> None:
+    harness.sim.add_customer("PIZZA", JANE, status=3)
+    harness.slack.fail_next("chat.postMessage", status=503, error="service_unavailable", times=15)
+    harness.text("PIZZA", JANE, "sent during a Slack outage")
+    for _ in range(20):
+        harness.drain()
+        harness.clock.advance(minutes=5)
+    assert [m.text for m in parents(harness.slack)] == [
+        "Text from (415) 555-0101: sent during a Slack outage"
+    ]

@@ -121,7 +121,9 @@ def test_crash_after_crm_accepted_but_before_it_was_recorded_texts_once(harness:
     reply = staff_reply(harness, parent, "Exactly once")
     services = harness.services
     message = services.storage.message_by_source(f"slack:{PIZZA_CHANNEL}:{reply.ts}")
-    services.crm.send_sms("PIZZA", JANE, "Exactly once")  # the attempt that died after sending
+    # The attempt that died: it marked the message, CRM Text took the text, then the worker died.
+    services.storage.update_message(message["id"], maybe_sent=1)
+    services.crm.send_sms("PIZZA", JANE, "Exactly once")
     job = services.storage.claim_job(harness.clock(), __import__("datetime").timedelta(0))
     assert job["kind"] == "send_reply"  # the crashed attempt: claimed, never finished
     services.storage.retry_job(job["id"], harness.clock(), "worker died")
@@ -129,6 +131,24 @@ def test_crash_after_crm_accepted_but_before_it_was_recorded_texts_once(harness:
     assert [d.text for d in harness.sim.outbox if d.phone == JANE] == ["Exactly once"]
     assert services.storage.message(message["id"])["status"] == "sent"
     assert reactions(harness, reply) == ["outbox_tray"]
+
+
+def test_a_retry_after_a_clean_failure_does_not_count_a_duplicate_as_sent(
+    harness: Harness,
+) -> None:
+    """The first attempt certainly failed (HTTP 503); the same text went out earlier by other
+    means, so CRM Text's duplicate answer is a real refusal, not our own earlier attempt."""
+    parent = open_thread(harness)
+    harness.services.crm.send_sms("PIZZA", JANE, "Thanks!")  # e.g. sent an hour ago
+    harness.sim.fail_next(1)
+    reply = staff_reply(harness, parent, "Thanks!")
+    harness.drain()
+    harness.clock.advance(seconds=5)
+    harness.drain()
+    assert reactions(harness, reply) == ["x"]
+    assert thread_texts(harness, parent)[-1].startswith(
+        ":x: Not sent: CRM Text blocks the same text to the same customer within 12 hours."
+    )
 
 
 @pytest.mark.parametrize(
@@ -544,3 +564,16 @@ def test_a_login_page_instead_of_the_file_is_a_failure(harness: Harness) -> None
         ":x: x.png was not sent: Slack sent a login page instead of the file (files:read scope?)."
     )
     assert sends(harness) == []
+
+
+def test_picture_only_reply_to_an_opted_out_customer_never_reaches_crm_text(
+    harness: Harness,
+) -> None:
+    parent = open_thread(harness)
+    harness.text("PIZZA", JANE, "STOP")
+    harness.drain()
+    file = harness.slack.add_file("F7", noisy_png((60, 60)), "image/png", "p.png")
+    reply = staff_reply(harness, parent, "", files=[file])
+    harness.drain()
+    assert sends(harness) == []
+    assert reactions(harness, reply) == ["x"]
