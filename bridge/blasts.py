@@ -103,6 +103,7 @@ class BlastEngine:
                 actor="smsbridge",
                 thread_id=None,
                 now=now,
+                push=True,
             )
         return self.storage.set_status(
             local["id"], remote.status, how="CRM Text customer list", now=now

@@ -95,7 +95,7 @@ def _parse_mms(raw: str) -> tuple[Media, ...]:
         return ()
     try:
         data = json.loads(raw)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise CallbackError("mms is not valid JSON") from exc
     if not isinstance(data, dict):
         raise CallbackError("mms is not a JSON object")

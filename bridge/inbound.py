@@ -52,7 +52,7 @@ class Inbound:
                 sms.keyword, sms.phone, name=sms.customer_name, crm_id=sms.cust_id, now=now
             )
             intent = classify(sms.text)
-            self._apply_consent(customer, sms, intent, now)
+            opted_out_now = self._apply_consent(customer, sms, intent, now)
             thread = self.storage.current_thread(customer["id"], channel, now, self.quiet)
             blast = self.storage.recent_blast_for(customer["id"], now - BLAST_REPLY_WINDOW)
             message_id = self.storage.add_message(
@@ -79,7 +79,7 @@ class Inbound:
                 dedupe_key=f"post:{message_id}",
                 now=now,
             )
-            if intent is Intent.REVOKE:
+            if intent is Intent.REVOKE and opted_out_now:
                 self.storage.enqueue(
                     "crm_opt_out",
                     {"customer_id": customer["id"], "message_id": message_id},
@@ -90,19 +90,22 @@ class Inbound:
         log.info("stored inbound %s from %s for %s", sms.msg_id, sms.phone, sms.keyword)
         return message_id, True
 
-    def _apply_consent(self, customer: Row, sms: InboundSms, intent: Intent, now: datetime) -> None:
-        """Write what the text and CRM Text's optInStatus say about consent to the ledger."""
+    def _apply_consent(self, customer: Row, sms: InboundSms, intent: Intent, now: datetime) -> bool:
+        """Write what the text and CRM Text's optInStatus say about consent to the ledger;
+        True when this text opted the customer out here."""
         word = normalise(sms.text)
         if intent is Intent.STOP:
             how = f"texted {word}; CRM Text opted them out"
-            self.storage.set_status(customer["id"], OPTED_OUT, how=how, text=sms.text, now=now)
         elif intent is Intent.REVOKE:
             how = f"texted {word}; smsbridge asks CRM Text to opt them out"
-            self.storage.set_status(customer["id"], OPTED_OUT, how=how, text=sms.text, now=now)
         elif sms.opted_in is False:
             how = "CRM Text callback says Opt-out"
-            self.storage.set_status(customer["id"], OPTED_OUT, how=how, text=sms.text, now=now)
-        elif sms.opted_in and (customer["status"] in (NEW, PENDING) or intent is Intent.START):
-            # A local opt-out is never undone by a callback alone: only by the customer's START.
-            how = f"texted {word}" if intent is Intent.START else "CRM Text callback says Opt-in"
-            self.storage.set_status(customer["id"], OPTED_IN, how=how, text=sms.text, now=now)
+        else:
+            if sms.opted_in and (customer["status"] in (NEW, PENDING) or intent is Intent.START):
+                # A local opt-out is never undone by a callback alone: only by the customer's START.
+                how = (
+                    f"texted {word}" if intent is Intent.START else "CRM Text callback says Opt-in"
+                )
+                self.storage.set_status(customer["id"], OPTED_IN, how=how, text=sms.text, now=now)
+            return False
+        return self.storage.set_status(customer["id"], OPTED_OUT, how=how, text=sms.text, now=now)

@@ -23,18 +23,29 @@ def request_opt_out(
     actor: str,
     thread_id: int | None,
     now: datetime,
+    push: bool = False,
 ) -> bool:
-    """Mark the customer opted out now and queue the CRM Text call; False if already queued."""
+    """Mark the customer opted out now and queue one optoutcustomer call.
+
+    Nothing is queued when they already were opted out here (CRM Text sends its opt-out
+    message on every call, and one confirmation is all the rule allows) unless ``push``: the
+    local opt-out must be pushed to CRM Text, which still lists them as opted in.
+    """
     with storage.transaction():
-        storage.set_status(customer_id, OPTED_OUT, how=how, text=text, actor=actor, now=now)
-        job = storage.enqueue(
+        changed = storage.set_status(
+            customer_id, OPTED_OUT, how=how, text=text, actor=actor, now=now
+        )
+        if not (changed or push) or storage.has_pending_job(
+            "crm_opt_out", "customer_id", customer_id
+        ):
+            return False
+        storage.enqueue(
             "crm_opt_out",
             {"customer_id": customer_id, "thread_id": thread_id, "actor": actor},
             queue=f"customer:{customer_id}",
-            dedupe_key=f"optout:customer:{customer_id}:{now.date().isoformat()}:{actor}",
             now=now,
         )
-        return job is not None
+        return True
 
 
 def opt_out_handler(storage: Storage, crm: CrmTextClient, clock: Callable[[], datetime]) -> Handler:
