@@ -124,7 +124,13 @@ def opt_out_actions(message_id: int) -> Block:
                     "confirm": {"type": "plain_text", "text": "Opt out"},
                     "deny": {"type": "plain_text", "text": "Cancel"},
                 },
-            }
+            },
+            {
+                "type": "button",
+                "action_id": "not_a_stop_request",
+                "text": {"type": "plain_text", "text": "Not a stop request"},
+                "value": str(message_id),
+            },
         ],
     }
 
@@ -143,6 +149,10 @@ def thread_metadata(customer: Row, thread_id: int) -> dict[str, Any]:
 
 def picture_link(url: str, n: int) -> str:
     return f":frame_with_picture: Picture {n} could not be uploaded to Slack: <{url}|open it>"
+
+
+def decided_not_stop(user: str) -> str:
+    return f":ok_hand: <@{user}> decided this was not a request to stop texting."
 
 
 def resolved_notice(user: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
+from bot import blocks
 from bot.blasts import Blasts
 from bot.commands import SmsCommand
 from bot.replies import Replies
@@ -96,6 +97,7 @@ def register(
         ack()
         message = storage.message(int(action["value"]))
         user = body["user"]["id"]
+        storage.update_message(message["id"], decided_by=user)
         request_opt_out(
             storage,
             message["customer_id"],
@@ -105,6 +107,23 @@ def register(
             thread_id=message["thread_id"],
             now=clock(),
         )
+        wake()
+
+    @on_action("not_a_stop_request")
+    def on_not_a_stop_request(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        message = storage.message(int(action["value"]))
+        user = body["user"]["id"]
+        with storage.transaction():
+            if message["decided_by"] is not None:
+                return
+            storage.update_message(message["id"], decided_by=user)
+            storage.enqueue(
+                "post_notice",
+                {"thread_id": message["thread_id"], "text": blocks.decided_not_stop(user)},
+                queue=f"customer:{message['customer_id']}",
+                now=clock(),
+            )
         wake()
 
     @on_event("message")

@@ -140,6 +140,7 @@ class BlastEngine:
             blasts_this_month=sum(parse_iso(b["started_at"]) >= month_start for b in sent),
             recent_texts=tuple((parse_iso(b["started_at"]), b["final_text"]) for b in sent),
             pending_revocations=self.storage.pending_opt_outs(store),
+            undecided_stop_requests=self.storage.undecided_stop_requests(store),
         )
 
     # -- draft and confirmation -----------------------------------------------------------

@@ -90,6 +90,7 @@ class History:
     blasts_this_month: int = 0
     recent_texts: tuple[tuple[datetime, str], ...] = ()
     pending_revocations: int = 0
+    undecided_stop_requests: int = 0  # texts that sound like "stop" with no staff decision yet
 
 
 @dataclass(frozen=True)
@@ -326,14 +327,24 @@ def _recipient_findings(
 
 def _revocations(history: History) -> list[Finding]:
     n = history.pending_revocations
-    if n <= 0:
-        return []
     title = f"{_plural(n, 'opt-out request')} not passed on to CRM Text yet"
     detail = (
         "Some customers asked to stop getting texts and CRM Text does not know yet. "
         "Wait a minute for the bot to pass the requests on, then try again."
     )
-    return [Finding("revocations_pending", BLOCK, title, detail)]
+    findings = [Finding("revocations_pending", BLOCK, title, detail)] if n > 0 else []
+    undecided = history.undecided_stop_requests
+    if undecided > 0:
+        findings.append(
+            Finding(
+                "stop_requests_undecided",
+                BLOCK,
+                f"{_plural(undecided, 'text')} may be a request to stop, with no decision yet",
+                "A reasonable request to stop must be honoured before the next blast. Open each "
+                "flagged thread and press Opt out, or Not a stop request.",
+            )
+        )
+    return findings
 
 
 def _length(draft: Draft, final: str) -> list[Finding]:

@@ -529,3 +529,13 @@ class Storage:
             [kind, field, value],
         )
         return row is not None
+
+    def undecided_stop_requests(self, store: str) -> int:
+        """Texts that sound like a stop request from customers still opted in, undecided."""
+        row = self._one(
+            "SELECT count(*) AS n FROM messages m JOIN customers c ON c.id = m.customer_id"
+            " WHERE m.store = ? AND m.intent = 'soft_stop' AND m.decided_by IS NULL"
+            " AND c.status = ?",
+            [store, OPTED_IN],
+        )
+        return int(row["n"]) if row else 0

@@ -584,3 +584,32 @@ def test_crm_text_outage_pauses_the_blast_and_resume_finishes_it(harness: Harnes
     send_all(harness, 6)
     assert delivered(harness) == sorted((p, MESSAGE) for p in OPTED_IN_NUMBERS)
     assert harness.services.storage.blast(blast["id"])["status"] == "done"
+
+
+def test_an_undecided_stop_request_blocks_blasts_until_staff_decide(harness: Harness) -> None:
+    seed(harness)
+    harness.text("PIZZA", "4155550201", "can you stop texting me so much")
+    harness.drain()
+    shown = modal_for_no_seed(harness, MESSAGE)
+    assert ":no_entry: *1 text may be a request to stop, with no decision yet*" in shown
+    [parent] = harness.slack.top_level(PIZZA_CHANNEL)
+    keep = next(e for e in parent.blocks[3]["elements"] if e["action_id"] == "not_a_stop_request")
+    harness.sender.interaction(
+        {
+            "type": "block_actions",
+            "user": {"id": "USAM"},
+            "channel": {"id": PIZZA_CHANNEL},
+            "actions": [
+                {"action_id": "not_a_stop_request", "value": keep["value"], "type": "button"}
+            ],
+        }
+    )
+    harness.drain()
+    assert harness.slack.thread(PIZZA_CHANNEL, parent.ts)[-1].text == (
+        ":ok_hand: <@USAM> decided this was not a request to stop texting."
+    )
+    shown = modal_for_no_seed(harness, MESSAGE)
+    assert "may be a request to stop" not in shown
+    confirm(harness, compose(harness, MESSAGE, append=False))
+    send_all(harness)
+    assert len(delivered(harness)) == 3

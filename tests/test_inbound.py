@@ -456,8 +456,13 @@ def test_slack_outage_longer_than_minutes_still_posts_the_text(harness: Harness)
 
 
 def test_deeply_nested_mms_json_is_a_400_not_a_500(harness: Harness) -> None:
-    form = {"message": "x", "keyword": "PIZZA", "mobileNum": JANE, "msgID": "9",
-            "mms": "[" * 60_000 + "]" * 60_000}
+    form = {
+        "message": "x",
+        "keyword": "PIZZA",
+        "mobileNum": JANE,
+        "msgID": "9",
+        "mms": "[" * 60_000 + "]" * 60_000,
+    }
     parts = [(name, (None, value)) for name, value in form.items()]  # multipart: 120 KB
     response = httpx.post(harness.callback_url(), files=parts)
     assert response.status_code == 400
@@ -472,10 +477,16 @@ def test_opt_out_is_requested_from_crm_text_once(harness: Harness) -> None:
     harness.drain()
     [parent] = parents(harness.slack)
     button = parent.blocks[3]["elements"][0]  # the soft request's Opt out button
-    harness.sender.interaction({
-        "type": "block_actions", "user": {"id": "USAM"}, "channel": {"id": PIZZA_CHANNEL},
-        "actions": [{"action_id": "opt_out_customer", "value": button["value"], "type": "button"}],
-    })
+    harness.sender.interaction(
+        {
+            "type": "block_actions",
+            "user": {"id": "USAM"},
+            "channel": {"id": PIZZA_CHANNEL},
+            "actions": [
+                {"action_id": "opt_out_customer", "value": button["value"], "type": "button"}
+            ],
+        }
+    )
     harness.drain()
     assert len([c for c in harness.sim.calls if c["method"] == "optoutcustomer"]) == 1
     opted_out = [d for d in harness.sim.outbox if d.kind == "template" and "opted out" in d.text]
