@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import httpx
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -43,6 +45,7 @@ class Blasts:
     _updated: dict[int, float] = field(default_factory=dict)
     # view id -> (store, channel, text, append) of open compose modals
     _open_views: dict[str, tuple[str, str, str, bool]] = field(default_factory=dict)
+    _progress_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- who may blast --------------------------------------------------------------------
 
@@ -79,10 +82,15 @@ class Blasts:
             return
         text = command.get("text", "").strip()
         result = self.engine.check(store, text, False)
-        opened = client.views_open(
-            trigger_id=command["trigger_id"],
-            view=views.compose_view(store, channel, text, False, result),
-        )
+        try:
+            opened = client.views_open(
+                trigger_id=command["trigger_id"],
+                view=views.compose_view(store, channel, text, False, result),
+            )
+        except SlackApiError as exc:
+            error = exc.response.get("error", "an error")
+            ack(text=f"Slack did not open the blast form ({error}). Please run /sms-blast again.")
+            return
         ack()
         self._open_views[str(opened["view"]["id"])] = (store, channel, text, False)
         self.storage.enqueue(
@@ -122,6 +130,9 @@ class Blasts:
             image = self._image(view)
         except (MediaError, NotSent) as exc:
             ack(response_action="errors", errors={"image": getattr(exc, "reason", str(exc))})
+            return
+        except httpx.HTTPError as exc:
+            ack(response_action="errors", errors={"image": f"Could not fetch the picture: {exc}"})
             return
         result = self.engine.check(meta["store"], text, append, image)
         blocks = [f for f in result.blocks if f.code != "quiet_hours"]
@@ -251,6 +262,11 @@ class Blasts:
             time.monotonic() - self._updated.get(blast_id, 0.0) < PROGRESS_EVERY
         ):
             return
+        with self._progress_lock:  # one progress message per blast, even from two threads
+            self._post_progress(blast_id)
+
+    def _post_progress(self, blast_id: int) -> None:
+        blast = self.storage.blast(blast_id)
         self._updated[blast_id] = time.monotonic()
         text, body = views.progress(
             blast,

@@ -24,6 +24,7 @@ from bridge.storage import OPTED_IN, OPTED_OUT, PENDING, Row, Storage, iso, pars
 log = logging.getLogger(__name__)
 
 CAMPAIGN_THRESHOLD = 700
+ALREADY_CONFIRMED = "This blast was already confirmed; it is not sent twice."
 SYNC_PAGE = 1000
 STORE_ZONE = ZoneInfo("America/Los_Angeles")
 
@@ -193,30 +194,35 @@ class BlastEngine:
         typed_count: str | None,
         typed_over: int,
     ) -> preflight.Preflight:
-        """Launch a draft: checks again, records the recipients and queues the start."""
+        """Launch a draft: checks again, records the recipients and queues the start.
+
+        The preflight runs outside the storage lock (it reads the whole audience); the launch
+        itself is one short transaction that re-checks the draft is still a draft.
+        """
+        blast = self.storage.blast(blast_id)
+        if blast["status"] != "draft":
+            raise BlastRefused(ALREADY_CONFIRMED)
+        result = self.check_blast(blast)
+        blocks = [f for f in result.blocks if f.code != "quiet_hours"]
+        if blocks:
+            raise BlastRefused(f"{blocks[0].title} {blocks[0].detail}")
+        if any(f.code not in acknowledged for f in result.warnings):
+            raise BlastRefused("Tick every warning to confirm you have read it.")
+        total = len(result.recipients)
+        if total > typed_over and (typed_count or "").strip() != str(total):
+            raise BlastRefused(f"Type the number of recipients ({total}) to confirm.")
+        ids = {c["phone"]: c["id"] for c in self.storage.customers_of(blast["store"])}
+        meta = json.loads(blast["acknowledged"] or "{}")
         with self.storage.transaction():
-            blast = self.storage.blast(blast_id)
-            if blast["status"] != "draft":
-                raise BlastRefused("This blast was already confirmed; it is not sent twice.")
+            if self.storage.blast(blast_id)["status"] != "draft":
+                raise BlastRefused(ALREADY_CONFIRMED)
             active = self.storage.active_blast(blast["store"])
             if active is not None:
                 raise BlastRefused(
                     f"Blast “{active['name']}” is still running for this store. "
                     "A store runs one blast at a time."
                 )
-            result = self.check_blast(blast)
-            blocks = [f for f in result.blocks if f.code != "quiet_hours"]
-            if blocks:
-                raise BlastRefused(f"{blocks[0].title} {blocks[0].detail}")
-            missing = [f.code for f in result.warnings if f.code not in acknowledged]
-            if missing:
-                raise BlastRefused("Tick every warning to confirm you have read it.")
-            total = len(result.recipients)
-            if total > typed_over and (typed_count or "").strip() != str(total):
-                raise BlastRefused(f"Type the number of recipients ({total}) to confirm.")
-            ids = {c["phone"]: c["id"] for c in self.storage.customers_of(blast["store"])}
             self.storage.add_recipients(blast_id, [(ids[p], p) for p in result.recipients])
-            meta = json.loads(blast["acknowledged"] or "{}")
             self.storage.update_blast(
                 blast_id,
                 status="confirmed",

@@ -613,3 +613,10 @@ def test_an_undecided_stop_request_blocks_blasts_until_staff_decide(harness: Har
     confirm(harness, compose(harness, MESSAGE, append=False))
     send_all(harness)
     assert len(delivered(harness)) == 3
+
+
+def test_slack_refusing_to_open_the_form_is_explained_not_a_500(harness: Harness) -> None:
+    harness.slack.fail_next("views.open", status=200, error="expired_trigger_id")
+    assert blast_command(harness, MESSAGE) == (
+        "Slack did not open the blast form (expired_trigger_id). Please run /sms-blast again."
+    )
