@@ -12,6 +12,7 @@ Block = dict[str, Any]
 
 NOTE_PREFIX = "note:"
 THREAD_EVENT = "smsbridge_thread"
+MESSAGE_EVENT = "smsbridge_message"
 
 INTENT_NOTICES = {
     Intent.STOP: ":no_entry: *Opted out.* They texted STOP; CRM Text opted them out and sent "
@@ -145,6 +146,11 @@ def thread_metadata(customer: Row, thread_id: int) -> dict[str, Any]:
             "thread_id": thread_id,
         },
     }
+
+
+def message_metadata(message_id: int) -> dict[str, Any]:
+    """Metadata on each customer text posted as a reply, so a retry can tell it landed."""
+    return {"event_type": MESSAGE_EVENT, "event_payload": {"message_id": message_id}}
 
 
 def picture_link(url: str, n: int) -> str:

@@ -44,6 +44,8 @@ class ThreadPoster:
         customer = self.storage.customer(message["customer_id"])
         media = json.loads(message["media"] or "[]")
         blast = self.storage.blast(message["blast_id"]) if message["blast_id"] else None
+        if not message["slack_ts"] and payload["_attempt"] > 1:
+            message, thread = self._reconcile(message, thread)
         if not message["slack_ts"]:
             intent = Intent(message["intent"] or "")
             if thread["ts"] is None:
@@ -54,7 +56,14 @@ class ThreadPoster:
                 )
                 if blast is not None:
                     body.insert(1, blocks.context(blast_label(blast["name"])))
-                ts = self._reply(thread["channel_id"], thread["ts"], text, body, customer=customer)
+                ts = self._reply(
+                    thread["channel_id"],
+                    thread["ts"],
+                    text,
+                    body,
+                    customer=customer,
+                    metadata=blocks.message_metadata(message["id"]),
+                )
             self.storage.update_message(message["id"], slack_ts=ts, status="posted")
             thread = self.storage.thread(thread["id"])
             if intent in STATUS_INTENTS and ts != thread["ts"]:
@@ -109,6 +118,49 @@ class ThreadPoster:
             )
         return text, body[:2] + notice + body[2:]
 
+    def _reconcile(self, message: Row, thread: Row) -> tuple[Row, Row]:
+        """A retry after a failed post: did the post land anyway (dropped connection, crash
+        before saving its ts)? Slack message metadata says which of our messages a post is."""
+        channel = thread["channel_id"]
+        try:
+            if thread["ts"] is None:
+                found = self._find_posted(
+                    self.client.conversations_history(
+                        channel=channel, limit=15, include_all_metadata=True
+                    ),
+                    blocks.THREAD_EVENT,
+                    "thread_id",
+                    thread["id"],
+                )
+                if found:
+                    self.storage.set_thread_ts(thread["id"], found)
+                    self.storage.update_message(message["id"], slack_ts=found, status="posted")
+            else:
+                found = self._find_posted(
+                    self.client.conversations_replies(
+                        channel=channel, ts=thread["ts"], include_all_metadata=True, limit=200
+                    ),
+                    blocks.MESSAGE_EVENT,
+                    "message_id",
+                    message["id"],
+                )
+                if found:
+                    self.storage.update_message(message["id"], slack_ts=found, status="posted")
+        except SlackApiError as exc:
+            log.warning("could not check for an earlier post: %s", exc.response.get("error"))
+        return self.storage.message(message["id"]), self.storage.thread(thread["id"])
+
+    @staticmethod
+    def _find_posted(response: Any, event_type: str, key: str, value: int) -> str | None:
+        for item in response.get("messages", []):
+            meta = item.get("metadata") or {}
+            if (
+                meta.get("event_type") == event_type
+                and meta.get("event_payload", {}).get(key) == value
+            ):
+                return str(item["ts"])
+        return None
+
     def _previous_link(self, thread: Row) -> str | None:
         if thread["previous_id"] is None:
             return None
@@ -131,10 +183,13 @@ class ThreadPoster:
         text: str,
         body: list[blocks.Block] | None,
         customer: Row | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
         extra: dict[str, Any] = {}
         if customer is not None:
             extra = {"username": blocks.customer_label(customer), "icon_emoji": ":iphone:"}
+        if metadata is not None:
+            extra["metadata"] = metadata
         with slack_job("reply in thread"):
             response = self.client.chat_postMessage(
                 channel=channel, thread_ts=thread_ts, text=text, blocks=body, **extra

@@ -564,8 +564,8 @@ def test_crm_text_outage_pauses_the_blast_and_resume_finishes_it(harness: Harnes
     harness.drain()
     assert len(delivered(harness)) == 1
     harness.sim.fail_next(40)
-    for _ in range(15):
-        harness.clock.advance(minutes=5)
+    for _ in range(25):
+        harness.clock.advance(minutes=6)
         harness.drain()
     blast = harness.services.storage.blasts("PIZZA")[0]
     assert harness.services.storage.blast(blast["id"])["status"] == "paused"

@@ -447,9 +447,9 @@ def test_slack_outage_longer_than_minutes_still_posts_the_text(harness: Harness)
     harness.sim.add_customer("PIZZA", JANE, status=3)
     harness.slack.fail_next("chat.postMessage", status=503, error="service_unavailable", times=15)
     harness.text("PIZZA", JANE, "sent during a Slack outage")
-    for _ in range(20):
+    for _ in range(40):  # backoff grows to 5 min (±20 % jitter): about 75 minutes of outage
         harness.drain()
-        harness.clock.advance(minutes=5)
+        harness.clock.advance(minutes=7)
     assert [m.text for m in parents(harness.slack)] == [
         "Text from (415) 555-0101: sent during a Slack outage"
     ]
@@ -491,3 +491,22 @@ def test_opt_out_is_requested_from_crm_text_once(harness: Harness) -> None:
     assert len([c for c in harness.sim.calls if c["method"] == "optoutcustomer"]) == 1
     opted_out = [d for d in harness.sim.outbox if d.kind == "template" and "opted out" in d.text]
     assert len(opted_out) == 1
+
+
+@pytest.mark.parametrize("which", ["parent", "reply"])
+def test_a_post_that_landed_before_the_connection_dropped_is_not_posted_again(
+    harness: Harness, which: str
+) -> None:
+    harness.sim.add_customer("PIZZA", JANE, status=3)
+    if which == "reply":
+        harness.text("PIZZA", JANE, "first")
+        harness.drain()
+    harness.slack.drop_next("chat.postMessage")  # Slack posts it, the answer never arrives
+    harness.text("PIZZA", JANE, "posted once")
+    harness.drain()
+    harness.clock.advance(seconds=5)
+    harness.drain()
+    posted = [m.text for m in harness.slack.messages if "posted once" in m.text]
+    assert len(posted) == 1
+    message = harness.services.storage.jobs()
+    assert all(j["status"] == "done" for j in message)
