@@ -275,6 +275,19 @@ def test_help_and_start_are_shown_as_such(harness: Harness) -> None:
     assert help_reply.blocks[1]["elements"][0]["text"] == (
         ":information_source: They texted HELP; CRM Text sent the store's help message."
     )
+    harness.text("PIZZA", JANE, "STOP")
+    harness.text("PIZZA", JANE, "start")
+    harness.drain()
+    start_reply = replies(harness.slack, parent.ts)[-1]
+    assert start_reply.text == "start"
+    assert start_reply.blocks[1]["elements"][0]["text"] == (
+        ":white_check_mark: They texted START/YES and are opted in."
+    )
+    customer = harness.services.storage.find_customer("PIZZA", "+14155550101")
+    assert customer["status"] == OPTED_IN
+    assert harness.services.storage.consent_history(customer["id"])[-1]["how"] == "texted START"
+    [parent] = parents(harness.slack)
+    assert parent.blocks[0]["text"]["text"].endswith("· opted in")
 
 
 def test_wrong_token_answers_404_and_stores_nothing(harness: Harness) -> None:

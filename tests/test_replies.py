@@ -97,6 +97,15 @@ def test_slack_retry_of_the_same_event_texts_once(harness: Harness) -> None:
     assert [c["params"]["message"] for c in sends(harness)] == ["On its way"]
 
 
+def test_the_same_event_id_is_acted_on_once_whatever_it_carries(harness: Harness) -> None:
+    """The event_id key alone stops a second delivery (here with a different message ts)."""
+    parent = open_thread(harness)
+    staff_reply(harness, parent, "First delivery", event_id="Ev300")
+    staff_reply(harness, parent, "Second delivery", event_id="Ev300", retry_num=1)
+    harness.drain()
+    assert [c["params"]["message"] for c in sends(harness)] == ["First delivery"]
+
+
 def test_redelivery_with_a_new_event_id_texts_once(harness: Harness) -> None:
     parent = open_thread(harness)
     reply = staff_reply(harness, parent, "On its way", event_id="Ev201")
