@@ -77,7 +77,7 @@ def create_app(
     slack = web_client(config.slack_bot_token, config.slack_api_url)
     http = httpx.Client(timeout=15, headers={"User-Agent": "smsbridge"})
     poster = ThreadPoster(storage, slack, http, clock)
-    sender = Sender(config, storage, slack, crm, http, clock)
+    sender = Sender(config, storage, slack, crm, http, clock, poster)
     wake = Wake()
     sms = SmsCommand(config, storage, slack, crm, clock, wake)
     blasts = Blasts(

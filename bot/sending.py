@@ -23,6 +23,7 @@ from slack_sdk.errors import SlackApiError
 from bot import blocks
 from bot.slackcalls import slack_job
 from bot.slacktext import to_plain
+from bot.threads import ThreadPoster
 from bridge import outbound
 from bridge.config import Config
 from bridge.crmtext import CrmTextClient, CrmTextUnavailable
@@ -45,6 +46,7 @@ class Sender:
     crm: CrmTextClient
     http: httpx.Client
     clock: Callable[[], datetime]
+    poster: ThreadPoster
     secret: bytes = field(init=False)
     _names: dict[str, str] = field(default_factory=dict)
     _file_hosts: tuple[str, ...] = field(init=False)
@@ -66,8 +68,9 @@ class Sender:
         text = outbound.with_signature(
             to_plain(message["text"]), self._signature(customer["store"], staff)
         )
-        if not message["slack_ts"]:
-            message = self._post_command_message(message, thread, customer, staff, text)
+        if not message["slack_ts"]:  # a /sms text: show it in its thread first
+            message = self.poster.post_outbound(message, payload["_attempt"])
+            thread = self.storage.thread(thread["id"])
         try:
             info = outbound.check(customer["status"], text)
             parts = self._parts(message, thread, text)
@@ -143,34 +146,6 @@ class Sender:
             )
         self._react(thread["channel_id"], message["slack_ts"], blocks.REACTION_FAILED)
         self._post(thread, blocks.not_sent(refusal.reason))
-
-    def _post_command_message(
-        self, message: Row, thread: Row, customer: Row, staff: str, text: str
-    ) -> Row:
-        """``/sms`` messages have no Slack post yet: post it (opening the thread if needed)."""
-        body = blocks.outbound_post(staff, customer, text)
-        if thread["ts"] is None:
-            store = self.storage.store(customer["store"])
-            assert store is not None
-            fallback, parent = blocks.parent_post(customer, store, text, None, None)
-            parent[1] = {"type": "section", "text": {"type": "mrkdwn", "text": body}}
-            with slack_job("open thread for /sms"):
-                response = self.client.chat_postMessage(
-                    channel=thread["channel_id"],
-                    text=fallback,
-                    blocks=parent,
-                    metadata=blocks.thread_metadata(customer, thread["id"]),
-                )
-            ts = str(response["ts"])
-            self.storage.set_thread_ts(thread["id"], ts)
-        else:
-            with slack_job("post /sms message"):
-                response = self.client.chat_postMessage(
-                    channel=thread["channel_id"], thread_ts=thread["ts"], text=body
-                )
-            ts = str(response["ts"])
-        self.storage.update_message(message["id"], slack_ts=ts)
-        return self.storage.message(message["id"])
 
     # -- pictures -------------------------------------------------------------------------
 

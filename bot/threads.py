@@ -73,6 +73,28 @@ class ThreadPoster:
             self._share_picture(thread["channel_id"], thread["ts"], item["url"], n, customer)
             self.storage.update_message(message["id"], media_posted=n)
 
+    def post_outbound(self, message: Row, attempt: int) -> Row:
+        """Show a ``/sms`` text in its thread (opening the thread if needed), once."""
+        thread = self.storage.thread(message["thread_id"])
+        if attempt > 1 and not message["slack_ts"]:
+            message, thread = self._reconcile(message, thread)
+        if message["slack_ts"]:
+            return message
+        customer = self.storage.customer(message["customer_id"])
+        if thread["ts"] is None:
+            ts = self._open_thread(thread, customer, message)
+        else:
+            body = blocks.outbound_post(f"<@{message['staff_user']}>", customer, message["text"])
+            ts = self._reply(
+                thread["channel_id"],
+                thread["ts"],
+                body,
+                None,
+                metadata=blocks.message_metadata(message["id"]),
+            )
+        self.storage.update_message(message["id"], slack_ts=ts)
+        return self.storage.message(message["id"])
+
     def post_notice(self, payload: dict[str, Any]) -> None:
         thread = self.storage.thread(payload["thread_id"])
         if thread["ts"] is None:

@@ -466,7 +466,7 @@ def test_sms_command_to_an_opted_in_number_opens_a_thread_and_texts(harness: Har
     )
     [parent] = harness.slack.top_level(PIZZA_CHANNEL)
     assert parent.blocks[1]["text"]["text"] == (
-        ":outbox_tray: *Sam* texted (415) 555-0199:\n> Your table is ready"
+        ":outbox_tray: *<@USAM>* texted (415) 555-0199:\n> Your table is ready"
     )
     assert parent.reactions == ["outbox_tray"]
     harness.text("PIZZA", "4155550199", "Be right there")
@@ -479,7 +479,7 @@ def test_sms_command_continues_an_existing_thread(harness: Harness) -> None:
     command(harness, f"{JANE} Following up on your order")
     harness.drain()
     assert thread_texts(harness, parent) == [
-        ":outbox_tray: *Sam* texted Jane Doe · (415) 555-0101:\n> Following up on your order"
+        ":outbox_tray: *<@USAM>* texted Jane Doe · (415) 555-0101:\n> Following up on your order"
     ]
 
 
