@@ -113,6 +113,18 @@ class Harness:
         assert result["callback_status"] == 200, result
         return result
 
+    def press(self, action_id: str, value: str, *, user: str = "USAM") -> None:
+        """A staff member clicks a button in the store channel (a signed block_actions)."""
+        response = self.sender.interaction(
+            {
+                "type": "block_actions",
+                "user": {"id": user},
+                "channel": {"id": PIZZA_CHANNEL},
+                "actions": [{"action_id": action_id, "value": value, "type": "button"}],
+            }
+        )
+        assert response.status_code == 200
+
     def callback_url(self, token: str = CALLBACK_TOKEN) -> str:
         return f"{self.server.url}/sms/inbound/{token}"
 

@@ -232,19 +232,7 @@ def test_cancel_stops_further_sends(harness: Harness) -> None:
     blast = harness.services.storage.blasts("PIZZA")[0]
     [progress] = [m for m in harness.slack.messages if m.ts == blast["progress_ts"]]
     cancel = next(e for e in progress.blocks[-1]["elements"] if e["action_id"] == "blast_cancel")
-    harness.sender.interaction(
-        {
-            "type": "block_actions",
-            "user": {"id": "USAM"},
-            "channel": {"id": PIZZA_CHANNEL},
-            "container": {
-                "type": "message",
-                "channel_id": PIZZA_CHANNEL,
-                "message_ts": progress.ts,
-            },
-            "actions": [{"action_id": "blast_cancel", "value": cancel["value"], "type": "button"}],
-        }
-    )
+    harness.press("blast_cancel", cancel["value"])
     send_all(harness, 10)
     assert len(texts_to(harness)) == 2
     [progress] = [m for m in harness.slack.messages if m.ts == blast["progress_ts"]]
@@ -258,14 +246,7 @@ def test_non_admin_cannot_press_the_controls(harness: Harness) -> None:
     confirm(harness, compose(harness, MESSAGE, append=False))
     harness.drain()
     blast = harness.services.storage.blasts("PIZZA")[0]
-    harness.sender.interaction(
-        {
-            "type": "block_actions",
-            "user": {"id": "UALEX"},
-            "channel": {"id": PIZZA_CHANNEL},
-            "actions": [{"action_id": "blast_cancel", "value": str(blast["id"]), "type": "button"}],
-        }
-    )
+    harness.press("blast_cancel", str(blast["id"]), user="UALEX")
     assert harness.services.storage.blast(blast["id"])["status"] == "sending"
     [ephemeral] = [m for m in harness.slack.messages if m.ephemeral_for == "UALEX"]
     assert ephemeral.text.startswith("Only blast admins can text every customer")
@@ -494,17 +475,7 @@ def test_pause_and_resume(harness: Harness) -> None:
     harness.drain()
     blast = harness.services.storage.blasts("PIZZA")[0]
 
-    def press(action: str) -> None:
-        harness.sender.interaction(
-            {
-                "type": "block_actions",
-                "user": {"id": "USAM"},
-                "channel": {"id": PIZZA_CHANNEL},
-                "actions": [{"action_id": action, "value": str(blast["id"]), "type": "button"}],
-            }
-        )
-
-    press("blast_pause")
+    harness.press("blast_pause", str(blast["id"]))
     send_all(harness, 5)
     assert len(delivered(harness)) == 1
     [progress] = [m for m in harness.slack.messages if m.ts == blast["progress_ts"]]
@@ -513,7 +484,7 @@ def test_pause_and_resume(harness: Harness) -> None:
         "blast_resume",
         "blast_cancel",
     ]
-    press("blast_resume")
+    harness.press("blast_resume", str(blast["id"]))
     send_all(harness, 6)
     assert len(delivered(harness)) == 4
 
@@ -573,14 +544,7 @@ def test_crm_text_outage_pauses_the_blast_and_resume_finishes_it(harness: Harnes
     assert "— paused" in progress.blocks[0]["text"]["text"]
     assert "Press Resume to continue where it stopped." in progress.blocks[2]["text"]["text"]
     harness.sim.fail_next(0)
-    harness.sender.interaction(
-        {
-            "type": "block_actions",
-            "user": {"id": "USAM"},
-            "channel": {"id": PIZZA_CHANNEL},
-            "actions": [{"action_id": "blast_resume", "value": str(blast["id"]), "type": "button"}],
-        }
-    )
+    harness.press("blast_resume", str(blast["id"]), user="USAM")
     send_all(harness, 6)
     assert delivered(harness) == sorted((p, MESSAGE) for p in OPTED_IN_NUMBERS)
     assert harness.services.storage.blast(blast["id"])["status"] == "done"
@@ -594,16 +558,7 @@ def test_an_undecided_stop_request_blocks_blasts_until_staff_decide(harness: Har
     assert ":no_entry: *1 text may be a request to stop, with no decision yet*" in shown
     [parent] = harness.slack.top_level(PIZZA_CHANNEL)
     keep = next(e for e in parent.blocks[3]["elements"] if e["action_id"] == "not_a_stop_request")
-    harness.sender.interaction(
-        {
-            "type": "block_actions",
-            "user": {"id": "USAM"},
-            "channel": {"id": PIZZA_CHANNEL},
-            "actions": [
-                {"action_id": "not_a_stop_request", "value": keep["value"], "type": "button"}
-            ],
-        }
-    )
+    harness.press("not_a_stop_request", keep["value"], user="USAM")
     harness.drain()
     assert harness.slack.thread(PIZZA_CHANNEL, parent.ts)[-1].text == (
         ":ok_hand: <@USAM> decided this was not a request to stop texting."

@@ -490,16 +490,7 @@ def test_opt_out_is_requested_from_crm_text_once(harness: Harness) -> None:
     harness.drain()
     [parent] = parents(harness.slack)
     button = parent.blocks[3]["elements"][0]  # the soft request's Opt out button
-    harness.sender.interaction(
-        {
-            "type": "block_actions",
-            "user": {"id": "USAM"},
-            "channel": {"id": PIZZA_CHANNEL},
-            "actions": [
-                {"action_id": "opt_out_customer", "value": button["value"], "type": "button"}
-            ],
-        }
-    )
+    harness.press("opt_out_customer", button["value"], user="USAM")
     harness.drain()
     assert len([c for c in harness.sim.calls if c["method"] == "optoutcustomer"]) == 1
     opted_out = [d for d in harness.sim.outbox if d.kind == "template" and "opted out" in d.text]
