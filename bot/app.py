@@ -26,7 +26,7 @@ from bridge.config import Config
 from bridge.crmtext import CrmTextClient
 from bridge.inbound import Inbound
 from bridge.jobs import JobRunner
-from bridge.optout import opt_out_handler
+from bridge.optout import opt_out_handler, status_check_handler
 from bridge.storage import Storage, utcnow
 from bridge.webhook import MAX_CALLBACK_BYTES, inbound_blueprint, media_blueprint
 
@@ -90,6 +90,8 @@ def create_app(
             "post_notice": poster.post_notice,
             "thread_resolved": poster.thread_resolved,
             "crm_opt_out": opt_out_handler(storage, crm, clock),
+            "crm_status_check": status_check_handler(storage, crm, clock),
+            "refresh_thread": poster.refresh_thread,
             "send_reply": sender.send_reply,
             "mark_note": sender.mark_note,
             "sms_command": sms.run,

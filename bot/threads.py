@@ -23,7 +23,6 @@ from bridge.storage import Row, Storage, iso
 log = logging.getLogger(__name__)
 
 MAX_MEDIA_BYTES = 5 * 1024 * 1024
-STATUS_INTENTS = {Intent.STOP, Intent.REVOKE, Intent.START}
 
 
 @dataclass
@@ -66,8 +65,6 @@ class ThreadPoster:
                 )
             self.storage.update_message(message["id"], slack_ts=ts, status="posted")
             thread = self.storage.thread(thread["id"])
-            if intent in STATUS_INTENTS and ts != thread["ts"]:
-                self.refresh_parent(thread)
         done = message["media_posted"] or 0
         for n, item in enumerate(media[done:], start=done + 1):
             self._share_picture(thread["channel_id"], thread["ts"], item["url"], n, customer)
@@ -256,6 +253,10 @@ class ThreadPoster:
         self._reply(
             thread["channel_id"], thread["ts"], blocks.resolved_notice(payload["user"]), None
         )
+
+    def refresh_thread(self, payload: dict[str, Any]) -> None:
+        """Job ``refresh_thread``: the customer's status changed; update the parent card."""
+        self.refresh_parent(self.storage.thread(payload["thread_id"]))
 
     def refresh_parent(self, thread: Row) -> None:
         """Re-render the parent card: current opt-in status, resolved or not."""

@@ -52,7 +52,7 @@ class Inbound:
                 sms.keyword, sms.phone, name=sms.customer_name, crm_id=sms.cust_id, now=now
             )
             intent = classify(sms.text)
-            opted_out_now = self._apply_consent(customer, sms, intent, now)
+            changed = self._apply_consent(customer, sms, intent, now)
             thread = self.storage.current_thread(customer["id"], channel, now, self.quiet)
             blast = self.storage.recent_blast_for(customer["id"], now - BLAST_REPLY_WINDOW)
             message_id = self.storage.add_message(
@@ -79,7 +79,21 @@ class Inbound:
                 dedupe_key=f"post:{message_id}",
                 now=now,
             )
-            if intent is Intent.REVOKE and opted_out_now:
+            if sms.opted_in is False and intent not in (Intent.STOP, Intent.REVOKE):
+                self.storage.enqueue(
+                    "crm_status_check",
+                    {"customer_id": customer["id"], "thread_id": thread["id"]},
+                    queue=f"customer:{customer['id']}",
+                    now=now,
+                )
+            if changed and thread["ts"] is not None:  # the parent card shows the status
+                self.storage.enqueue(
+                    "refresh_thread",
+                    {"thread_id": thread["id"]},
+                    queue=f"customer:{customer['id']}",
+                    now=now,
+                )
+            if intent is Intent.REVOKE and changed:
                 self.storage.enqueue(
                     "crm_opt_out",
                     {"customer_id": customer["id"], "message_id": message_id},
@@ -92,20 +106,18 @@ class Inbound:
 
     def _apply_consent(self, customer: Row, sms: InboundSms, intent: Intent, now: datetime) -> bool:
         """Write what the text and CRM Text's optInStatus say about consent to the ledger;
-        True when this text opted the customer out here."""
+        True when the customer's status changed."""
         word = normalise(sms.text)
         if intent is Intent.STOP:
-            how = f"texted {word}; CRM Text opted them out"
+            status, how = OPTED_OUT, f"texted {word}; CRM Text opted them out"
         elif intent is Intent.REVOKE:
-            how = f"texted {word}; smsbridge asks CRM Text to opt them out"
-        elif sms.opted_in is False:
-            how = "CRM Text callback says Opt-out"
+            status, how = OPTED_OUT, f"texted {word}; smsbridge asks CRM Text to opt them out"
+        elif sms.opted_in and (customer["status"] in (NEW, PENDING) or intent is Intent.START):
+            # A local opt-out is never undone by a callback alone: only by the customer's START.
+            how = f"texted {word}" if intent is Intent.START else "CRM Text callback says Opt-in"
+            status = OPTED_IN
         else:
-            if sms.opted_in and (customer["status"] in (NEW, PENDING) or intent is Intent.START):
-                # A local opt-out is never undone by a callback alone: only by the customer's START.
-                how = (
-                    f"texted {word}" if intent is Intent.START else "CRM Text callback says Opt-in"
-                )
-                self.storage.set_status(customer["id"], OPTED_IN, how=how, text=sms.text, now=now)
+            # The callback says Opt-out for anyone not opted in (never asked, pending, opted
+            # out): the exact status comes from getcustomerinfo (job crm_status_check).
             return False
-        return self.storage.set_status(customer["id"], OPTED_OUT, how=how, text=sms.text, now=now)
+        return self.storage.set_status(customer["id"], status, how=how, text=sms.text, now=now)

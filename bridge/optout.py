@@ -92,3 +92,33 @@ def _notice(
         queue=f"customer:{customer_id}",
         now=now,
     )
+
+
+def status_check_handler(
+    storage: Storage, crm: CrmTextClient, clock: Callable[[], datetime]
+) -> Handler:
+    """Job ``crm_status_check``: learn a customer's exact status (1/3/4/5) from CRM Text.
+
+    A local opt-out is never undone here; only the customer's START can do that.
+    """
+
+    def handle(payload: dict[str, Any]) -> None:
+        customer = storage.customer(payload["customer_id"])
+        try:
+            status = crm.customer_info(customer["store"], customer["phone"]).status
+        except CrmTextUnavailable as exc:
+            raise Retry(f"CRM Text unreachable: {exc}") from exc
+        except CrmTextError as exc:
+            raise GiveUp(f"getcustomerinfo: {exc}") from exc
+        if customer["status"] == OPTED_OUT or status == customer["status"]:
+            return
+        storage.set_status(customer["id"], status, how="CRM Text getcustomerinfo", now=clock())
+        if payload.get("thread_id") is not None:
+            storage.enqueue(
+                "refresh_thread",
+                {"thread_id": payload["thread_id"]},
+                queue=f"customer:{customer['id']}",
+                now=clock(),
+            )
+
+    return handle

@@ -514,3 +514,33 @@ def test_a_post_that_landed_before_the_connection_dropped_is_not_posted_again(
     assert len(posted) == 1
     message = harness.services.storage.jobs()
     assert all(j["status"] == "done" for j in message)
+
+
+def test_a_customer_who_never_opted_in_shows_as_new_and_can_opt_in(harness: Harness) -> None:
+    harness.text("PIZZA", "4155550188", "hi there, do you cater?")  # unknown to CRM Text
+    harness.drain()
+    [parent] = parents(harness.slack)
+    assert parent.blocks[0]["text"]["text"].endswith("keyword PIZZA · new guest")
+    customer = harness.services.storage.find_customer("PIZZA", "+14155550188")
+    assert customer["status"] == 1
+    harness.text("PIZZA", "4155550188", "PIZZA")  # the store keyword opts them in
+    harness.drain()
+    assert harness.services.storage.customer(customer["id"])["status"] == OPTED_IN
+    [parent] = parents(harness.slack)
+    assert parent.blocks[0]["text"]["text"].endswith("keyword PIZZA · opted in")
+
+
+def test_an_opt_out_made_in_crm_text_reaches_the_thread(harness: Harness) -> None:
+    harness.sim.add_customer("PIZZA", JANE, status=3)
+    harness.text("PIZZA", JANE, "hello")
+    harness.drain()
+    harness.sim.add_customer("PIZZA", JANE, status=5)  # opted out in CRM Text's admin UI
+    harness.text("PIZZA", JANE, "are you there?")
+    harness.drain()
+    customer = harness.services.storage.find_customer("PIZZA", "+14155550101")
+    assert customer["status"] == OPTED_OUT
+    assert harness.services.storage.consent_history(customer["id"])[-1]["how"] == (
+        "CRM Text getcustomerinfo"
+    )
+    [parent] = parents(harness.slack)
+    assert parent.blocks[0]["text"]["text"].endswith("keyword PIZZA · opted out")
