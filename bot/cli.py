@@ -53,6 +53,9 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     """Print the Slack app manifest with this deployment's URL."""
     from bot.manifest import render
 
+    if not args.url.startswith("https://"):
+        print("Slack needs an https URL for events, interactivity and commands.", file=sys.stderr)
+        return 2
     sys.stdout.write(render(args.url))
     return 0
 
@@ -63,7 +66,11 @@ def cmd_blasts(args: argparse.Namespace) -> int:
 
     storage = Storage(_config().sqlite_path)
     storage.migrate()
-    rows = storage.blasts(args.store.upper() if args.store else None)
+    store = args.store.upper() if args.store else None
+    if store and store not in _config().stores:
+        print(f"{store} is not a store in SMS_STORES", file=sys.stderr)
+        return 2
+    rows = storage.blasts(store)
     if not rows:
         print("no blasts yet")
     for blast in rows:
@@ -95,18 +102,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(verbose=args.verbose)
 
 
-def cmd_simulator(args: argparse.Namespace) -> int:
-    from bridge.simulator import main
-
-    return main(args.rest)
-
-
-def cmd_text(args: argparse.Namespace) -> int:
-    from bridge.simulator import text_main
-
-    return text_main(args.rest)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smsbridge", description="Text with your store's customers from Slack."
@@ -128,20 +123,43 @@ def build_parser() -> argparse.ArgumentParser:
     manifest = commands.add_parser("manifest", help="print the Slack app manifest")
     manifest.add_argument("--url", required=True, help="public base URL of this app")
     manifest.set_defaults(func=cmd_manifest)
-    for name, func, text in [
-        ("simulator", cmd_simulator, "run the CRM Text simulator (see --help)"),
-        ("text", cmd_text, "make a simulated customer text a store (see --help)"),
+    for name, text in [
+        ("simulator", "run the CRM Text simulator (smsbridge simulator --help)"),
+        ("text", "make a simulated customer text a store (smsbridge text --help)"),
+        ("fake-slack", "run the local Slack Web API stand-in (smsbridge fake-slack --help)"),
     ]:
-        sub = commands.add_parser(name, help=text, add_help=False)
-        sub.add_argument("rest", nargs=argparse.REMAINDER)
-        sub.set_defaults(func=func)
+        commands.add_parser(name, help=text, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] in PASSTHROUGH:  # these parse their own options
+        return PASSTHROUGH[words[0]](words[1:])
+    args = build_parser().parse_args(words)
     return int(args.func(args))
+
+
+def _simulator(argv: list[str]) -> int:
+    from bridge.simulator import main as simulator_main
+
+    return simulator_main(argv)
+
+
+def _text(argv: list[str]) -> int:
+    from bridge.simulator import text_main
+
+    return text_main(argv)
+
+
+def _fake_slack(argv: list[str]) -> int:
+    from bot.fakeslack import serve_main
+
+    return serve_main(argv)
+
+
+PASSTHROUGH = {"simulator": _simulator, "text": _text, "fake-slack": _fake_slack}
 
 
 if __name__ == "__main__":

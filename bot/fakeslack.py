@@ -789,3 +789,27 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(reply.body)
+
+
+def serve_main(argv: list[str] | None = None) -> int:
+    """``smsbridge fake-slack``: run the stand-in until Ctrl-C, then print the transcript."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="smsbridge fake-slack",
+        description="A local stand-in for the Slack Web API (for trying smsbridge by hand).",
+    )
+    parser.add_argument("--port", type=int, default=8091)
+    parser.add_argument("--token", default="xoxb-test", help="the bot token it accepts")
+    args = parser.parse_args(argv)
+    fake = FakeSlack(bot_token=args.token).start(args.port)
+    print(f"fake Slack Web API on {fake.api_url} (SLACK_API_URL), token {args.token}")
+    print("Ctrl-C prints what was posted.")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print(fake.transcript())
+    finally:
+        fake.stop()
+    return 0

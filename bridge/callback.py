@@ -41,6 +41,11 @@ class InboundSms:
 def parse_callback(form: Mapping[str, str], now: datetime) -> InboundSms:
     """Read the fields case-insensitively; raise :class:`CallbackError` for unusable input."""
     fields = {key.lower(): value for key, value in form.items()}
+    missing = [
+        n for n in ("keyword", "mobileNum", "msgID") if not fields.get(n.lower(), "").strip()
+    ]
+    if missing:
+        raise CallbackError(f"missing field{'s' * (len(missing) > 1)} {', '.join(missing)}")
 
     def required(name: str) -> str:
         value = fields.get(name.lower(), "").strip()

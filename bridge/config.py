@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -86,12 +87,12 @@ class Config:
         if public_url and not re.match(r"^https?://[^/\s]+", public_url):
             problems.append(f"PUBLIC_URL must be an http(s) URL, got {public_url!r}")
         database_url = env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
-        if not database_url.startswith(("sqlite:///", "postgres://", "postgresql://")):
-            problems.append("DATABASE_URL must start with sqlite:/// or postgresql://")
-        elif database_url.startswith("postgres"):
-            problems.append(
-                "DATABASE_URL: the Postgres backend is not available yet; use sqlite:///"
-            )
+        _check_database(database_url, problems)
+        slack_api_url = env.get("SLACK_API_URL", "").strip() or DEFAULT_SLACK_API_URL
+        crmtext_api_url = env.get("CRMTEXT_API_URL", "").strip() or DEFAULT_CRMTEXT_API_URL
+        for name, url in (("SLACK_API_URL", slack_api_url), ("CRMTEXT_API_URL", crmtext_api_url)):
+            if not re.match(r"^https?://[^/\s]+", url):
+                problems.append(f"{name} must be an http(s) URL, got {url!r}")
         admins = frozenset(a for a in re.split(r"[\s,]+", env.get("BLAST_ADMINS", "")) if a)
         bad_admins = sorted(a for a in admins if not re.fullmatch(r"[UW][A-Z0-9]{2,}", a))
         if bad_admins:
@@ -99,11 +100,13 @@ class Config:
                 f"BLAST_ADMINS must list Slack user IDs (U…); bad: {', '.join(bad_admins)}"
             )
         port = _number("PORT", env.get("PORT", "3000"), problems, int)
+        if port and not 1 <= port <= 65535:
+            problems.append(f"PORT must be between 1 and 65535, got {port:g}")
         quiet_days = _number(
             "THREAD_QUIET_DAYS", env.get("THREAD_QUIET_DAYS", "7"), problems, float
         )
         signatures = _parse_pairs(
-            "STORE_SIGNATURES", env.get("STORE_SIGNATURES", ""), problems, None
+            "STORE_SIGNATURES", env.get("STORE_SIGNATURES", ""), problems, None, separator=";"
         )
         price = _number(
             "SMS_PRICE_PER_UNIT", env.get("SMS_PRICE_PER_UNIT", "0.0075"), problems, float
@@ -125,10 +128,10 @@ class Config:
         return cls(
             slack_bot_token=token,
             slack_signing_secret=secret,
-            slack_api_url=env.get("SLACK_API_URL", "").strip() or DEFAULT_SLACK_API_URL,
+            slack_api_url=slack_api_url,
             crmtext_user=user,
             crmtext_password=password,
-            crmtext_api_url=env.get("CRMTEXT_API_URL", "").strip() or DEFAULT_CRMTEXT_API_URL,
+            crmtext_api_url=crmtext_api_url,
             stores=stores,
             callback_token=callback_token,
             public_url=public_url,
@@ -147,12 +150,30 @@ class Config:
 _CHANNEL = re.compile(r"[CG][A-Z0-9]{2,}")
 
 
+def _check_database(url: str, problems: list[str]) -> None:
+    if url.startswith(("postgres://", "postgresql://")):
+        problems.append("DATABASE_URL: the Postgres backend is not available yet; use sqlite:///")
+    elif not url.startswith("sqlite:///"):
+        problems.append("DATABASE_URL must start with sqlite:/// or postgresql://")
+    else:
+        path = url.removeprefix("sqlite:///")
+        folder = os.path.dirname(path) or "."
+        if not path or path.endswith("/"):
+            problems.append("DATABASE_URL must name a file, like sqlite:///smsbridge.db")
+        elif path != ":memory:" and not os.path.isdir(folder):
+            problems.append(f"DATABASE_URL: the folder {folder!r} does not exist")
+
+
 def _parse_pairs(
-    name: str, raw: str, problems: list[str], value_pattern: re.Pattern[str] | None
+    name: str,
+    raw: str,
+    problems: list[str],
+    value_pattern: re.Pattern[str] | None,
+    separator: str = ",",
 ) -> dict[str, str]:
     """Parse ``KEY=VALUE,KEY=VALUE``; keys are CRM Text keywords (upper-cased)."""
     pairs: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in raw.split(","))):
+    for item in filter(None, (part.strip() for part in raw.split(separator))):
         key, sep, value = item.partition("=")
         key, value = key.strip().upper(), value.strip()
         if not sep or not key or not value:
@@ -172,6 +193,9 @@ def _number(name: str, raw: str, problems: list[str], kind: type[int] | type[flo
     try:
         value = kind(raw.strip())
     except ValueError:
+        problems.append(f"{name} must be a number, got {raw!r}")
+        return 0
+    if not math.isfinite(value):
         problems.append(f"{name} must be a number, got {raw!r}")
         return 0
     if value < 0:

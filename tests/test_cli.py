@@ -86,3 +86,15 @@ def test_demo_prints_what_staff_see(capsys: pytest.CaptureFixture[str]) -> None:
     assert "> Reply STOP to opt out" in out
     assert "— done\n  `▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓▓` 4 sent · 0 failed · 0 skipped · 0 to go, of 4" in out
     assert out.count("(sms): Main St Pizza: 2 large pizzas for $20 this Friday! ⏎ Reply STOP") == 4
+
+
+def test_manifest_needs_an_https_url(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["manifest", "--url", "http://insecure.example"]) == 2
+    assert "https" in capsys.readouterr().err
+
+
+def test_passthrough_commands_take_their_own_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["simulator", "--help"])
+    assert caught.value.code == 0
+    assert "--port" in capsys.readouterr().out

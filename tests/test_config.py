@@ -44,6 +44,8 @@ def test_every_problem_is_named_in_one_message() -> None:
         "PORT": "eighty",
         "DATABASE_URL": "mysql://x",
         "BLAST_ADMINS": "sam",
+        "SLACK_API_URL": "slack.com/api",
+        "THREAD_QUIET_DAYS": "nan",
     }
     with pytest.raises(ConfigError) as caught:
         Config.from_env(env)
@@ -57,7 +59,45 @@ def test_every_problem_is_named_in_one_message() -> None:
         "CALLBACK_TOKEN must be at least 16 characters (it guards the callback)",
         "PUBLIC_URL must be an http(s) URL, got 'ftp://x'",
         "DATABASE_URL must start with sqlite:/// or postgresql://",
+        "SLACK_API_URL must be an http(s) URL, got 'slack.com/api'",
         "BLAST_ADMINS must list Slack user IDs (U…); bad: sam",
         "PORT must be a number, got 'eighty'",
+        "THREAD_QUIET_DAYS must be a number, got 'nan'",
     ]
     assert str(caught.value).startswith("smsbridge cannot start; fix these settings:\n  - ")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("PORT", "99999", "PORT must be between 1 and 65535, got 99999"),
+        (
+            "DATABASE_URL",
+            "sqlite:///",
+            "DATABASE_URL must name a file, like sqlite:///smsbridge.db",
+        ),
+        (
+            "DATABASE_URL",
+            "sqlite:////no/such/dir/x.db",
+            "DATABASE_URL: the folder '/no/such/dir' does not exist",
+        ),
+        (
+            "DATABASE_URL",
+            "postgresql://u@h/db",
+            "DATABASE_URL: the Postgres backend is not available yet; use sqlite:///",
+        ),
+    ],
+)
+def test_values_that_would_fail_later_are_caught_at_start(
+    name: str, value: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env({**GOOD, name: value})
+    assert caught.value.problems == [problem]
+
+
+def test_signatures_are_separated_by_semicolons() -> None:
+    config = Config.from_env(
+        {**GOOD, "STORE_SIGNATURES": "PIZZA=– {name}, Main St Pizza; CARS=– Bay Cars"}
+    )
+    assert config.signatures == {"PIZZA": "– {name}, Main St Pizza", "CARS": "– Bay Cars"}

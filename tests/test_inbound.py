@@ -544,3 +544,9 @@ def test_an_opt_out_made_in_crm_text_reaches_the_thread(harness: Harness) -> Non
     )
     [parent] = parents(harness.slack)
     assert parent.blocks[0]["text"]["text"].endswith("keyword PIZZA · opted out")
+
+
+def test_a_callback_missing_several_fields_names_them_all(harness: Harness) -> None:
+    response = httpx.post(harness.callback_url(), data={"message": "hi"})
+    assert response.status_code == 400
+    assert response.text == "bad callback: missing fields keyword, mobileNum, msgID\n"
