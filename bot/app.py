@@ -122,6 +122,7 @@ def create_app(
             )
 
     wake.runner = runner
+    logging.getLogger("slack_bolt.App").addFilter(_quiet_token_notice)
     bolt = App(
         signing_secret=config.slack_signing_secret,
         client=slack,
@@ -164,6 +165,12 @@ def create_app(
         MAX_CALLBACK_BYTES,
     )
     return flask_app
+
+
+def _quiet_token_notice(record: logging.LogRecord) -> bool:
+    """Bolt reads SLACK_BOT_TOKEN from the environment itself and then warns that our client's
+    token wins; that is intended (configuration comes from Config), so drop the notice."""
+    return "will be unused" not in record.getMessage()
 
 
 def services_of(app: Flask) -> Services:

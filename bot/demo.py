@@ -20,6 +20,7 @@ from bot.app import Services, create_app, services_of
 from bot.fakeslack import FakeSlack
 from bot.localrun import LiveServer, SlackSender
 from bridge.config import Config
+from bridge.phones import pretty
 from bridge.simulator import SimStore, Simulator
 from bridge.storage import OPTED_IN
 
@@ -56,7 +57,11 @@ def run_demo(verbose: bool = False) -> int:
     logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
     for noisy in ("werkzeug", "slack_bolt", "httpx"):
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
-    workdir = Path(tempfile.mkdtemp(prefix="smsbridge-demo-"))
+    with tempfile.TemporaryDirectory(prefix="smsbridge-demo-") as workdir:
+        return _run(Path(workdir))
+
+
+def _run(workdir: Path) -> int:
     slack = FakeSlack().start()
     slack.add_user("USAM", "Sam", "Sam Rivera")
     clock = store_clock()
@@ -82,11 +87,11 @@ def run_demo(verbose: bool = False) -> int:
     services = services_of(app)
     sender = SlackSender(app_server.url, config.slack_signing_secret)
     services.crm.set_callback(STORE, f"{app_server.url}/sms/inbound/{config.callback_token}")
-    say("smsbridge demo: CRM Text simulator, fake Slack and the app are running on 127.0.0.1")
-    say(f"  database: {workdir / 'smsbridge.db'}\n")
+    say("smsbridge demo: the CRM Text simulator, a stand-in for Slack and the app are running")
+    say("on 127.0.0.1, with a fresh SQLite database. Store: Main St Pizza (keyword PIZZA).\n")
     try:
         play_story(sim, sim_server.url, services, sender, slack)
-        say("\n=== What staff see in Slack (#main-st-pizza) ===\n")
+        say(f"\n=== What staff see in Slack (the store channel, {CHANNEL}) ===\n")
         say(slack.transcript(CHANNEL))
         say("\n=== What reached the customers' phones ===\n")
         for delivery in sim.outbox:
@@ -155,7 +160,10 @@ def blast_story(sim: Simulator, services: Services, sender: SlackSender, slack: 
         if b.get("block_id") == "acks"
         for o in b["element"]["options"]
     ]
-    say(f"Sam ticks the {len(acks)} warning(s) and presses Send.")
+    if acks:
+        say(f"Sam ticks the {len(acks)} warning(s) to acknowledge them and presses Send.")
+    else:
+        say("Nothing left to acknowledge; Sam presses Send.")
     submit_view(
         sender,
         {**confirm, "id": view["id"]},
@@ -190,7 +198,7 @@ def customer_texts(
     sim: Simulator, services: Services, phone: str, text: str, media: list[tuple[str, str]] | None
 ) -> None:
     label = f"{text} [+ picture]" if media else text
-    say(f"customer {phone} texts: {label}")
+    say(f"customer {pretty('+1' + phone)} texts: {label}")
     sim.customer_texts(STORE, phone, text, media)
     wait_idle(services)
 
