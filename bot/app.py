@@ -73,6 +73,10 @@ def create_app(
     storage = Storage(config.sqlite_path)
     storage.migrate()
     storage.sync_stores(dict(config.stores))
+    removed = storage.housekeeping(
+        clock(), media_age=timedelta(hours=config.media_ttl_hours + 24), keep=timedelta(days=30)
+    )
+    log.info("housekeeping removed %s", removed)
     crm = crm or CrmTextClient(config.crmtext_api_url, config.crmtext_user, config.crmtext_password)
     slack = web_client(config.slack_bot_token, config.slack_api_url)
     http = httpx.Client(timeout=15, headers={"User-Agent": "smsbridge"})

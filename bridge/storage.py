@@ -393,10 +393,6 @@ class Storage:
     def media(self, media_id: str) -> Row | None:
         return self._one("SELECT * FROM media WHERE id = ?", [media_id])
 
-    def delete_media_before(self, cutoff: datetime) -> int:
-        with self.transaction():
-            return self.db.execute("DELETE FROM media WHERE created_at < ?", [iso(cutoff)]).rowcount
-
     # -- blasts ---------------------------------------------------------------------------
 
     ACTIVE_BLAST = ("confirmed", "scheduled", "sending", "paused")
@@ -539,3 +535,20 @@ class Storage:
             [store, OPTED_IN],
         )
         return int(row["n"]) if row else 0
+
+    def housekeeping(self, now: datetime, media_age: timedelta, keep: timedelta) -> dict[str, int]:
+        """Drop what nobody needs any more: expired pictures, old finished jobs and old
+        idempotency keys (Slack and CRM Text never redeliver after a few hours)."""
+        with self.transaction():
+            return {
+                "media": self.db.execute(
+                    "DELETE FROM media WHERE created_at < ?", [iso(now - media_age)]
+                ).rowcount,
+                "jobs": self.db.execute(
+                    "DELETE FROM jobs WHERE status != 'pending' AND created_at < ?",
+                    [iso(now - keep)],
+                ).rowcount,
+                "events": self.db.execute(
+                    "DELETE FROM events WHERE seen_at < ?", [iso(now - keep)]
+                ).rowcount,
+            }

@@ -586,3 +586,16 @@ def test_picture_only_reply_to_an_opted_out_customer_never_reaches_crm_text(
     harness.drain()
     assert sends(harness) == []
     assert reactions(harness, reply) == ["x"]
+
+
+def test_expired_pictures_are_removed_at_start(harness: Harness) -> None:
+    parent = open_thread(harness)
+    file = harness.slack.add_file("F8", noisy_png((40, 40)), "image/png", "a.png")
+    staff_reply(harness, parent, "pic", files=[file])
+    harness.drain()
+    path = urlparse(sends(harness)[0]["params"]["mmsurl"]).path
+    media_id = path.rsplit("/", 1)[1].split(".")[0]
+    assert harness.services.storage.media(media_id) is not None
+    harness.clock.advance(hours=73)
+    harness.restart()
+    assert harness.services.storage.media(media_id) is None
