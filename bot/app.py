@@ -107,6 +107,7 @@ def create_app(
         },
         clock=clock,
         max_attempts={"send_reply": 8, "blast_step": 10, "blast_start": 10},
+        patient=frozenset({"post_inbound", "crm_opt_out"}),
         on_give_up=lambda job, error: gave_up(job, error),
     )
 
@@ -157,7 +158,15 @@ def create_app(
     def healthz() -> ResponseReturnValue:
         pending = storage.jobs("pending")
         oldest = min((j["created_at"] for j in pending), default=None)
-        return jsonify({"ok": True, "pending_jobs": len(pending), "oldest_pending": oldest})
+        failed = len(storage.jobs("failed"))
+        return jsonify(
+            {
+                "ok": True,
+                "pending_jobs": len(pending),
+                "oldest_pending": oldest,
+                "failed_jobs": failed,
+            }
+        )
 
     services = Services(config, storage, crm, slack, bolt, runner, http, registered)
     flask_app.extensions["smsbridge"] = services

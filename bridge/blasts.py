@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 CAMPAIGN_THRESHOLD = 700
 ALREADY_CONFIRMED = "This blast was already confirmed; it is not sent twice."
 SYNC_PAGE = 1000
+SYNC_MAX = 200_000  # customers per status; a store is far smaller
 STORE_ZONE = ZoneInfo("America/Los_Angeles")
 
 
@@ -72,6 +73,7 @@ class BlastEngine:
         """
         now = self.clock()
         changed = 0
+        seen: set[str] = set()
         for status in (OPTED_IN, PENDING, OPTED_OUT):
             offset = 0
             while True:
@@ -79,9 +81,12 @@ class BlastEngine:
                     page = self.crm.customers_by_status(store, status, offset, SYNC_PAGE)
                 except CrmTextUnavailable as exc:
                     raise Retry(f"CRM Text unreachable: {exc}") from exc
+                fresh = [c for c in page if c.mobile not in seen]
+                seen.update(c.mobile for c in fresh)
                 with self.storage.transaction():
-                    changed += sum(self._merge(store, c, now) for c in page)
-                if len(page) < SYNC_PAGE:
+                    changed += sum(self._merge(store, c, now) for c in fresh)
+                # Stop on a short page, a page with nothing new (offset ignored) or the cap.
+                if len(page) < SYNC_PAGE or not fresh or offset >= SYNC_MAX:
                     break
                 offset += SYNC_PAGE
         return changed
@@ -95,7 +100,7 @@ class BlastEngine:
             )
         if local["status"] == remote.status:
             return False
-        if local["status"] == OPTED_OUT:
+        if local["status"] == OPTED_OUT and self.storage.opt_out_unpushed(local["id"]):
             return request_opt_out(
                 self.storage,
                 local["id"],
@@ -279,6 +284,15 @@ class BlastEngine:
                 self.schedule_step(blast_id, 0.0)
         return self._continue(self.storage.blast(blast_id))
 
+    def _continue_later(self, blast_id: int) -> None:
+        """After Resume: a campaign goes back through ``start``, a one-by-one blast steps on."""
+        if self.storage.blast(blast_id)["mode"] == "campaign":
+            self.storage.enqueue(
+                "blast_start", {"blast_id": blast_id}, queue=f"blast:{blast_id}", now=self.clock()
+            )
+        else:
+            self.schedule_step(blast_id, 0.0)
+
     def _continue(self, blast: Row) -> str:
         """A sending blast: send the campaign if it was not requested yet, or make sure a step
         is queued (a crash may have lost it)."""
@@ -317,7 +331,7 @@ class BlastEngine:
         """One sendcampaign; CRM Text batches it at 30 msg/s. Never requested twice."""
         now = self.clock()
         if blast["campaign_attempted_at"]:
-            self._finish(blast["id"], "done", "sendcampaign was already requested; not resent")
+            self._campaign_unknown(blast["id"])
             return
         self.storage.update_blast(blast["id"], campaign_attempted_at=iso(now))
         name = f"smsbridge-{blast['store']}-{blast['id']}"
@@ -362,7 +376,7 @@ class BlastEngine:
         """Job ``blast_step``: text one recipient; return seconds until the next step, or None."""
         blast = self.storage.blast(blast_id)
         now = self.clock()
-        if seq != blast["step_seq"]:
+        if seq != blast["step_seq"] or blast["mode"] == "campaign":
             return None  # a stale copy of a step that already scheduled its successor
         if blast["status"] == "cancelled":
             self.storage.skip_pending(blast_id, "cancelled", now)
@@ -386,6 +400,14 @@ class BlastEngine:
     def _text_one(self, blast: Row, recipient: Row, now: datetime) -> None:
         customer = self.storage.customer(recipient["customer_id"])
         key = (blast["id"], customer["id"])
+        if self.storage.asked_to_stop(customer["id"]):
+            self.storage.update_recipient(
+                *key,
+                status="skipped",
+                reason="asked to stop; no decision yet",
+                finished_at=iso(now),
+            )
+            return
         if customer["status"] != OPTED_IN:
             self.storage.update_recipient(
                 *key, status="skipped", reason="opted out during the blast", finished_at=iso(now)
@@ -429,14 +451,27 @@ class BlastEngine:
 
     def halt(self, blast_id: int, report: str) -> None:
         """Pause a blast whose job gave up; one that never started becomes ``blocked``."""
-        if not self.storage.move_blast(blast_id, ("sending",), "paused", report=report):
+        blast = self.storage.blast(blast_id)
+        if blast["mode"] == "campaign" and blast["campaign_attempted_at"]:
+            self._campaign_unknown(blast_id)
+        elif not self.storage.move_blast(blast_id, ("sending",), "paused", report=report):
             self.storage.move_blast(blast_id, ("confirmed", "scheduled"), "blocked", report=report)
+
+    def _campaign_unknown(self, blast_id: int) -> None:
+        """The sendcampaign request may have reached CRM Text: never send it again."""
+        self.storage.skip_pending(blast_id, "campaign outcome unknown", self.clock())
+        self._finish(
+            blast_id,
+            "done",
+            "The campaign request may have reached CRM Text but no answer came back; it is not "
+            "sent again. Check the campaign in CRM Text's reports.",
+        )
 
     def resume(self, blast_id: int) -> bool:
         with self.storage.transaction():
             if not self.storage.move_blast(blast_id, ("paused",), "sending", report=""):
                 return False
-            self.schedule_step(blast_id, 0.0)
+            self._continue_later(blast_id)
             return True
 
     def cancel(self, blast_id: int) -> bool:

@@ -91,7 +91,10 @@ def _timestamp(value: str, now: datetime) -> datetime:
         local = datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S")
     except ValueError as exc:
         raise CallbackError(f"timeStamp {value!r} is not YYYY-MM-DD HH:MM:SS") from exc
-    return local.replace(tzinfo=PACIFIC).astimezone(UTC)
+    try:
+        return local.replace(tzinfo=PACIFIC).astimezone(UTC)
+    except OverflowError as exc:
+        raise CallbackError(f"timeStamp {value!r} is out of range") from exc
 
 
 def _parse_mms(raw: str) -> tuple[Media, ...]:
@@ -105,7 +108,7 @@ def _parse_mms(raw: str) -> tuple[Media, ...]:
     if not isinstance(data, dict):
         raise CallbackError("mms is not a JSON object")
     media = []
-    for key in sorted((k for k in data if k.isdigit()), key=int):
+    for key in sorted((k for k in data if k.isascii() and k.isdigit()), key=int):
         item = data[key]
         if not isinstance(item, dict):
             raise CallbackError("mms entries must be objects")

@@ -100,11 +100,18 @@ class Config:
                 f"BLAST_ADMINS must list Slack user IDs (U…); bad: {', '.join(bad_admins)}"
             )
         port = _number("PORT", env.get("PORT", "3000"), problems, int)
-        if port and not 1 <= port <= 65535:
+        if "PORT must be a number" not in " ".join(problems) and not 1 <= port <= 65535:
             problems.append(f"PORT must be between 1 and 65535, got {port:g}")
         quiet_days = _number(
             "THREAD_QUIET_DAYS", env.get("THREAD_QUIET_DAYS", "7"), problems, float
         )
+        if quiet_days == 0 and "THREAD_QUIET_DAYS must" not in " ".join(problems):
+            problems.append("THREAD_QUIET_DAYS must be more than 0")
+        shared = sorted({c for c in stores.values() if list(stores.values()).count(c) > 1})
+        if shared:
+            problems.append(
+                f"SMS_STORES: each store needs its own channel; shared: {', '.join(shared)}"
+            )
         signatures = _parse_pairs(
             "STORE_SIGNATURES", env.get("STORE_SIGNATURES", ""), problems, None, separator=";"
         )

@@ -211,7 +211,10 @@ class CrmTextClient:
         if resp.status_code == 401:
             raise CrmTextError(op, 401, f"HTTP 401 {resp.reason_phrase}".strip())
         if not resp.is_success:
-            raise CrmTextUnavailable(f"CRM Text {op}: HTTP {resp.status_code}", maybe_sent=False)
+            # 503 (and 4xx) come from a front that did not pass the request on; 500, 502 and 504
+            # can arrive after CRM Text already acted on it.
+            maybe = resp.status_code in (500, 502, 504)
+            raise CrmTextUnavailable(f"CRM Text {op}: HTTP {resp.status_code}", maybe_sent=maybe)
         response = parse_envelope(op, resp.content)
         check_envelope(op, response)
         return response

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from bridge.callback import InboundSms
 from bridge.keywords import Intent, classify, normalise
-from bridge.storage import NEW, OPTED_IN, OPTED_OUT, PENDING, Row, Storage, iso
+from bridge.storage import OPTED_IN, OPTED_OUT, Row, Storage, iso
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +112,13 @@ class Inbound:
             status, how = OPTED_OUT, f"texted {word}; CRM Text opted them out"
         elif intent is Intent.REVOKE:
             status, how = OPTED_OUT, f"texted {word}; smsbridge asks CRM Text to opt them out"
-        elif sms.opted_in and (customer["status"] in (NEW, PENDING) or intent is Intent.START):
-            # A local opt-out is never undone by a callback alone: only by the customer's START.
+        elif sms.opted_in and (
+            customer["status"] != OPTED_OUT
+            or intent is Intent.START
+            or not self.storage.opt_out_unpushed(customer["id"])
+        ):
+            # A local opt-out that CRM Text has not heard of yet is not undone by a callback;
+            # once CRM Text has it, an opt-in there (START, the keyword) is the customer's own.
             how = f"texted {word}" if intent is Intent.START else "CRM Text callback says Opt-in"
             status = OPTED_IN
         else:

@@ -51,6 +51,7 @@ class JobRunner:
         workers: int = 2,
         max_attempts: dict[str, int] | None = None,
         max_age: timedelta = timedelta(hours=24),
+        patient: frozenset[str] = frozenset(),
         lease: timedelta = timedelta(minutes=5),
         on_give_up: Callable[[Row, str], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
@@ -60,6 +61,7 @@ class JobRunner:
         self.workers = workers
         self.max_attempts = max_attempts or {}
         self.max_age = max_age
+        self.patient = patient  # kinds retried for as long as it takes (nothing may be lost)
         self.lease = lease
         self.on_give_up = on_give_up
         self.clock = clock
@@ -137,7 +139,10 @@ class JobRunner:
         """Retry with backoff; give up after the kind's attempt limit (if it has one, e.g. a
         staff reply must be reported soon) or once the job is ``max_age`` old."""
         limit = self.max_attempts.get(job["kind"])
-        too_old = self.clock() - parse_iso(job["created_at"]) > self.max_age
+        too_old = (
+            job["kind"] not in self.patient
+            and self.clock() - parse_iso(job["created_at"]) > self.max_age
+        )
         if too_old or (limit is not None and job["attempts"] >= limit):
             self._give_up(job, error)
             return

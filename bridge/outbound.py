@@ -84,8 +84,8 @@ def send(
     except CrmTextError as error:
         if maybe_sent_before and _is_duplicate(error):
             return ""  # our own earlier attempt got through before the crash or timeout
-        if error.status >= 500:
-            raise CrmTextUnavailable(str(error), maybe_sent=False) from error
+        if error.status >= 500:  # CRM Text failed while handling it: it may have gone out
+            raise CrmTextUnavailable(str(error), maybe_sent=True) from error
         raise explain(error) from error
 
 

@@ -211,6 +211,7 @@ class Simulator:
         self._next_cust = 7000000
         self._queue_free: dict[str, datetime] = {}
         self._outage: list[int] = []
+        self._outage_method: str | None = None
 
     # ----- state helpers (call with the lock held) -----
 
@@ -564,17 +565,21 @@ class Simulator:
         app.add_url_rule("/_sim/media/<name>", "media", _view_media, methods=["GET"])
         return app
 
-    def fail_next(self, count: int = 1, status: int = 503) -> None:
-        """Failure injection: the next ``count`` API requests answer HTTP ``status``."""
+    def fail_next(self, count: int = 1, status: int = 503, method: str | None = None) -> None:
+        """Failure injection: the next ``count`` API requests (of ``method``, if given) answer
+        HTTP ``status``. A 500/502/504 is answered after the call was carried out, as a
+        gateway timing out would; other statuses before."""
         with self._lock:
             self._outage = [status] * count
+            self._outage_method = method
 
     def _view_api(self) -> flask.Response:
         params = {**flask.request.args.to_dict(), **flask.request.form.to_dict()}
         op = params.get("method", "").strip().lower()
         with self._lock:
-            outage = self._outage.pop(0) if self._outage else None
-        if outage is not None:
+            hit = self._outage and self._outage_method in (None, op)
+            outage = self._outage.pop(0) if hit else None
+        if outage is not None and outage not in (500, 502, 504):
             return flask.Response("Service Unavailable", status=outage, content_type="text/plain")
         auth = parse_auth(flask.request.headers.get("Authorization"))
         if auth is None:
@@ -593,6 +598,8 @@ class Simulator:
             resp.headers["WWW-Authenticate"] = 'Basic realm="CRM Text"'
             return resp
         body = self.handle(params, auth)
+        if outage is not None:  # carried out, but the answer is lost in a gateway
+            return flask.Response("Gateway Timeout", status=outage, content_type="text/plain")
         return flask.Response(body, status=200, content_type="text/xml; charset=UTF-8")
 
     def _view_text(self) -> tuple[flask.Response, int]:

@@ -552,3 +552,22 @@ class Storage:
                     "DELETE FROM events WHERE seen_at < ?", [iso(now - keep)]
                 ).rowcount,
             }
+
+    def asked_to_stop(self, customer_id: int) -> bool:
+        """Has the customer sent a text that sounds like "stop" that staff have not decided on?"""
+        row = self._one(
+            "SELECT 1 AS x FROM messages WHERE customer_id = ? AND intent = 'soft_stop'"
+            " AND decided_by IS NULL LIMIT 1",
+            [customer_id],
+        )
+        return row is not None
+
+    def opt_out_unpushed(self, customer_id: int) -> bool:
+        """Is a local opt-out still on its way to CRM Text (its optoutcustomer job waiting or
+        failed)? If not, CRM Text knows, and an opt-in there is the customer rejoining."""
+        row = self._one(
+            "SELECT status FROM jobs WHERE kind = 'crm_opt_out'"
+            " AND json_extract(payload, '$.customer_id') = ? ORDER BY id DESC LIMIT 1",
+            [customer_id],
+        )
+        return row is not None and row["status"] != "done"

@@ -575,3 +575,35 @@ def test_slack_refusing_to_open_the_form_is_explained_not_a_500(harness: Harness
     assert blast_command(harness, MESSAGE) == (
         "Slack did not open the blast form (expired_trigger_id). Please run /sms-blast again."
     )
+
+
+def test_a_stop_request_arriving_mid_blast_skips_that_customer(harness: Harness) -> None:
+    seed(harness)
+    confirm(harness, compose(harness, MESSAGE, append=False))
+    harness.drain()
+    first = delivered(harness)[0][0]
+    other = next(p for p in OPTED_IN_NUMBERS if p != first)
+    harness.text("PIZZA", other, "please stop texting me")
+    send_all(harness)
+    assert other not in {p for p, _ in delivered(harness)}
+    blast = harness.services.storage.blasts("PIZZA")[0]
+    assert harness.services.storage.recipient_reasons(blast["id"], "skipped") == {
+        "asked to stop; no decision yet": 1
+    }
+
+
+def test_a_campaign_whose_request_may_have_landed_is_never_sent_again(harness: Harness) -> None:
+    numbers = [f"41555{n:05d}" for n in range(10000, 10701)]
+    seed(harness, numbers)
+    view = compose(harness, MESSAGE, append=False)
+    harness.sim.fail_next(1, status=504, method="sendcampaign")  # it went out; the answer didn't
+    assert confirm(harness, view, typed="701").text == ""
+    for _ in range(4):
+        harness.drain()
+        harness.clock.advance(seconds=30)
+    assert len([c for c in harness.sim.calls if c["method"] == "sendcampaign"]) == 1
+    assert len([d for d in harness.sim.outbox if d.kind == "campaign"]) == 701  # once each
+    assert texts_to(harness) == []
+    blast = harness.services.storage.blasts("PIZZA")[0]
+    done = harness.services.storage.blast(blast["id"])
+    assert done["status"] == "done" and "not sent again" in done["report"]

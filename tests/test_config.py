@@ -101,3 +101,20 @@ def test_signatures_are_separated_by_semicolons() -> None:
         {**GOOD, "STORE_SIGNATURES": "PIZZA=– {name}, Main St Pizza; CARS=– Bay Cars"}
     )
     assert config.signatures == {"PIZZA": "– {name}, Main St Pizza", "CARS": "– Bay Cars"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ({"PORT": "0"}, "PORT must be between 1 and 65535, got 0"),
+        ({"THREAD_QUIET_DAYS": "0"}, "THREAD_QUIET_DAYS must be more than 0"),
+        (
+            {"SMS_STORES": "PIZZA=C0123ABCD,CARS=C0123ABCD"},
+            "SMS_STORES: each store needs its own channel; shared: C0123ABCD",
+        ),
+    ],
+)
+def test_values_that_would_misroute_are_refused(extra: dict[str, str], problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env({**GOOD, **extra})
+    assert caught.value.problems == [problem]

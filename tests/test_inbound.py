@@ -550,3 +550,37 @@ def test_a_callback_missing_several_fields_names_them_all(harness: Harness) -> N
     response = httpx.post(harness.callback_url(), data={"message": "hi"})
     assert response.status_code == 400
     assert response.text == "bad callback: missing fields keyword, mobileNum, msgID\n"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        (
+            "mms",
+            json.dumps({"²": {"ContentType": "image/png", "URL": "https://x.example/a.png"}}),
+            "empty message and no mms",
+        ),
+        ("timeStamp", "9999-12-31 23:59:59", "is out of range"),
+    ],
+)
+def test_odd_callback_values_are_400s(
+    harness: Harness, field: str, value: str, reason: str
+) -> None:
+    form = {"keyword": "PIZZA", "mobileNum": JANE, "msgID": "77", field: value}
+    if field != "mms":
+        form["message"] = "hi"
+    response = httpx.post(harness.callback_url(), data=form)
+    assert response.status_code == 400
+    assert reason in response.text
+
+
+def test_a_customer_who_opted_out_can_rejoin_with_the_keyword(harness: Harness) -> None:
+    harness.sim.add_customer("PIZZA", JANE, status=3)
+    harness.text("PIZZA", JANE, "STOP")
+    harness.text("PIZZA", JANE, "PIZZA")  # CRM Text opts them in again
+    harness.drain()
+    customer = harness.services.storage.find_customer("PIZZA", "+14155550101")
+    assert customer["status"] == OPTED_IN
+    assert harness.services.storage.consent_history(customer["id"])[-1]["how"] == (
+        "CRM Text callback says Opt-in"
+    )

@@ -599,3 +599,14 @@ def test_expired_pictures_are_removed_at_start(harness: Harness) -> None:
     harness.clock.advance(hours=73)
     harness.restart()
     assert harness.services.storage.media(media_id) is None
+
+
+def test_a_504_after_crm_text_accepted_the_reply_counts_as_sent(harness: Harness) -> None:
+    parent = open_thread(harness)
+    harness.sim.fail_next(1, status=504)  # CRM Text sends it; the gateway loses the answer
+    reply = staff_reply(harness, parent, "Your order shipped")
+    harness.drain()
+    harness.clock.advance(seconds=5)
+    harness.drain()
+    assert [d.text for d in harness.sim.outbox if d.phone == JANE] == ["Your order shipped"]
+    assert reactions(harness, reply) == ["outbox_tray"]
