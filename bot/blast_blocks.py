@@ -136,25 +136,29 @@ def confirm_view(
         blocks.append(_section(f"Not included: {excluded}."))
     if scheduled:
         blocks.append(_section(f":alarm_clock: Quiet hours: {scheduled}"))
-    warnings = result.warnings
-    if warnings:
+    options = [
+        {
+            "text": {"type": "mrkdwn", "text": f"*{w.title}*"[:75]},
+            "description": {"type": "mrkdwn", "text": w.detail[:150]},
+            "value": w.code,
+        }
+        for w in result.warnings[:9]
+    ]
+    if scheduled:  # quiet hours: sending only goes ahead as the admin chooses here
+        options.append(
+            {
+                "text": {"type": "mrkdwn", "text": "*Outside allowed hours: send as described*"},
+                "description": {"type": "mrkdwn", "text": scheduled[:150]},
+                "value": "quiet_hours",
+            }
+        )
+    if options:
         blocks.append(
             {
                 "type": "input",
                 "block_id": "acks",
-                "label": _plain("I have read each warning"),
-                "element": {
-                    "type": "checkboxes",
-                    "action_id": "acks",
-                    "options": [
-                        {
-                            "text": {"type": "mrkdwn", "text": f"*{w.title}*"[:75]},
-                            "description": {"type": "mrkdwn", "text": w.detail[:150]},
-                            "value": w.code,
-                        }
-                        for w in warnings[:10]
-                    ],
-                },
+                "label": _plain("I have read each of these"),
+                "element": {"type": "checkboxes", "action_id": "acks", "options": options},
             }
         )
     if recipients > typed_over:

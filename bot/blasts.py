@@ -304,13 +304,10 @@ class Blasts:
             return None
         when = result.next_allowed.astimezone(STORE_ZONE).strftime("%a %b %-d, %-I:%M %p %Z")
         if result.mode == "campaign":
-            return (
-                "it is outside allowed hours for some recipients, so the campaign "
-                f"is scheduled for {when}."
-            )
+            return f"It is outside allowed hours for some customers: the campaign goes at {when}."
         return (
-            "some recipients are outside their allowed hours; they are texted when their "
-            f"window opens (the whole list fits from {when})."
+            "Sending starts now; customers outside their allowed hours are texted when their "
+            f"window opens (everyone fits from {when})."
         )
 
 

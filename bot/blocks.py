@@ -190,6 +190,14 @@ def unreachable(attempts: int) -> str:
     )
 
 
+def maybe_sent(parts_done: int) -> str:
+    done = f"{parts_done} part{'s' * (parts_done != 1)} went out and the" if parts_done else "The"
+    return (
+        f":warning: CRM Text stopped answering while this was being sent. {done} last attempt "
+        "may have reached the customer. Check with them before sending it again."
+    )
+
+
 def refused_file(name: str, reason: str) -> str:
     return f":x: {name} was not sent: {reason}"
 

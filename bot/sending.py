@@ -94,10 +94,16 @@ class Sender:
         if message["status"] != "pending":
             return
         thread = self.storage.thread(message["thread_id"])
-        self.storage.update_message(message["id"], status="failed", error=error)
+        partial = bool(message["maybe_sent"] or message["media_posted"])
+        self.storage.update_message(
+            message["id"], status="unknown" if partial else "failed", error=error
+        )
         if message["slack_ts"]:
             self._react(thread["channel_id"], message["slack_ts"], blocks.REACTION_FAILED)
-        self._post(thread, blocks.unreachable(job["attempts"]))
+        if partial:
+            self._post(thread, blocks.maybe_sent(message["media_posted"] or 0))
+        else:
+            self._post(thread, blocks.unreachable(job["attempts"]))
 
     # -- steps ----------------------------------------------------------------------------
 

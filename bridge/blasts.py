@@ -211,7 +211,8 @@ class BlastEngine:
         blocks = [f for f in result.blocks if f.code != "quiet_hours"]
         if blocks:
             raise BlastRefused(f"{blocks[0].title} {blocks[0].detail}")
-        if any(f.code not in acknowledged for f in result.warnings):
+        quiet = [f for f in result.blocks if f.code == "quiet_hours"]
+        if any(f.code not in acknowledged for f in [*result.warnings, *quiet]):
             raise BlastRefused("Tick every warning to confirm you have read it.")
         total = len(result.recipients)
         if total > typed_over and (typed_count or "").strip() != str(total):

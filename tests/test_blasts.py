@@ -456,7 +456,7 @@ def test_individual_blast_stops_at_quiet_hours_and_resumes_next_window(harness: 
     harness.clock.now = datetime(2026, 11, 25, 4, 59, 57, tzinfo=UTC)  # 8:59:57 PM in California
     seed(harness)
     view = compose(harness, MESSAGE, append=False)
-    assert "texted when their window opens" in preflight_text(view)
+    assert "texted when their window opens" in json.dumps(view)
     confirm(harness, view)
     send_all(harness, 5)
     assert len(delivered(harness)) == 2  # 8:59:57 and 8:59:58; 8:59:59 would end at 9 PM
@@ -607,3 +607,21 @@ def test_a_campaign_whose_request_may_have_landed_is_never_sent_again(harness: H
     blast = harness.services.storage.blasts("PIZZA")[0]
     done = harness.services.storage.blast(blast["id"])
     assert done["status"] == "done" and "not sent again" in done["report"]
+
+
+def test_sending_outside_allowed_hours_needs_its_own_tick(harness: Harness) -> None:
+    harness.clock.now = datetime(2026, 11, 25, 5, 30, tzinfo=UTC)  # 9:30 PM in California
+    seed(harness)
+    view = compose(harness, MESSAGE, append=False)
+    ticks = [
+        o["value"]
+        for b in view["blocks"]
+        if b.get("block_id") == "acks"
+        for o in b["element"]["options"]
+    ]
+    assert "quiet_hours" in ticks
+    refused = confirm(harness, view, acks=[t for t in ticks if t != "quiet_hours"]).json()
+    assert refused["errors"]["acks"] == "Tick every warning to confirm you have read it."
+    assert confirm(harness, view).text == ""
+    send_all(harness, 3)
+    assert delivered(harness) == []  # nobody is texted before 8 AM their time

@@ -610,3 +610,16 @@ def test_a_504_after_crm_text_accepted_the_reply_counts_as_sent(harness: Harness
     harness.drain()
     assert [d.text for d in harness.sim.outbox if d.phone == JANE] == ["Your order shipped"]
     assert reactions(harness, reply) == ["outbox_tray"]
+
+
+def test_a_reply_whose_outcome_is_unknown_says_so_instead_of_not_sent(harness: Harness) -> None:
+    parent = open_thread(harness)
+    harness.sim.fail_next(50, status=504)  # every answer is lost after CRM Text acted on it
+    staff_reply(harness, parent, "Did this arrive?")
+    for _ in range(10):
+        harness.drain()
+        harness.clock.advance(minutes=6)
+    assert thread_texts(harness, parent)[-1] == (
+        ":warning: CRM Text stopped answering while this was being sent. The last attempt may "
+        "have reached the customer. Check with them before sending it again."
+    )
