@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from bridge.storage import OPTED_OUT
@@ -625,3 +626,31 @@ def test_sending_outside_allowed_hours_needs_its_own_tick(harness: Harness) -> N
     assert confirm(harness, view).text == ""
     send_all(harness, 3)
     assert delivered(harness) == []  # nobody is texted before 8 AM their time
+
+
+def test_a_blast_with_a_picture_goes_out_as_mms(harness: Harness) -> None:
+    import io
+
+    from PIL import Image
+
+    seed(harness)
+    buffer = io.BytesIO()
+    Image.new("RGB", (400, 300), "red").save(buffer, "PNG")
+    file = harness.slack.add_file("FBLAST", buffer.getvalue(), "image/png", "sale.png")
+    blast_command(harness, MESSAGE)
+    harness.drain()
+    view = open_view(harness)
+    values = state(MESSAGE)
+    values["image"]["file"]["files"] = [file]
+    answer = submit(harness, view, values).json()
+    assert answer["response_action"] == "update"
+    confirm(harness, dict(answer["view"], id=view["id"]))
+    send_all(harness)
+    calls = [c for c in harness.sim.calls if c["method"] == "sendsmsmsg"]
+    assert len(calls) == 3
+    urls = {c["params"]["mmsurl"] for c in calls}
+    assert len(urls) == 1
+    [url] = urls
+    assert url.startswith("https://bridge.example.com/media/") and url.endswith(".png")
+    served = httpx.get(harness.server.url + url.removeprefix("https://bridge.example.com"))
+    assert served.status_code == 200 and served.content == buffer.getvalue()
