@@ -118,7 +118,7 @@ class SmsCommand:
             self.storage.enqueue(
                 "send_reply",
                 {"message_id": message_id},
-                queue=f"customer:{customer['id']}",
+                customer_id=customer["id"],
                 dedupe_key=f"send:{message_id}",
                 now=now,
             )

@@ -71,7 +71,7 @@ def register(
             storage.enqueue(
                 "thread_resolved",
                 {"thread_id": thread["id"], "user": user},
-                queue=f"customer:{thread['customer_id']}",
+                customer_id=thread["customer_id"],
                 now=clock(),
                 dedupe_key=f"resolved:{thread['id']}",
             )
@@ -121,7 +121,7 @@ def register(
             storage.enqueue(
                 "post_notice",
                 {"thread_id": message["thread_id"], "text": blocks.decided_not_stop(user)},
-                queue=f"customer:{message['customer_id']}",
+                customer_id=message["customer_id"],
                 now=clock(),
             )
         wake()

@@ -88,7 +88,7 @@ class Replies:
             self.storage.enqueue(
                 "mark_note" if note else "send_reply",
                 {"message_id": message_id},
-                queue=f"customer:{customer['id']}",
+                customer_id=customer["id"],
                 dedupe_key=f"send:{message_id}",
                 now=now,
             )
@@ -124,7 +124,7 @@ class Replies:
                 self.storage.enqueue(
                     "post_notice",
                     {"thread_id": message["thread_id"], "text": text},
-                    queue=f"customer:{message['customer_id']}",
+                    customer_id=message["customer_id"],
                     now=now,
                 )
         self.wake()

@@ -75,7 +75,7 @@ class Inbound:
             self.storage.enqueue(
                 "post_inbound",
                 {"message_id": message_id},
-                queue=f"customer:{customer['id']}",
+                customer_id=customer["id"],
                 dedupe_key=f"post:{message_id}",
                 now=now,
             )
@@ -83,21 +83,21 @@ class Inbound:
                 self.storage.enqueue(
                     "crm_status_check",
                     {"customer_id": customer["id"], "thread_id": thread["id"]},
-                    queue=f"customer:{customer['id']}",
+                    customer_id=customer["id"],
                     now=now,
                 )
             if changed and thread["ts"] is not None:  # the parent card shows the status
                 self.storage.enqueue(
                     "refresh_thread",
                     {"thread_id": thread["id"]},
-                    queue=f"customer:{customer['id']}",
+                    customer_id=customer["id"],
                     now=now,
                 )
             if intent is Intent.REVOKE and changed:
                 self.storage.enqueue(
                     "crm_opt_out",
                     {"customer_id": customer["id"], "message_id": message_id},
-                    queue=f"customer:{customer['id']}",
+                    customer_id=customer["id"],
                     dedupe_key=f"optout:{message_id}",
                     now=now,
                 )

@@ -42,7 +42,7 @@ def request_opt_out(
         storage.enqueue(
             "crm_opt_out",
             {"customer_id": customer_id, "thread_id": thread_id, "actor": actor},
-            queue=f"customer:{customer_id}",
+            customer_id=customer_id,
             now=now,
         )
         return True
@@ -89,7 +89,7 @@ def _notice(
     storage.enqueue(
         "post_notice",
         {"thread_id": thread_id, "text": text, "refresh": True},
-        queue=f"customer:{customer_id}",
+        customer_id=customer_id,
         now=now,
     )
 
@@ -117,7 +117,7 @@ def status_check_handler(
             storage.enqueue(
                 "refresh_thread",
                 {"thread_id": payload["thread_id"]},
-                queue=f"customer:{customer['id']}",
+                customer_id=customer["id"],
                 now=clock(),
             )
 

@@ -304,12 +304,21 @@ class Storage:
         kind: str,
         payload: Row,
         *,
-        queue: str,
         now: datetime,
+        queue: str | None = None,
+        customer_id: int | None = None,
         dedupe_key: str | None = None,
         delay: float = 0.0,
     ) -> int | None:
-        """Add a durable job; with a dedupe_key already used, add nothing and return None."""
+        """Add a durable job; with a dedupe_key already used, add nothing and return None.
+
+        Jobs in one ``queue`` run in order; ``customer_id`` names the customer's own queue, so
+        everything about one customer (posts, sends, opt-outs) happens in the order it arrived.
+        """
+        if queue is None:
+            if customer_id is None:
+                raise ValueError("enqueue needs a queue or a customer_id")
+            queue = f"customer:{customer_id}"
         with self.transaction():
             cursor = self.db.execute(
                 "INSERT OR IGNORE INTO jobs (kind, payload, queue, dedupe_key, status, attempts,"
