@@ -114,6 +114,15 @@ def texts_to(harness: Harness) -> list[tuple[str, str]]:
     )
 
 
+def start_blast(harness: Harness, count: int) -> tuple[list[str], dict[str, Any]]:
+    """``count`` opted-in customers, a confirmed blast, and its first text sent."""
+    numbers = [f"41555502{n:02d}" for n in range(count)]
+    seed(harness, numbers)
+    confirm(harness, compose(harness, MESSAGE, append=False))
+    harness.drain()
+    return numbers, harness.services.storage.blasts("PIZZA")[0]
+
+
 MESSAGE = "Main St Pizza: 2 large pizzas for $20 this Friday! Reply STOP to opt out"
 
 
@@ -470,11 +479,7 @@ def test_individual_blast_stops_at_quiet_hours_and_resumes_next_window(harness: 
 
 
 def test_pause_and_resume(harness: Harness) -> None:
-    numbers = [f"41555502{n:02d}" for n in range(4)]
-    seed(harness, numbers)
-    confirm(harness, compose(harness, MESSAGE, append=False))
-    harness.drain()
-    blast = harness.services.storage.blasts("PIZZA")[0]
+    numbers, blast = start_blast(harness, 4)
 
     harness.press("blast_pause", str(blast["id"]))
     send_all(harness, 5)
@@ -503,11 +508,7 @@ def test_slack_failing_progress_updates_never_stop_the_sends(harness: Harness) -
 
 
 def test_a_stale_copy_of_a_step_never_starts_a_second_chain(harness: Harness) -> None:
-    numbers = [f"41555502{n:02d}" for n in range(4)]
-    seed(harness, numbers)
-    confirm(harness, compose(harness, MESSAGE, append=False))
-    harness.drain()
-    blast = harness.services.storage.blasts("PIZZA")[0]
+    numbers, blast = start_blast(harness, 4)
     # A worker that died after scheduling its successor runs its step again.
     harness.services.storage.enqueue(
         "blast_step", {"blast_id": blast["id"], "seq": 1}, queue="stale", now=harness.clock()
