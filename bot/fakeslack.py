@@ -7,6 +7,14 @@ at it. It records every call, keeps messages the way Slack would hold them
 can inject failures (HTTP 429 + ``Retry-After``, 5xx, or "processed, then the
 connection dropped"). ``smsbridge demo`` and the test suite both use it.
 
+It is as strict as Slack where that matters to us: every message and view is checked
+against Block Kit's limits (``fakeslack_limits``, a hand-written table independent of
+slack_sdk) and refused like Slack refuses it (``invalid_blocks`` / ``invalid_arguments`` /
+``msg_too_long``), each refusal also landing in ``refusals`` so a test can fail on it;
+``conversations.history``/``replies`` page (``limit``, ``cursor``, ``has_more``,
+``oldest``/``latest``/``inclusive``); and a ``trigger_id`` (``new_trigger_id``) opens one view
+within 3 seconds.
+
 Besides one-off failures (``fail_next``) it holds failure *states* that persist until
 changed, the way a real workspace does: a revoked/invalid/inactive token
 (``set_token_state``), an archived channel, a channel the bot was removed from or one that
@@ -240,6 +248,7 @@ class FakeSlack:
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._token_state = "ok"
         self._triggers: dict[str, float] = {}
+        self._trigger_count = 0
         self._used_triggers: set[str] = set()
         self._channel_states: dict[str, str] = {}
         self._scopes: list[str] = _SCOPES.split(",")
@@ -355,6 +364,15 @@ class FakeSlack:
         with self._lock:
             queue = self._failures.setdefault(method, [])
             queue.extend(_Failure(0, 0, "", drop=True) for _ in range(times))
+
+    def new_trigger_id(self) -> str:
+        """A trigger_id as Slack puts in a slash command or interaction: it can open (or push)
+        one view, within 3 seconds of being issued."""
+        with self._lock:
+            self._trigger_count += 1
+            trigger = f"{self._trigger_count}.{self.team_id}.{secrets.token_hex(16)}"
+            self._triggers[trigger] = self.clock()
+            return trigger
 
     # -- Block Kit validation ------------------------------------------------------------------
 
@@ -820,15 +838,6 @@ class FakeSlack:
         if rest:
             out["response_metadata"] = {"next_cursor": _encode_cursor(rest[0].ts)}
         return out
-
-    def new_trigger_id(self) -> str:
-        """A trigger_id as Slack puts in a slash command or interaction: it can open (or push)
-        one view, within 3 seconds of being issued."""
-        with self._lock:
-            number = self._next_id("")
-            trigger = f"{int(number)}.{self.team_id}.{secrets.token_hex(16)}"
-            self._triggers[trigger] = self.clock()
-            return trigger
 
     def _use_trigger(self, args: JsonDict) -> None:
         trigger = _need(args, "trigger_id", "invalid_trigger_id")

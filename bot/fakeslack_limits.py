@@ -207,7 +207,8 @@ class _Checker:
             return
         self.text(option, "text", ptr, OPTION_TEXT_MAX, types=text_types, required=True)
         self.string(option, "value", ptr, OPTION_VALUE_MAX, required=True)
-        self.text(option, "description", ptr, OPTION_DESCRIPTION_MAX, types=_PLAIN)
+        # checkbox and radio button options may use mrkdwn in text and description
+        self.text(option, "description", ptr, OPTION_DESCRIPTION_MAX, types=text_types)
         if url:
             self.string(option, "url", ptr, URL_MAX)
 

@@ -559,6 +559,11 @@ MESSAGE_REFUSALS = [
         "[ERROR] no more than 100 items allowed [json-pointer:/blocks/0/elements/0/options]",
     ),
     (
+        [_actions({"type": "static_select", "options": [_option(description=_mrkdwn("*d*"))]})],
+        "[ERROR] must be one of [plain_text] "
+        "[json-pointer:/blocks/0/elements/0/options/0/description/type]",
+    ),
+    (
         [_actions({"type": "overflow", "options": [_option()] * 6})],
         "[ERROR] no more than 5 items allowed [json-pointer:/blocks/0/elements/0/options]",
     ),
@@ -728,7 +733,8 @@ def test_view_breaking_a_limit_is_refused(
 
 
 def test_views_update_and_push_are_checked(fake: FakeSlack, client: WebClient) -> None:
-    good = _modal(_checkbox_input())
+    good = _modal(_checkbox_input(description=_mrkdwn(_text(75))))  # mrkdwn allowed here
+    good["blocks"][0]["element"]["options"][0]["text"] = _mrkdwn(_text(75))
     bad = _modal(_checkbox_input(text=_text(76)))
     opened = client.views_open(trigger_id=fake.new_trigger_id(), view=good)["view"]
     assert fake.check_view(good) == []
