@@ -593,6 +593,14 @@ MESSAGE_REFUSALS = [
         "[ERROR] missing required field: label [json-pointer:/blocks/0]",
     ),
     (
+        [_input({"type": "email_text_input", "action_id": "e"})],
+        "[ERROR] unsupported type: email_text_input [json-pointer:/blocks/0/element]",
+    ),
+    (
+        [{"type": "table", "rows": [[]]}, {"type": "table", "rows": [[]]}],
+        "[ERROR] only one table block is allowed in a message [json-pointer:/blocks]",
+    ),
+    (
         [{"type": "image", "image_url": "https://x.example/a.png"}],
         "[ERROR] missing required field: alt_text [json-pointer:/blocks/0]",
     ),
@@ -709,6 +717,11 @@ VIEW_REFUSALS = [
         "unsupported type: markdown",
         "/blocks/1",
     ),
+    (
+        _modal(_actions({"type": "workflow_button", "text": _plain("Run"), "workflow": {}})),
+        "unsupported type: workflow_button",
+        "/blocks/0/elements/0",
+    ),
 ]
 
 
@@ -733,7 +746,10 @@ def test_view_breaking_a_limit_is_refused(
 
 
 def test_views_update_and_push_are_checked(fake: FakeSlack, client: WebClient) -> None:
-    good = _modal(_checkbox_input(description=_mrkdwn(_text(75))))  # mrkdwn allowed here
+    good = _modal(
+        _checkbox_input(description=_mrkdwn(_text(75))),  # mrkdwn allowed here
+        _input({"type": "email_text_input", "action_id": "e"}) | {"block_id": "email"},
+    )
     good["blocks"][0]["element"]["options"][0]["text"] = _mrkdwn(_text(75))
     bad = _modal(_checkbox_input(text=_text(76)))
     opened = client.views_open(trigger_id=fake.new_trigger_id(), view=good)["view"]
