@@ -398,15 +398,15 @@ class FakeSlack:
     # -- failure states (persist until changed) ------------------------------------------------
 
     def set_token_state(self, state: str) -> None:
-        """ "ok", or "revoked" / "invalid" / "inactive": every call then answers
-        ``token_revoked`` / ``invalid_auth`` / ``account_inactive``."""
+        """Either "ok", or "revoked" / "invalid" / "inactive": every call then answers
+        ``token_revoked`` / ``invalid_auth`` / ``account_inactive`` until set back to "ok"."""
         if state != "ok" and state not in _TOKEN_ERRORS:
             raise ValueError(f"unknown token state {state!r}")
         with self._lock:
             self._token_state = state
 
     def set_channel_state(self, channel: str, state: str) -> None:
-        """ "ok", or "archived" / "not_member" / "missing": the channel's methods then answer
+        """Either "ok", or "archived" / "not_member" / "missing": the channel's methods then answer
         ``is_archived`` / ``not_in_channel`` / ``channel_not_found`` (see _CHANNEL_METHODS)."""
         if state != "ok" and state not in _CHANNEL_STATE_ERRORS:
             raise ValueError(f"unknown channel state {state!r}")
@@ -589,7 +589,8 @@ class FakeSlack:
         return _Reply(200, f"OK - {len(body)}".encode(), "text/plain; charset=utf-8")
 
     def _download(self, file_id: str, token: str | None) -> _Reply:
-        if token != self.bot_token or self._token_state != "ok" or "files:read" not in self._scopes:
+        needed = _scope_for("file.download", {})
+        if token != self.bot_token or self._token_state != "ok" or needed not in self._scopes:
             return _Reply(200, _LOGIN_PAGE, "text/html; charset=utf-8")
         if file_id not in self._blobs:
             return _Reply(404, b"file not found", "text/plain")
@@ -1222,12 +1223,14 @@ def serve_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fake = FakeSlack(bot_token=args.token).start(args.port)
     print(f"fake Slack Web API on {fake.api_url} (SLACK_API_URL), token {args.token}")
-    print("Ctrl-C prints what was posted.")
+    print("Ctrl-C prints what was posted (and what Slack would have refused).")
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         print(fake.transcript())
+        for refusal in fake.refusals:
+            print(f"REFUSED {refusal}")
     finally:
         fake.stop()
     return 0
