@@ -381,12 +381,20 @@ class FakeSlack:
         the view, e.g. ``/blocks/3/element/options/0/description/text``."""
         return limits.check_view(view)
 
-    def check_interaction_response(self, source: str, body: Any) -> list[str]:
-        """Check a view returned in a ``response_action`` (update / push) of an interaction
-        response the way Slack would; a refusal is recorded in ``refusals``."""
-        if not isinstance(body, dict) or body.get("response_action") not in ("update", "push"):
+    def check_interaction_response(
+        self, source: str, body: Any, submitted: Any = None
+    ) -> list[str]:
+        """Check an interaction response the way Slack would: a view returned with
+        ``response_action`` update / push must be valid, and ``errors`` must name input blocks
+        of the ``submitted`` view (else Slack shows the person only "We had some trouble
+        connecting"). A refusal is recorded in ``refusals``."""
+        action = body.get("response_action") if isinstance(body, dict) else None
+        if action in ("update", "push"):
+            problems = limits.check_view(body.get("view"), "/view")
+        elif action == "errors" and submitted is not None:
+            problems = limits.check_errors(body.get("errors"), submitted)
+        else:
             return []
-        problems = limits.check_view(body.get("view"), "/view")
         if problems:
             self._refuse(f"{source} response_action={body['response_action']}", problems)
         return problems

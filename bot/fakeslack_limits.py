@@ -552,3 +552,20 @@ def check_view(view: Any, prefix: str = "") -> list[str]:
     checker.string(found, "callback_id", prefix, ID_MAX)
     checker.string(found, "external_id", prefix, ID_MAX)
     return checker.problems
+
+
+def check_errors(errors: Any, submitted: Any) -> list[str]:
+    """Problems with a view_submission's ``response_action: errors``: each key must be the
+    block_id of an input block in the submitted view."""
+    if not isinstance(errors, dict) or not errors:
+        return ["[ERROR] errors must be an object of block_id: message [json-pointer:/errors]"]
+    blocks = submitted.get("blocks") if isinstance(submitted, dict) else None
+    inputs = {
+        b.get("block_id") for b in blocks or [] if isinstance(b, dict) and b.get("type") == "input"
+    }
+    return [
+        f"[ERROR] {key} is not the block_id of an input block in the view "
+        f"[json-pointer:/errors/{key}]"
+        for key in errors
+        if key not in inputs
+    ]

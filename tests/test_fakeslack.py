@@ -789,10 +789,27 @@ def test_response_action_views_are_checked(fake: FakeSlack) -> None:
     assert fake.refusals == [f"view_submission response_action=update: {problems[0]}"]
     fake.refusals.clear()
 
+    submitted = _modal(
+        _section(
+            "Read this",
+        )
+        | {"block_id": "intro"},
+        _checkbox_input(),
+    )
     errors = {"response_action": "errors", "errors": {"acks": "Tick it"}}
-    assert fake.check_interaction_response("view_submission", errors) == []
-    assert fake.check_interaction_response("view_submission", None) == []
+    assert fake.check_interaction_response("view_submission", errors, submitted) == []
+    assert fake.check_interaction_response("view_submission", None, submitted) == []
     assert fake.refusals == []
+
+    # Slack can only show an error under an input block of the submitted view
+    for key in ("intro", "message"):
+        wrong = {"response_action": "errors", "errors": {key: "Too long"}}
+        assert fake.check_interaction_response("view_submission", wrong, submitted) == [
+            f"[ERROR] {key} is not the block_id of an input block in the view "
+            f"[json-pointer:/errors/{key}]"
+        ]
+    assert len(fake.refusals) == 2
+    fake.refusals.clear()
 
 
 def test_the_slack_fixture_fails_a_test_that_left_a_refusal(fake: FakeSlack) -> None:
