@@ -188,8 +188,9 @@ class _Checker:
             return []
         if len(value) > max_items:
             self.add(f"{ptr}/{key}", f"no more than {max_items} items allowed")
-        if len(value) < max(min_items, 1 if required else 0):
-            self.add(f"{ptr}/{key}", f"must provide at least {max(min_items, 1)} items")
+        fewest = max(min_items, 1 if required else 0)
+        if len(value) < fewest:
+            self.add(f"{ptr}/{key}", f"must provide at least {fewest} item{'s' * (fewest > 1)}")
         return value
 
     def text(

@@ -536,6 +536,10 @@ MESSAGE_REFUSALS = [
     ([{"type": "sectoin"}], "[ERROR] unsupported type: sectoin [json-pointer:/blocks/0]"),
     ([{"type": "actions"}], "[ERROR] missing required field: elements [json-pointer:/blocks/0]"),
     (
+        [{"type": "actions", "elements": []}],
+        "[ERROR] must provide at least 1 item [json-pointer:/blocks/0/elements]",
+    ),
+    (
         [_actions({"type": "plain_text_input", "action_id": "t"})],
         "[ERROR] unsupported type: plain_text_input [json-pointer:/blocks/0/elements/0]",
     ),
