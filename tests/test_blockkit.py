@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot import blocks
 from bot.blast_blocks import blast_label
+from bridge.crmtext import CrmTextError
 from bridge.keywords import Intent
 from tests.blockkit_limits import message_problems, view_problems
 from tests.conftest import PIZZA_CHANNEL, Harness
@@ -273,3 +276,38 @@ def test_not_a_stop_request_on_the_parent_card_shows_who_decided(harness: Harnes
         ":ok_hand: <@UALEX> decided this was not a request to stop texting."
     )
     assert [e["action_id"] for e in parent.blocks[5]["elements"]] == ["resolve_thread"]
+
+
+def refusing(message: str) -> Any:
+    def refuse(keyword: str, phone: str) -> Any:
+        raise CrmTextError("optoutcustomer", 400, message)
+
+    return refuse
+
+
+def test_crm_text_refusing_an_opt_out_is_quoted_literally(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness.sim.add_customer("PIZZA", JANE, status=3)
+    harness.text("PIZZA", JANE, "please stop texting me")
+    harness.drain()
+    [parent] = harness.slack.top_level(PIZZA_CHANNEL)
+    monkeypatch.setattr(harness.services.crm, "opt_out", refusing("<!channel> no & no"))
+    harness.press("opt_out_customer", parent.blocks[3]["elements"][0]["value"])
+    harness.drain()
+    assert harness.slack.thread(PIZZA_CHANNEL, parent.ts)[-1].text == (
+        ":warning: CRM Text refused the opt-out (&lt;!channel&gt; no &amp; no). "
+        "This number stays blocked here; opt them out in the CRM Text admin too."
+    )
+
+
+def test_crm_text_refusing_an_opt_in_request_is_quoted_literally(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(harness.services.crm, "opt_in", refusing("<@USAM> & <!here>"))
+    harness.press("send_opt_in", json.dumps({"keyword": "PIZZA", "phone": "+14155550109"}))
+    harness.drain()
+    [answer] = [m for m in harness.slack.messages if m.ephemeral_for == "USAM"]
+    assert (
+        answer.text == ":x: CRM Text refused the opt-in request: &lt;@USAM&gt; &amp; &lt;!here&gt;"
+    )
