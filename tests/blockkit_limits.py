@@ -1,5 +1,6 @@
-"""Check a message or view the way Slack would: slack_sdk's own validators, plus the Block Kit
-limits slack_sdk does not check (option descriptions, checkbox counts, blocks per message)."""
+"""Check a message or view the way Slack would: slack_sdk's own validators, the Block Kit
+limits slack_sdk does not check (option descriptions, checkbox counts, blocks per message),
+and the fake Slack's independent hand-written limit table."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
+
+from bot.fakeslack_limits import check_blocks, check_view
 
 SECTION_TEXT = 3000
 MESSAGE_BLOCKS = 50
@@ -80,7 +83,7 @@ def message_problems(text: str, blocks: list[dict[str, Any]] | None) -> list[str
     if blocks is not None:
         if not 1 <= len(blocks) <= MESSAGE_BLOCKS:
             problems.append(f"{len(blocks)} blocks")
-        problems += _sdk_problems(blocks) + _extra_problems(blocks)
+        problems += _sdk_problems(blocks) + _extra_problems(blocks) + check_blocks(blocks)
     return problems
 
 
@@ -91,4 +94,5 @@ def view_problems(view: dict[str, Any]) -> list[str]:
         View(**view).to_dict()
     except SlackObjectFormationError as exc:
         problems.append(str(exc))
-    return problems + _sdk_problems(view["blocks"]) + _extra_problems(view["blocks"])
+    problems += _sdk_problems(view["blocks"]) + _extra_problems(view["blocks"])
+    return problems + check_view(view)
