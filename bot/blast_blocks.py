@@ -107,12 +107,18 @@ def compose_view(
         max_length=3000,
         dispatch_action_config=DispatchActionConfig(trigger_actions_on=["on_character_entered"]),
     )
+    cut = (
+        f"Only the first 3,000 of the {len(text):,} characters you typed fit in this box."
+        if len(text) > 3000
+        else None
+    )
     blocks = [
         InputBlock(
             block_id="message",
             dispatch_action=True,
             label=_plain(f"Message to {store}'s opted-in customers"),
             element=message,
+            hint=_plain(cut) if cut else None,
         ).to_dict(),
         InputBlock(
             block_id="options",

@@ -15,7 +15,7 @@ from bridge.crmtext import CrmTextError
 from bridge.keywords import Intent
 from tests.blockkit_limits import message_problems, view_problems
 from tests.conftest import PIZZA_CHANNEL, Harness
-from tests.test_blasts import compose, confirm, seed
+from tests.test_blasts import blast_command, compose, confirm, open_view, seed
 
 JANE = "4155550101"
 CARD = "Main St Pizza · keyword PIZZA · opted in"
@@ -310,4 +310,17 @@ def test_crm_text_refusing_an_opt_in_request_is_quoted_literally(
     [answer] = [m for m in harness.slack.messages if m.ephemeral_for == "USAM"]
     assert (
         answer.text == ":x: CRM Text refused the opt-in request: &lt;@USAM&gt; &amp; &lt;!here&gt;"
+    )
+
+
+def test_a_blast_typed_longer_than_the_box_says_what_was_cut(harness: Harness) -> None:
+    seed(harness)
+    blast_command(harness, "x" * 3500)
+    harness.drain()
+    view = open_view(harness)
+    assert view_problems(view) == []
+    [message] = [b for b in view["blocks"] if b.get("block_id") == "message"]
+    assert len(message["element"]["initial_value"]) == 3000
+    assert message["hint"]["text"] == (
+        "Only the first 3,000 of the 3,500 characters you typed fit in this box."
     )
