@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from bot import listeners
 from bot.blasts import Blasts
 from bot.commands import SmsCommand
+from bot.decisions import show_decision_handler
 from bot.sending import Sender
 from bot.slackcalls import web_client
 from bot.threads import ThreadPoster
@@ -96,6 +97,7 @@ def create_app(
             "crm_opt_out": opt_out_handler(storage, crm, clock),
             "crm_status_check": status_check_handler(storage, crm, clock),
             "refresh_thread": poster.refresh_thread,
+            "show_decision": show_decision_handler(storage, slack, poster),
             "send_reply": sender.send_reply,
             "mark_note": sender.mark_note,
             "sms_command": sms.run,

@@ -1,4 +1,8 @@
-"""Block Kit for blasts: the compose modal with its live preflight, the confirmation, progress."""
+"""Block Kit for blasts: the compose modal with its live preflight, the confirmation, progress.
+
+Built with slack_sdk's models (limits fail here, not at Slack); every text the admin typed, every
+name and every reason from CRM Text is escaped, so the preview shows what customers receive.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +10,59 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.blocks import Block, quote
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    CheckboxesElement,
+    ConfirmObject,
+    ContextBlock,
+    DividerBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+)
+from slack_sdk.models.blocks.basic_components import DispatchActionConfig
+from slack_sdk.models.blocks.block_elements import FileInputElement
+from slack_sdk.models.views import View
+
+from bot.blocks import SECTION_CHARS, Block, fit, section, shorten, text_sections
 from bridge import preflight
 from bridge.preflight import BLOCK, INFO, WARN
 
 LEVEL_ICONS = {BLOCK: ":no_entry:", WARN: ":warning:", INFO: ":information_source:"}
 COMPOSE, CONFIRM = "blast_compose", "blast_confirm"
+VIEW_BLOCKS = 100  # Slack: blocks in a modal
+MESSAGE_BLOCKS = 50
+MAX_OPTIONS = 10  # Slack: options in a checkboxes element
+OPTION_CHARS = 75  # Slack: option text and description
+NAME_CHARS = 150
 
 
 def _section(text: str, block_id: str | None = None) -> Block:
-    block: Block = {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
-    if block_id:
-        block["block_id"] = block_id
-    return block
+    return section(text, block_id)
 
 
-def _plain(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text}
+def _plain(text: str) -> PlainTextObject:
+    return PlainTextObject(text=text)
+
+
+def _sections(lines: list[str], room: int) -> list[Block]:
+    """Lines of mrkdwn (each under 3,000 characters) packed into at most ``room`` sections."""
+    chunks: list[list[str]] = []
+    size = 0
+    for line in lines:
+        if chunks and size + 1 + len(line) <= SECTION_CHARS:
+            chunks[-1].append(line)
+            size += 1 + len(line)
+        else:
+            chunks.append([line])
+            size = len(line)
+    if len(chunks) > room:
+        hidden = sum(len(c) for c in chunks[room - 1 :])
+        chunks = chunks[: room - 1] + [[f"_… and {hidden} more lines._"]]
+    return [_section("\n".join(chunk)) for chunk in chunks]
 
 
 def duration_text(span: timedelta) -> str:
@@ -33,19 +73,13 @@ def duration_text(span: timedelta) -> str:
     return f"{minutes} min" if minutes < 90 else f"{minutes / 60:.1f} h"
 
 
-def findings(result: preflight.Preflight) -> list[Block]:
+def _finding_line(finding: preflight.Finding) -> str:
+    return f"{LEVEL_ICONS[finding.level]} *{fit(finding.title, 300)}* {fit(finding.detail, 2500)}"
+
+
+def findings(result: preflight.Preflight, room: int = VIEW_BLOCKS - 5) -> list[Block]:
     """Every check as one line: icon, title, then what to do."""
-    lines = [f"{LEVEL_ICONS[f.level]} *{f.title}* {f.detail}" for f in result.findings]
-    blocks: list[Block] = []
-    chunk: list[str] = []
-    for line in lines:  # a section holds 3000 characters
-        if sum(len(x) + 1 for x in chunk) + len(line) > 2900:
-            blocks.append(_section("\n".join(chunk)))
-            chunk = []
-        chunk.append(line)
-    if chunk:
-        blocks.append(_section("\n".join(chunk)))
-    return blocks
+    return _sections([_finding_line(f) for f in result.findings], room)
 
 
 def summary_line(result: preflight.Preflight) -> str:
@@ -65,61 +99,79 @@ def compose_view(
     store: str, channel: str, text: str, append_opt_out: bool, result: preflight.Preflight
 ) -> dict[str, Any]:
     """The modal: message, options, optional picture, and the preflight under them."""
-    option = {"text": _plain(f"Append “{preflight.OPT_OUT_LINE}”"), "value": "append_opt_out"}
-    checkbox: dict[str, Any] = {
-        "type": "checkboxes",
-        "action_id": "blast_options",
-        "options": [option],
-    }
-    if append_opt_out:
-        checkbox["initial_options"] = [option]
-    return {
-        "type": "modal",
-        "callback_id": COMPOSE,
-        "title": _plain("Text every customer"),
-        "submit": _plain("Review"),
-        "close": _plain("Cancel"),
-        "private_metadata": json.dumps({"store": store, "channel": channel}),
-        "blocks": [
-            {
-                "type": "input",
-                "block_id": "message",
-                "dispatch_action": True,
-                "label": _plain(f"Message to {store}'s opted-in customers"),
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": "blast_text",
-                    "multiline": True,
-                    "initial_value": text,
-                    "max_length": 3000,
-                    "dispatch_action_config": {"trigger_actions_on": ["on_character_entered"]},
-                },
-            },
-            {
-                "type": "input",
-                "block_id": "options",
-                "optional": True,
-                "dispatch_action": True,
-                "label": _plain("Opt-out wording"),
-                "element": checkbox,
-            },
-            {
-                "type": "input",
-                "block_id": "image",
-                "optional": True,
-                "label": _plain("Picture (optional, sent as MMS)"),
-                "element": {
-                    "type": "file_input",
-                    "action_id": "file",
-                    "max_files": 1,
-                    "filetypes": ["jpg", "jpeg", "png", "gif"],
-                },
-            },
-            {"type": "divider"},
-            _section(f":mag: *Preflight* — {summary_line(result)}", "preflight_summary"),
-            *findings(result),
-        ],
-    }
+    option = Option(value="append_opt_out", text=_plain(f"Append “{preflight.OPT_OUT_LINE}”"))
+    message = PlainTextInputElement(
+        action_id="blast_text",
+        multiline=True,
+        initial_value=text[:3000] or None,
+        max_length=3000,
+        dispatch_action_config=DispatchActionConfig(trigger_actions_on=["on_character_entered"]),
+    )
+    cut = (
+        f"Only the first 3,000 of the {len(text):,} characters you typed fit in this box."
+        if len(text) > 3000
+        else None
+    )
+    blocks = [
+        InputBlock(
+            block_id="message",
+            dispatch_action=True,
+            label=_plain(f"Message to {store}'s opted-in customers"),
+            element=message,
+            hint=_plain(cut) if cut else None,
+        ).to_dict(),
+        InputBlock(
+            block_id="options",
+            optional=True,
+            dispatch_action=True,
+            label=_plain("Opt-out wording"),
+            element=CheckboxesElement(
+                action_id="blast_options",
+                options=[option],
+                initial_options=[option] if append_opt_out else None,
+            ),
+        ).to_dict(),
+        InputBlock(
+            block_id="image",
+            optional=True,
+            label=_plain("Picture (optional, sent as MMS)"),
+            element=FileInputElement(
+                action_id="file", max_files=1, filetypes=["jpg", "jpeg", "png", "gif"]
+            ),
+        ).to_dict(),
+        DividerBlock().to_dict(),
+        _section(f":mag: *Preflight* — {summary_line(result)}", "preflight_summary"),
+    ]
+    blocks += findings(result, VIEW_BLOCKS - len(blocks))
+    return _modal(
+        COMPOSE,
+        "Text every customer",
+        "Review",
+        "Cancel",
+        json.dumps({"store": store, "channel": channel}),
+        blocks,
+    )
+
+
+def _modal(
+    callback_id: str, title: str, submit: str, close: str, metadata: str, blocks: list[Block]
+) -> dict[str, Any]:
+    view: dict[str, Any] = View(
+        type="modal",
+        callback_id=callback_id,
+        title=_plain(title),
+        submit=_plain(submit),
+        close=_plain(close),
+        private_metadata=metadata,
+        blocks=blocks,
+    ).to_dict()
+    return view
+
+
+def _option(code: str, title: str) -> Option:
+    """A checkbox: a short title only (Slack refuses option text or descriptions over 75
+    characters); what to do about it is in the section above the checkboxes."""
+    return Option(value=code, text=MarkdownTextObject(text=f"*{fit(title, OPTION_CHARS - 2)}*"))
 
 
 def confirm_view(
@@ -129,56 +181,58 @@ def confirm_view(
     recipients = len(result.recipients)
     excluded = ", ".join(f"{n} {reason}" for reason, n in result.excluded.items() if n)
     blocks: list[Block] = [
-        _section(f":loudspeaker: *{name}*\n{summary_line(result)}"),
-        _section(f"*As it will arrive:*\n{quote(result.final_text)}"),
+        _section(
+            f":loudspeaker: *{fit(shorten(name, NAME_CHARS), NAME_CHARS)}*\n{summary_line(result)}"
+        ),
     ]
+    arrive = text_sections(result.final_text, quote=True, room=20, head="*As it will arrive:*")
+    blocks += [section(t, verbatim=True) for t in arrive]
     if excluded:
-        blocks.append(_section(f"Not included: {excluded}."))
+        blocks.append(_section(f"Not included: {fit(excluded, 2900)}."))
     if scheduled:
-        blocks.append(_section(f":alarm_clock: Quiet hours: {scheduled}"))
-    options = [
-        {
-            "text": {"type": "mrkdwn", "text": f"*{w.title}*"[:75]},
-            "description": {"type": "mrkdwn", "text": w.detail[:150]},
-            "value": w.code,
-        }
-        for w in result.warnings[:9]
-    ]
+        blocks.append(_section(f":alarm_clock: *Quiet hours:* {fit(scheduled, 2900)}"))
+    warnings = result.warnings[: MAX_OPTIONS - 1]
+    options = [_option(w.code, w.title) for w in warnings]
     if scheduled:  # quiet hours: sending only goes ahead as the admin chooses here
-        options.append(
-            {
-                "text": {"type": "mrkdwn", "text": "*Outside allowed hours: send as described*"},
-                "description": {"type": "mrkdwn", "text": scheduled[:150]},
-                "value": "quiet_hours",
-            }
-        )
+        options.append(_option("quiet_hours", "Outside allowed hours: send as described"))
+    if warnings:
+        lines = ["*Read each warning, then tick it below:*"] + [_finding_line(w) for w in warnings]
+        blocks += _sections(lines, 10)
     if options:
         blocks.append(
-            {
-                "type": "input",
-                "block_id": "acks",
-                "label": _plain("I have read each of these"),
-                "element": {"type": "checkboxes", "action_id": "acks", "options": options},
-            }
+            InputBlock(
+                block_id="acks",
+                label=_plain("I have read each of these"),
+                element=CheckboxesElement(action_id="acks", options=options),
+            ).to_dict()
         )
     if recipients > typed_over:
         blocks.append(
-            {
-                "type": "input",
-                "block_id": "typed_count",
-                "label": _plain(f"Type {recipients} to confirm texting {recipients:,} people"),
-                "element": {"type": "plain_text_input", "action_id": "count"},
-            }
+            InputBlock(
+                block_id="typed_count",
+                label=_plain(f"Type {recipients} to confirm texting {recipients:,} people"),
+                element=PlainTextInputElement(action_id="count"),
+            ).to_dict()
         )
-    return {
-        "type": "modal",
-        "callback_id": CONFIRM,
-        "title": _plain("Confirm the blast"),
-        "submit": _plain(f"Send to {recipients:,}"[:24]),
-        "close": _plain("Back out"),
-        "private_metadata": json.dumps({"blast_id": blast_id}),
-        "blocks": blocks,
-    }
+    return _modal(
+        CONFIRM,
+        "Confirm the blast",
+        f"Send to {recipients:,}"[:24],
+        "Back out",
+        json.dumps({"blast_id": blast_id}),
+        blocks,
+    )
+
+
+def notice_view(message: str) -> dict[str, Any]:
+    """A modal that only says why (``message`` is mrkdwn written by smsbridge)."""
+    view: dict[str, Any] = View(
+        type="modal",
+        title=_plain("Blast not sent"),
+        close=_plain("Close"),
+        blocks=[_section(f":x: {message}"[:SECTION_CHARS])],
+    ).to_dict()
+    return view
 
 
 def _bar(done: int, total: int, width: int = 20) -> str:
@@ -198,7 +252,8 @@ def progress(
     sent, failed, skipped = counts.get("sent", 0), counts.get("failed", 0), counts.get("skipped", 0)
     left = counts.get("pending", 0)
     status = blast["status"]
-    head = f":loudspeaker: *Blast “{blast['name']}”* — {STATUS_WORDS.get(status, status)}"
+    name = fit(shorten(blast["name"], NAME_CHARS), NAME_CHARS)
+    head = f":loudspeaker: *Blast “{name}”* — {STATUS_WORDS.get(status, status)}"
     line = (
         f"`{_bar(sent + failed + skipped, total)}` {sent} sent · {failed} failed · "
         f"{skipped} skipped · {left} to go, of {total}"
@@ -211,14 +266,16 @@ def progress(
         context += (
             f" · waiting for quiet hours to end ({blast['run_at'][:16].replace('T', ' ')} UTC)"
         )
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]).to_dict())
+    buttons = _controls(blast["id"], status)
     report = _report(failures, skips, blast.get("report") or "")
     if report:
-        blocks.append(_section(report))
-    buttons = _controls(blast["id"], status)
+        room = MESSAGE_BLOCKS - len(blocks) - (1 if buttons else 0)
+        blocks += [_section(t) for t in text_sections(report, quote=False, room=room)]
     if buttons:
-        blocks.append({"type": "actions", "block_id": "blast_controls", "elements": buttons})
-    return f"Blast “{blast['name']}”: {sent} sent, {failed} failed, {skipped} skipped", blocks
+        blocks.append(ActionsBlock(block_id="blast_controls", elements=buttons).to_dict())
+    fallback = f"Blast “{name}”: {sent} sent, {failed} failed, {skipped} skipped"
+    return fallback, blocks
 
 
 STATUS_WORDS = {
@@ -233,6 +290,7 @@ STATUS_WORDS = {
 
 
 def _report(failures: dict[str, int], skips: dict[str, int], note: str) -> str:
+    """Plain text (escaped when shown): reasons can come from CRM Text."""
     lines = [f"• failed, {reason}: {n}" for reason, n in failures.items()]
     lines += [f"• skipped, {reason}: {n}" for reason, n in skips.items()]
     if note:
@@ -240,25 +298,22 @@ def _report(failures: dict[str, int], skips: dict[str, int], note: str) -> str:
     return "\n".join(lines)
 
 
-def _controls(blast_id: int, status: str) -> list[dict[str, Any]]:
-    def button(action: str, text: str, style: str | None = None) -> dict[str, Any]:
-        element: dict[str, Any] = {
-            "type": "button",
-            "action_id": action,
-            "text": _plain(text),
-            "value": str(blast_id),
-        }
-        if style:
-            element["style"] = style
-        return element
+def _controls(blast_id: int, status: str) -> list[ButtonElement]:
+    def button(action: str, text: str, style: str | None = None) -> ButtonElement:
+        return ButtonElement(text=text, action_id=action, value=str(blast_id), style=style)
 
-    cancel = button("blast_cancel", "Cancel", "danger")
-    cancel["confirm"] = {
-        "title": _plain("Cancel this blast?"),
-        "text": {"type": "mrkdwn", "text": "Nobody else gets it. Texts already sent stay sent."},
-        "confirm": _plain("Cancel blast"),
-        "deny": _plain("Keep sending"),
-    }
+    cancel = ButtonElement(
+        text="Cancel",
+        action_id="blast_cancel",
+        value=str(blast_id),
+        style="danger",
+        confirm=ConfirmObject(
+            title="Cancel this blast?",
+            text=MarkdownTextObject(text="Nobody else gets it. Texts already sent stay sent."),
+            confirm="Cancel blast",
+            deny="Keep sending",
+        ),
+    )
     if status == "sending":
         return [button("blast_pause", "Pause"), cancel]
     if status == "paused":
@@ -269,4 +324,5 @@ def _controls(blast_id: int, status: str) -> list[dict[str, Any]]:
 
 
 def blast_label(name: str) -> str:
-    return f":loudspeaker: Reply to blast “{name}”"
+    """mrkdwn: which blast a customer's text answers."""
+    return f":loudspeaker: Reply to blast “{fit(shorten(name, NAME_CHARS), NAME_CHARS)}”"

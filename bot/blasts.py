@@ -319,9 +319,4 @@ def _compose_values(view: dict[str, Any]) -> tuple[str, bool]:
 
 
 def _notice_view(message: str) -> dict[str, Any]:
-    return {
-        "type": "modal",
-        "title": {"type": "plain_text", "text": "Blast not sent"},
-        "close": {"type": "plain_text", "text": "Close"},
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f":x: {message}"}}],
-    }
+    return views.notice_view(message)

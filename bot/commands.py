@@ -131,7 +131,8 @@ class SmsCommand:
         except CrmTextUnavailable as exc:
             raise Retry(f"CRM Text unreachable: {exc}") from exc
         except CrmTextError as exc:
-            self._ephemeral(payload, f":x: CRM Text refused the opt-in request: {exc.message}")
+            reason = blocks.escape(exc.message)
+            self._ephemeral(payload, f":x: CRM Text refused the opt-in request: {reason}")
             raise GiveUp(str(exc)) from exc
         customer = self.storage.upsert_customer(keyword, phone, now=self.clock())
         how = f"staff confirmed consent and sent CRM Text's opt-in request ({payload['basis']})"

@@ -92,21 +92,32 @@ def register(
             container.get("channel_id", ""), container.get("message_ts", ""), body["user"]["id"]
         )
 
+    def show_decision(message: dict[str, Any]) -> None:
+        """The flagged text's buttons give way to the decision (a durable Slack job)."""
+        storage.enqueue(
+            "show_decision",
+            {"message_id": message["id"]},
+            customer_id=message["customer_id"],
+            now=clock(),
+        )
+
     @on_action("opt_out_customer")
     def on_opt_out_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         message = storage.message(int(action["value"]))
         user = body["user"]["id"]
-        storage.update_message(message["id"], decided_by=user)
-        request_opt_out(
-            storage,
-            message["customer_id"],
-            how="staff pressed Opt out on a stop request",
-            text=message["text"],
-            actor=user,
-            thread_id=message["thread_id"],
-            now=clock(),
-        )
+        with storage.transaction():
+            storage.update_message(message["id"], decided_by=user, decision=blocks.OPT_OUT)
+            show_decision(message)
+            request_opt_out(
+                storage,
+                message["customer_id"],
+                how="staff pressed Opt out on a stop request",
+                text=message["text"],
+                actor=user,
+                thread_id=message["thread_id"],
+                now=clock(),
+            )
         wake()
 
     @on_action("not_a_stop_request")
@@ -117,7 +128,8 @@ def register(
         with storage.transaction():
             if message["decided_by"] is not None:
                 return
-            storage.update_message(message["id"], decided_by=user)
+            storage.update_message(message["id"], decided_by=user, decision=blocks.NOT_STOP)
+            show_decision(message)
             storage.enqueue(
                 "post_notice",
                 {"thread_id": message["thread_id"], "text": blocks.decided_not_stop(user)},

@@ -51,10 +51,13 @@ class ThreadPoster:
                 ts = self._open_thread(thread, customer, message)
             else:
                 text, body = blocks.inbound_reply(
-                    message["text"], len(media), intent, message["id"]
+                    message["text"],
+                    len(media),
+                    intent,
+                    message["id"],
+                    label=blast_label(blast["name"]) if blast is not None else None,
+                    decision=blocks.decision_of(message),
                 )
-                if blast is not None:
-                    body.insert(1, blocks.context(blast_label(blast["name"])))
                 ts = self._reply(
                     thread["channel_id"],
                     thread["ts"],
@@ -123,19 +126,19 @@ class ThreadPoster:
         assert store is not None
         media = json.loads(first["media"] or "[]")
         words = first["text"] if first["text"].strip() else f"(sent {len(media)} picture(s))"
-        text, body = blocks.parent_post(
-            customer, store, words, self._previous_link(thread), thread["resolved_by"]
-        )
+        link, resolved_by = self._previous_link(thread), thread["resolved_by"]
         if first["direction"] == "out":
             who = f"<@{first['staff_user']}>" if first["staff_user"] else "Staff"
-            body[1] = blocks.section(blocks.outbound_post(who, customer, first["text"]))
-            return text, body
-        notice = blocks.notice_blocks(Intent(first["intent"] or ""), first["id"])
+            return blocks.parent_post(
+                customer, store, first["text"], link, resolved_by, outbound_by=who
+            )
+        intent = Intent(first["intent"] or "")
+        notice = blocks.notice_blocks(intent, first["id"], blocks.decision_of(first))
         if first["blast_id"]:
             notice.insert(
                 0, blocks.context(blast_label(self.storage.blast(first["blast_id"])["name"]))
             )
-        return text, body[:2] + notice + body[2:]
+        return blocks.parent_post(customer, store, words, link, resolved_by, notice=notice)
 
     def _reconcile(self, message: Row, thread: Row) -> tuple[Row, Row]:
         """A retry after a failed post: did the post land anyway (dropped connection, crash

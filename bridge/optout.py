@@ -63,7 +63,7 @@ def opt_out_handler(storage: Storage, crm: CrmTextClient, clock: Callable[[], da
                 payload,
                 customer["id"],
                 clock(),
-                f":warning: CRM Text refused the opt-out ({exc.message}). "
+                f":warning: CRM Text refused the opt-out ({_literal(exc.message)}). "
                 "This number stays blocked here; opt them out in the CRM Text admin too.",
             )
             raise GiveUp(str(exc)) from exc
@@ -76,6 +76,11 @@ def opt_out_handler(storage: Storage, crm: CrmTextClient, clock: Callable[[], da
         )
 
     return handle
+
+
+def _literal(text: str) -> str:
+    """CRM Text's words shown as written in a chat notice (``&``, ``<``, ``>`` as entities)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _notice(

@@ -193,3 +193,9 @@ def m004_exactly_once(db: Database) -> None:
     _table(db, "blasts").add_column("step_seq", int)
     _table(db, "messages").add_column("maybe_sent", int)
     _table(db, "messages").add_column("decided_by", str)
+
+
+@migrations()
+def m007_staff_decisions(db: Database) -> None:
+    """Which way staff decided a text that may be a stop request ("opt_out" / "not_stop")."""
+    _table(db, "messages").add_column("decision", str)
