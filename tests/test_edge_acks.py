@@ -1,0 +1,203 @@
+"""The Slack edge never acks what it did not store, and interactive paths never wait on a 429.
+
+* Bolt learns the bot identity from one ``auth.test`` at start-up; while Slack cannot tell it
+  (a 429 storm on a fresh process), events are answered 5xx so Slack retries them, and a person
+  who typed a command is told to try again.
+* ``views.open`` answered 429 does not hold a slash command past Slack's 3 s window.
+* ``app_rate_limited``, unknown events and every message subtype get a 2xx, never a 404.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.fakeslack import FakeSlack, Message
+from bridge.simulator import Simulator
+from tests.conftest import PIZZA_CHANNEL, Clock, Harness, make_config
+
+JANE = "4155550101"
+
+
+@pytest.fixture
+def storm(tmp_path: Path, slack: FakeSlack, sim: Simulator, clock: Clock) -> Iterator[Any]:
+    """Start the app while Slack answers ``auth.test`` with 429 (Retry-After given per test)."""
+    started: list[Harness] = []
+
+    def start(*, times: int, retry_after: int) -> Harness:
+        slack.fail_next("auth.test", status=429, retry_after=retry_after, times=times)
+        harness = Harness(make_config(tmp_path, slack, sim), sim, slack, clock)
+        started.append(harness)
+        return harness
+
+    yield start
+    for harness in started:
+        harness.stop()
+
+
+def open_thread(harness: Harness) -> Message:
+    harness.sim.add_customer("PIZZA", JANE, status=3, name="Jane Doe")
+    harness.text("PIZZA", JANE, "Is my pizza on the way?")
+    harness.drain()
+    return harness.slack.top_level(PIZZA_CHANNEL)[-1]
+
+
+def reply_event(harness: Harness, parent: Message, text: str) -> dict[str, Any]:
+    message = harness.slack.add_message(PIZZA_CHANNEL, text, user="USAM", thread_ts=parent.ts)
+    return {
+        "type": "message",
+        "channel": PIZZA_CHANNEL,
+        "channel_type": "channel",
+        "user": "USAM",
+        "text": text,
+        "ts": message.ts,
+        "thread_ts": parent.ts,
+        "event_ts": message.ts,
+    }
+
+
+def texted(harness: Harness) -> list[tuple[str, str]]:
+    return [(d.phone, d.text) for d in harness.sim.outbox if d.kind == "sms"]
+
+
+def test_a_staff_reply_while_slack_rate_limits_auth_test_is_retried_and_texted_once(
+    storm: Any,
+) -> None:
+    harness = storm(times=2, retry_after=0)  # start-up and the first delivery both get 429
+    parent = open_thread(harness)
+    event = reply_event(harness, parent, "It left 5 minutes ago")
+
+    first = harness.sender.event(event, event_id="EvSTORM1")
+    harness.drain()
+    assert first.status_code == 503
+    assert texted(harness) == []
+
+    retried = harness.sender.event(event, event_id="EvSTORM1", retry_num=1)
+    harness.drain()
+    assert retried.status_code == 200
+    assert texted(harness) == [(JANE, "It left 5 minutes ago")]
+
+    again = harness.sender.event(event, event_id="EvSTORM1", retry_num=2)
+    harness.drain()
+    assert again.status_code == 200
+    assert texted(harness) == [(JANE, "It left 5 minutes ago")]
+
+
+def test_within_retry_after_the_request_does_not_call_auth_test_again(storm: Any) -> None:
+    harness = storm(times=1, retry_after=2)
+    parent = open_thread(harness)
+    response = harness.sender.event(reply_event(harness, parent, "On its way"))
+    assert response.status_code == 503
+    assert len(harness.slack.calls_to("auth.test")) == 1  # the one at start-up
+    harness.drain()
+    assert texted(harness) == []
+
+
+def test_the_identity_from_start_up_serves_every_request_without_auth_test(
+    harness: Harness,
+) -> None:
+    parent = open_thread(harness)
+    for n in range(3):
+        response = harness.sender.event(reply_event(harness, parent, f"Update {n}"))
+        assert response.status_code == 200
+    harness.drain()
+    assert len(harness.slack.calls_to("auth.test")) == 1
+    assert texted(harness) == [(JANE, "Update 0"), (JANE, "Update 1"), (JANE, "Update 2")]
+
+
+def test_a_command_while_slack_rate_limits_auth_test_tells_the_person_to_try_again(
+    storm: Any,
+) -> None:
+    harness = storm(times=2, retry_after=30)
+    harness.sim.add_customer("PIZZA", JANE, status=3)
+    response = harness.sender.command(
+        "/sms", "(415) 555-0101 Hi", user="USAM", channel=PIZZA_CHANNEL
+    )
+    assert response.status_code == 200
+    assert response.text == (
+        "Slack is rate-limiting smsbridge right now, so nothing was done. "
+        "Please try again in 30 seconds."
+    )
+    harness.drain()
+    assert texted(harness) == []
+    assert harness.services.storage.jobs("pending") == []
+
+
+def test_a_button_press_while_slack_rate_limits_auth_test_is_answered_5xx(storm: Any) -> None:
+    harness = storm(times=2, retry_after=30)
+    response = harness.sender.interaction(
+        {
+            "type": "block_actions",
+            "user": {"id": "USAM"},
+            "channel": {"id": PIZZA_CHANNEL},
+            "container": {"type": "message", "channel_id": PIZZA_CHANNEL, "message_ts": "1.0"},
+            "actions": [{"action_id": "resolve_thread", "value": "x", "type": "button"}],
+        }
+    )
+    assert response.status_code == 503
+
+
+def test_app_rate_limited_is_answered_200(harness: Harness) -> None:
+    body = (
+        '{"token": "legacy", "type": "app_rate_limited", "team_id": "T1", '
+        '"minute_rate_limited": 1518467820, "api_app_id": "A1"}'
+    )
+    response = harness.sender.post(body, "application/json")
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "pin_added", "user": "USAM", "channel_id": PIZZA_CHANNEL, "event_ts": "1.0"},
+        {
+            "type": "app_mention",
+            "user": "USAM",
+            "text": "<@UBOT> hi",
+            "channel": PIZZA_CHANNEL,
+            "ts": "1.000001",
+            "event_ts": "1.000001",
+        },
+        {
+            "type": "message",
+            "subtype": "some_future_subtype",
+            "channel": PIZZA_CHANNEL,
+            "ts": "1.000002",
+            "event_ts": "1.000002",
+        },
+        {
+            "type": "reaction_removed",
+            "user": "USAM",
+            "reaction": "tada",
+            "item": {"type": "message", "channel": PIZZA_CHANNEL, "ts": "1.0"},
+            "event_ts": "1.000003",
+        },
+    ],
+)
+def test_events_smsbridge_does_not_act_on_are_answered_200(
+    harness: Harness, event: dict[str, Any]
+) -> None:
+    response = harness.sender.event(event)
+    assert response.status_code == 200, response.text
+    harness.drain()
+    assert [c.method for c in harness.slack.calls if c.method != "auth.test"] == []
+
+
+def test_a_rate_limited_views_open_answers_the_command_at_once(harness: Harness) -> None:
+    harness.slack.fail_next("views.open", status=429, retry_after=30)
+    started = time.monotonic()
+    response = harness.sender.command(
+        "/sms-blast", "Pizza night!", user="USAM", channel=PIZZA_CHANNEL
+    )
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert response.text == (
+        "Slack is rate-limiting smsbridge right now, so the blast form did not open. "
+        "Please run /sms-blast again in 30 seconds."
+    )
+    assert elapsed < 1.0
+    assert len(harness.slack.calls_to("views.open")) == 1
