@@ -356,6 +356,11 @@ class FakeSlack:
             queue = self._failures.setdefault(method, [])
             queue.extend(_Failure(0, 0, "", drop=True) for _ in range(times))
 
+    def recover(self, method: str) -> None:
+        """Slack answers `method` normally again: failures still queued for it are dropped."""
+        with self._lock:
+            self._failures.pop(method, None)
+
     # -- Block Kit validation ------------------------------------------------------------------
 
     def check_view(self, view: Any) -> list[str]:
