@@ -178,9 +178,7 @@ def create_app(
             }
         )
 
-    services = Services(
-        config, storage, crm, slack, bolt, runner, http, registered, identity
-    )
+    services = Services(config, storage, crm, slack, bolt, runner, http, registered, identity)
     flask_app.extensions["smsbridge"] = services
     if config.run_workers:
         runner.start()
