@@ -205,3 +205,53 @@ def test_a_rate_limited_views_open_answers_the_command_at_once(harness: Harness)
     )
     assert elapsed < 1.0
     assert len(harness.slack.calls_to("views.open")) == 1
+
+
+def test_a_failed_start_up_check_is_logged_in_plain_words(
+    storm: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("ERROR", logger="bot.identity"):
+        storm(times=100, retry_after=30)
+    assert (
+        "Slack auth.test failed at start-up (ratelimited; Slack asked to wait 30 s). Until it "
+        "succeeds, Slack events are answered 503 so Slack delivers them again, and commands ask "
+        "people to retry."
+    ) in caplog.messages
+
+
+def test_a_reply_while_slack_cannot_be_reached_is_answered_5xx(
+    tmp_path: Path, slack: FakeSlack, sim: Simulator, clock: Clock
+) -> None:
+    slack.drop_next("auth.test", times=2)  # start-up and the first delivery: connection dropped
+    harness = Harness(make_config(tmp_path, slack, sim), sim, slack, clock)
+    try:
+        parent = open_thread(harness)
+        event = reply_event(harness, parent, "Back online")
+        assert harness.sender.event(event, event_id="EvDROP").status_code == 503
+        assert harness.sender.event(event, event_id="EvDROP", retry_num=1).status_code == 200
+        harness.drain()
+        assert texted(harness) == [(JANE, "Back online")]
+    finally:
+        harness.stop()
+
+
+def test_a_link_button_or_an_unknown_action_is_answered_200(harness: Harness) -> None:
+    response = harness.sender.interaction(
+        {
+            "type": "block_actions",
+            "user": {"id": "USAM"},
+            "channel": {"id": PIZZA_CHANNEL},
+            "container": {"type": "message", "channel_id": PIZZA_CHANNEL, "message_ts": "1.0"},
+            "actions": [
+                {"action_id": "open_crm", "type": "button", "url": "https://crm.example.com/"}
+            ],
+        }
+    )
+    assert response.status_code == 200
+    assert [c.method for c in harness.slack.calls if c.method != "auth.test"] == []
+
+
+def test_an_unknown_command_is_answered_with_what_smsbridge_knows(harness: Harness) -> None:
+    response = harness.sender.command("/smsx", "hi", user="USAM", channel=PIZZA_CHANNEL)
+    assert response.status_code == 200
+    assert response.text == "smsbridge does not know /smsx; try /sms or /sms-blast."
