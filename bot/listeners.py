@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt import Ack, App, BoltResponse
@@ -170,11 +170,17 @@ def answer_app_rate_limited(
     """Bolt ``before_authorize``: ``app_rate_limited`` has no inner event, so no listener can
     match it; answer it 200 (before the bot identity is needed) and say so in the log."""
     if body.get("type") == "app_rate_limited":
+        minute = body.get("minute_rate_limited")
+        since = (
+            datetime.fromtimestamp(minute, UTC).strftime("%Y-%m-%d %H:%M UTC")
+            if isinstance(minute, int)
+            else "an unknown minute"
+        )
         log.warning(
-            "Slack is rate-limiting this app's event deliveries for team %s since minute %s "
-            "(over 30,000 events an hour); events of that time may arrive late or not at all",
+            "Slack is rate-limiting event deliveries to this app for team %s since %s (more "
+            "than 30,000 events an hour): Slack events from then may be late or missing",
             body.get("team_id"),
-            body.get("minute_rate_limited"),
+            since,
         )
         return BoltResponse(status=200, body="")
     return next_()

@@ -145,13 +145,20 @@ def test_a_button_press_while_slack_rate_limits_auth_test_is_answered_5xx(storm:
     assert response.status_code == 503
 
 
-def test_app_rate_limited_is_answered_200(harness: Harness) -> None:
+def test_app_rate_limited_is_answered_200_and_logged(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
     body = (
         '{"token": "legacy", "type": "app_rate_limited", "team_id": "T1", '
         '"minute_rate_limited": 1518467820, "api_app_id": "A1"}'
     )
-    response = harness.sender.post(body, "application/json")
+    with caplog.at_level("WARNING", logger="bot.listeners"):
+        response = harness.sender.post(body, "application/json")
     assert response.status_code == 200
+    assert (
+        "Slack is rate-limiting event deliveries to this app for team T1 since 2018-02-12 20:37 "
+        "UTC (more than 30,000 events an hour): Slack events from then may be late or missing"
+    ) in caplog.messages
 
 
 @pytest.mark.parametrize(
