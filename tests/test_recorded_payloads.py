@@ -169,6 +169,28 @@ def test_a_picture_shared_in_a_customer_thread_goes_out_as_mms(harness: Harness)
     assert send["params"]["mmsurl"].startswith("https://bridge.example.com/media/")
 
 
+def test_a_slack_connect_picture_reply_is_stored_before_the_ack(harness: Harness) -> None:
+    """The event carries only ``file_access: check_file_info``; the edge stores the reply with
+    the file's id (the send fetches the file through files.info) and texts the words."""
+    parent = open_thread(harness)
+    body = in_thread(harness, load("message__file_share_slack_connect"), parent)
+    harness.slack.add_file(
+        "F12345678", make_png("photo.png"), "image/png", "photo.png", connect=True
+    )
+    ok(post_event(harness, body))
+    stored = harness.services.storage.message_by_source(
+        f"slack:{PIZZA_CHANNEL}:{body['event']['ts']}"
+    )
+    assert stored is not None
+    assert [f["id"] for f in json.loads(stored["media"])] == ["F12345678"]
+    harness.drain()
+    [send, *_] = [c for c in harness.sim.calls if c["method"] == "sendsmsmsg"]
+    assert (send["params"]["phone_number"], send["params"]["message"]) == (
+        JANE,
+        "message message message",
+    )
+
+
 @pytest.mark.parametrize("name", ["message__bot_message", "message__bot_id_without_subtype"])
 def test_a_bot_posting_in_a_customer_thread_is_not_texted(harness: Harness, name: str) -> None:
     parent = open_thread(harness)
