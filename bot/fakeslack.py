@@ -7,6 +7,14 @@ at it. It records every call, keeps messages the way Slack would hold them
 can inject failures (HTTP 429 + ``Retry-After``, 5xx, or "processed, then the
 connection dropped"). ``smsbridge demo`` and the test suite both use it.
 
+It is as strict as Slack where that matters to us: every message and view is checked
+against Block Kit's limits (``fakeslack_limits``, a hand-written table independent of
+slack_sdk) and refused like Slack refuses it (``invalid_blocks`` / ``invalid_arguments`` /
+``msg_too_long``), each refusal also landing in ``refusals`` so a test can fail on it;
+``conversations.history``/``replies`` page (``limit``, ``cursor``, ``has_more``,
+``oldest``/``latest``/``inclusive``); and a ``trigger_id`` (``new_trigger_id``) opens one view
+within 3 seconds.
+
 Besides one-off failures (``fail_next``) it holds failure *states* that persist until
 changed, the way a real workspace does: a revoked/invalid/inactive token
 (``set_token_state``), an archived channel, a channel the bot was removed from or one that
@@ -240,6 +248,7 @@ class FakeSlack:
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._token_state = "ok"
         self._triggers: dict[str, float] = {}
+        self._trigger_count = 0
         self._used_triggers: set[str] = set()
         self._channel_states: dict[str, str] = {}
         self._scopes: list[str] = _SCOPES.split(",")
@@ -361,6 +370,15 @@ class FakeSlack:
         with self._lock:
             self._failures.pop(method, None)
 
+    def new_trigger_id(self) -> str:
+        """A trigger_id as Slack puts in a slash command or interaction: it can open (or push)
+        one view, within 3 seconds of being issued."""
+        with self._lock:
+            self._trigger_count += 1
+            trigger = f"{self._trigger_count}.{self.team_id}.{secrets.token_hex(16)}"
+            self._triggers[trigger] = self.clock()
+            return trigger
+
     # -- Block Kit validation ------------------------------------------------------------------
 
     def check_view(self, view: Any) -> list[str]:
@@ -368,12 +386,20 @@ class FakeSlack:
         the view, e.g. ``/blocks/3/element/options/0/description/text``."""
         return limits.check_view(view)
 
-    def check_interaction_response(self, source: str, body: Any) -> list[str]:
-        """Check a view returned in a ``response_action`` (update / push) of an interaction
-        response the way Slack would; a refusal is recorded in ``refusals``."""
-        if not isinstance(body, dict) or body.get("response_action") not in ("update", "push"):
+    def check_interaction_response(
+        self, source: str, body: Any, submitted: Any = None
+    ) -> list[str]:
+        """Check an interaction response the way Slack would: a view returned with
+        ``response_action`` update / push must be valid, and ``errors`` must name input blocks
+        of the ``submitted`` view (else Slack shows the person only "We had some trouble
+        connecting"). A refusal is recorded in ``refusals``."""
+        action = body.get("response_action") if isinstance(body, dict) else None
+        if action in ("update", "push"):
+            problems = limits.check_view(body.get("view"), "/view")
+        elif action == "errors" and submitted is not None:
+            problems = limits.check_errors(body.get("errors"), submitted)
+        else:
             return []
-        problems = limits.check_view(body.get("view"), "/view")
         if problems:
             self._refuse(f"{source} response_action={body['response_action']}", problems)
         return problems
@@ -385,15 +411,15 @@ class FakeSlack:
     # -- failure states (persist until changed) ------------------------------------------------
 
     def set_token_state(self, state: str) -> None:
-        """ "ok", or "revoked" / "invalid" / "inactive": every call then answers
-        ``token_revoked`` / ``invalid_auth`` / ``account_inactive``."""
+        """Either "ok", or "revoked" / "invalid" / "inactive": every call then answers
+        ``token_revoked`` / ``invalid_auth`` / ``account_inactive`` until set back to "ok"."""
         if state != "ok" and state not in _TOKEN_ERRORS:
             raise ValueError(f"unknown token state {state!r}")
         with self._lock:
             self._token_state = state
 
     def set_channel_state(self, channel: str, state: str) -> None:
-        """ "ok", or "archived" / "not_member" / "missing": the channel's methods then answer
+        """Either "ok", or "archived" / "not_member" / "missing": the channel's methods then answer
         ``is_archived`` / ``not_in_channel`` / ``channel_not_found`` (see _CHANNEL_METHODS)."""
         if state != "ok" and state not in _CHANNEL_STATE_ERRORS:
             raise ValueError(f"unknown channel state {state!r}")
@@ -576,7 +602,8 @@ class FakeSlack:
         return _Reply(200, f"OK - {len(body)}".encode(), "text/plain; charset=utf-8")
 
     def _download(self, file_id: str, token: str | None) -> _Reply:
-        if token != self.bot_token or self._token_state != "ok" or "files:read" not in self._scopes:
+        needed = _scope_for("file.download", {})
+        if token != self.bot_token or self._token_state != "ok" or needed not in self._scopes:
             return _Reply(200, _LOGIN_PAGE, "text/html; charset=utf-8")
         if file_id not in self._blobs:
             return _Reply(404, b"file not found", "text/plain")
@@ -825,15 +852,6 @@ class FakeSlack:
         if rest:
             out["response_metadata"] = {"next_cursor": _encode_cursor(rest[0].ts)}
         return out
-
-    def new_trigger_id(self) -> str:
-        """A trigger_id as Slack puts in a slash command or interaction: it can open (or push)
-        one view, within 3 seconds of being issued."""
-        with self._lock:
-            number = self._next_id("")
-            trigger = f"{int(number)}.{self.team_id}.{secrets.token_hex(16)}"
-            self._triggers[trigger] = self.clock()
-            return trigger
 
     def _use_trigger(self, args: JsonDict) -> None:
         trigger = _need(args, "trigger_id", "invalid_trigger_id")
@@ -1218,12 +1236,14 @@ def serve_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fake = FakeSlack(bot_token=args.token).start(args.port)
     print(f"fake Slack Web API on {fake.api_url} (SLACK_API_URL), token {args.token}")
-    print("Ctrl-C prints what was posted.")
+    print("Ctrl-C prints what was posted (and what Slack would have refused).")
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         print(fake.transcript())
+        for refusal in fake.refusals:
+            print(f"REFUSED {refusal}")
     finally:
         fake.stop()
     return 0

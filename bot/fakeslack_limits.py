@@ -86,7 +86,6 @@ _ACTIONS_ELEMENTS = _SELECTS | {
     "datetimepicker",
     "overflow",
     "radio_buttons",
-    "rich_text_input",
     "timepicker",
     "workflow_button",
 }
@@ -114,11 +113,32 @@ _VIEW_BLOCKS = {
     "section",
     "video",
 }
-_MESSAGE_BLOCKS = _VIEW_BLOCKS | {"file", "markdown"}
+# Blocks only messages take; the newest (plan, task_card) are accepted unchecked.
+_MESSAGE_BLOCKS = _VIEW_BLOCKS | {
+    "context_actions",
+    "file",
+    "markdown",
+    "plan",
+    "table",
+    "task_card",
+}
+# Elements that only work in modals (and, for rich_text_input, Home tabs), never in messages;
+# workflow buttons only in messages.
+_NOT_IN_MESSAGES = {
+    "email_text_input",
+    "file_input",
+    "number_input",
+    "rich_text_input",
+    "url_text_input",
+}
+_ONLY_IN_MESSAGES = {"workflow_button"}
+TABLE_ROWS_MAX = 100
+TABLE_COLUMNS_MAX = 20
 
 
 class _Checker:
-    def __init__(self) -> None:
+    def __init__(self, surface: str) -> None:
+        self.surface = surface  # "message", "modal" or "home"
         self.problems: list[str] = []
         self.block_ids: set[str] = set()
 
@@ -168,8 +188,9 @@ class _Checker:
             return []
         if len(value) > max_items:
             self.add(f"{ptr}/{key}", f"no more than {max_items} items allowed")
-        if len(value) < max(min_items, 1 if required else 0):
-            self.add(f"{ptr}/{key}", f"must provide at least {max(min_items, 1)} items")
+        fewest = max(min_items, 1 if required else 0)
+        if len(value) < fewest:
+            self.add(f"{ptr}/{key}", f"must provide at least {fewest} item{'s' * (fewest > 1)}")
         return value
 
     def text(
@@ -207,7 +228,8 @@ class _Checker:
             return
         self.text(option, "text", ptr, OPTION_TEXT_MAX, types=text_types, required=True)
         self.string(option, "value", ptr, OPTION_VALUE_MAX, required=True)
-        self.text(option, "description", ptr, OPTION_DESCRIPTION_MAX, types=_PLAIN)
+        # checkbox and radio button options may use mrkdwn in text and description
+        self.text(option, "description", ptr, OPTION_DESCRIPTION_MAX, types=text_types)
         if url:
             self.string(option, "url", ptr, URL_MAX)
 
@@ -264,7 +286,10 @@ class _Checker:
         if element is None:
             return
         kind = element.get("type")
-        if kind not in allowed or kind not in _ELEMENTS:
+        wrong_surface = (self.surface == "message" and kind in _NOT_IN_MESSAGES) or (
+            self.surface != "message" and kind in _ONLY_IN_MESSAGES
+        )
+        if kind not in allowed or kind not in _ELEMENTS or wrong_surface:
             self.add(ptr, f"unsupported type: {kind}")
             return
         if kind != "image":
@@ -435,6 +460,17 @@ class _Checker:
         self.string(block, "thumbnail_url", ptr, URL_MAX, required=True)
         self.string(block, "video_url", ptr, URL_MAX, required=True)
 
+    def table(self, block: JsonDict, ptr: str) -> None:
+        for i, row in enumerate(self.array(block, "rows", ptr, TABLE_ROWS_MAX, required=True)):
+            if isinstance(row, list) and len(row) > TABLE_COLUMNS_MAX:
+                self.add(f"{ptr}/rows/{i}", f"no more than {TABLE_COLUMNS_MAX} items allowed")
+
+    def context_actions(self, block: JsonDict, ptr: str) -> None:
+        self.array(block, "elements", ptr, 5, required=True)
+
+    def unchecked(self, block: JsonDict, ptr: str) -> None:
+        pass
+
     def file(self, block: JsonDict, ptr: str) -> None:
         self.string(block, "external_id", ptr, ID_MAX, required=True)
         self.string(block, "source", ptr, ID_MAX, required=True)
@@ -473,23 +509,30 @@ _BLOCKS: dict[str, _Check] = {
     "rich_text": _Checker.rich_text,
     "video": _Checker.video,
     "file": _Checker.file,
+    "table": _Checker.table,
+    "context_actions": _Checker.context_actions,
+    "plan": _Checker.unchecked,
+    "task_card": _Checker.unchecked,
 }
 
 
 def check_blocks(blocks: Any) -> list[str]:
     """Problems with a message's ``blocks`` (chat.postMessage / update / postEphemeral)."""
-    checker = _Checker()
+    checker = _Checker("message")
     checker.blocks(blocks, "/blocks", MESSAGE_MAX_BLOCKS, _MESSAGE_BLOCKS)
+    tables = [b for b in blocks or [] if isinstance(b, dict) and b.get("type") == "table"]
+    if isinstance(blocks, list) and len(tables) > 1:
+        checker.add("/blocks", "only one table block is allowed in a message")
     return checker.problems
 
 
 def check_view(view: Any, prefix: str = "") -> list[str]:
     """Problems with a modal or Home tab view; pointers start at ``prefix`` (e.g. "/view")."""
-    checker = _Checker()
+    kind = view.get("type") if isinstance(view, dict) else None
+    checker = _Checker(str(kind))
     found = checker.obj(view, prefix or "/")
     if found is None:
         return checker.problems
-    kind = found.get("type")
     if kind not in ("modal", "home"):
         checker.add(f"{prefix}/type", "must be one of [modal, home]")
     if kind == "modal":
@@ -510,3 +553,20 @@ def check_view(view: Any, prefix: str = "") -> list[str]:
     checker.string(found, "callback_id", prefix, ID_MAX)
     checker.string(found, "external_id", prefix, ID_MAX)
     return checker.problems
+
+
+def check_errors(errors: Any, submitted: Any) -> list[str]:
+    """Problems with a view_submission's ``response_action: errors``: each key must be the
+    block_id of an input block in the submitted view."""
+    if not isinstance(errors, dict) or not errors:
+        return ["[ERROR] errors must be an object of block_id: message [json-pointer:/errors]"]
+    blocks = submitted.get("blocks") if isinstance(submitted, dict) else None
+    inputs = {
+        b.get("block_id") for b in blocks or [] if isinstance(b, dict) and b.get("type") == "input"
+    }
+    return [
+        f"[ERROR] {key} is not the block_id of an input block in the view "
+        f"[json-pointer:/errors/{key}]"
+        for key in errors
+        if key not in inputs
+    ]

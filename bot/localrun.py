@@ -108,7 +108,9 @@ class SlackSender:
                 answer = response.json()
             except ValueError:
                 answer = None
-            self.slack.check_interaction_response(str(payload.get("type")), answer)
+            self.slack.check_interaction_response(
+                str(payload.get("type")), answer, payload.get("view")
+            )
         return response
 
     def command(self, command: str, text: str, *, user: str, channel: str) -> httpx.Response:

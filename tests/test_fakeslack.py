@@ -536,6 +536,10 @@ MESSAGE_REFUSALS = [
     ([{"type": "sectoin"}], "[ERROR] unsupported type: sectoin [json-pointer:/blocks/0]"),
     ([{"type": "actions"}], "[ERROR] missing required field: elements [json-pointer:/blocks/0]"),
     (
+        [{"type": "actions", "elements": []}],
+        "[ERROR] must provide at least 1 item [json-pointer:/blocks/0/elements]",
+    ),
+    (
         [_actions({"type": "plain_text_input", "action_id": "t"})],
         "[ERROR] unsupported type: plain_text_input [json-pointer:/blocks/0/elements/0]",
     ),
@@ -557,6 +561,11 @@ MESSAGE_REFUSALS = [
     (
         [_actions({"type": "static_select", "options": [_option(text="x")] * 101})],
         "[ERROR] no more than 100 items allowed [json-pointer:/blocks/0/elements/0/options]",
+    ),
+    (
+        [_actions({"type": "static_select", "options": [_option(description=_mrkdwn("*d*"))]})],
+        "[ERROR] must be one of [plain_text] "
+        "[json-pointer:/blocks/0/elements/0/options/0/description/type]",
     ),
     (
         [_actions({"type": "overflow", "options": [_option()] * 6})],
@@ -586,6 +595,14 @@ MESSAGE_REFUSALS = [
     (
         [{"type": "input", "element": {"type": "plain_text_input"}}],
         "[ERROR] missing required field: label [json-pointer:/blocks/0]",
+    ),
+    (
+        [_input({"type": "email_text_input", "action_id": "e"})],
+        "[ERROR] unsupported type: email_text_input [json-pointer:/blocks/0/element]",
+    ),
+    (
+        [{"type": "table", "rows": [[]]}, {"type": "table", "rows": [[]]}],
+        "[ERROR] only one table block is allowed in a message [json-pointer:/blocks]",
     ),
     (
         [{"type": "image", "image_url": "https://x.example/a.png"}],
@@ -704,6 +721,11 @@ VIEW_REFUSALS = [
         "unsupported type: markdown",
         "/blocks/1",
     ),
+    (
+        _modal(_actions({"type": "workflow_button", "text": _plain("Run"), "workflow": {}})),
+        "unsupported type: workflow_button",
+        "/blocks/0/elements/0",
+    ),
 ]
 
 
@@ -728,7 +750,11 @@ def test_view_breaking_a_limit_is_refused(
 
 
 def test_views_update_and_push_are_checked(fake: FakeSlack, client: WebClient) -> None:
-    good = _modal(_checkbox_input())
+    good = _modal(
+        _checkbox_input(description=_mrkdwn(_text(75))),  # mrkdwn allowed here
+        _input({"type": "email_text_input", "action_id": "e"}) | {"block_id": "email"},
+    )
+    good["blocks"][0]["element"]["options"][0]["text"] = _mrkdwn(_text(75))
     bad = _modal(_checkbox_input(text=_text(76)))
     opened = client.views_open(trigger_id=fake.new_trigger_id(), view=good)["view"]
     assert fake.check_view(good) == []
@@ -767,10 +793,27 @@ def test_response_action_views_are_checked(fake: FakeSlack) -> None:
     assert fake.refusals == [f"view_submission response_action=update: {problems[0]}"]
     fake.refusals.clear()
 
+    submitted = _modal(
+        _section(
+            "Read this",
+        )
+        | {"block_id": "intro"},
+        _checkbox_input(),
+    )
     errors = {"response_action": "errors", "errors": {"acks": "Tick it"}}
-    assert fake.check_interaction_response("view_submission", errors) == []
-    assert fake.check_interaction_response("view_submission", None) == []
+    assert fake.check_interaction_response("view_submission", errors, submitted) == []
+    assert fake.check_interaction_response("view_submission", None, submitted) == []
     assert fake.refusals == []
+
+    # Slack can only show an error under an input block of the submitted view
+    for key in ("intro", "message"):
+        wrong = {"response_action": "errors", "errors": {key: "Too long"}}
+        assert fake.check_interaction_response("view_submission", wrong, submitted) == [
+            f"[ERROR] {key} is not the block_id of an input block in the view "
+            f"[json-pointer:/errors/{key}]"
+        ]
+    assert len(fake.refusals) == 2
+    fake.refusals.clear()
 
 
 def test_the_slack_fixture_fails_a_test_that_left_a_refusal(fake: FakeSlack) -> None:
