@@ -19,6 +19,8 @@ from bot import listeners
 from bot.blasts import Blasts
 from bot.commands import SmsCommand
 from bot.decisions import show_decision_handler
+from bot.identity import BotIdentity, error_handler
+from bot.interactive import interactive_client
 from bot.sending import Sender
 from bot.slackcalls import web_client
 from bot.threads import ThreadPoster
@@ -46,6 +48,7 @@ class Services:
     runner: JobRunner
     http: httpx.Client
     listeners: listeners.Registered
+    identity: BotIdentity
 
     def close(self) -> None:
         self.runner.stop()
@@ -130,13 +133,20 @@ def create_app(
 
     wake.runner = runner
     logging.getLogger("slack_bolt.App").addFilter(_quiet_token_notice)
+    # Bolt's client serves people who are waiting: it never sleeps on Retry-After. The bot
+    # identity comes from one auth.test now, not lazily: see bot/identity.py.
+    identity = BotIdentity(interactive_client(config.slack_bot_token, config.slack_api_url))
+    identity.check()
     bolt = App(
         signing_secret=config.slack_signing_secret,
-        client=slack,
-        token_verification_enabled=False,
+        client=identity.client,
+        authorize=identity.authorize(),
+        before_authorize=listeners.answer_app_rate_limited,
         process_before_response=True,  # store an event before Slack gets its 200
     )
+    bolt.error(error_handler())
     registered = listeners.register(bolt, storage, clock, runner.wake, sms, blasts)
+    listeners.register_fallbacks(bolt, registered)  # last: Bolt runs the first match only
     inbound = Inbound(
         storage, config.stores, quiet=timedelta(days=config.thread_quiet_days), clock=clock
     )
@@ -170,7 +180,7 @@ def create_app(
             }
         )
 
-    services = Services(config, storage, crm, slack, bolt, runner, http, registered)
+    services = Services(config, storage, crm, slack, bolt, runner, http, registered, identity)
     flask_app.extensions["smsbridge"] = services
     if config.run_workers:
         runner.start()
@@ -184,8 +194,10 @@ def create_app(
 
 def _quiet_token_notice(record: logging.LogRecord) -> bool:
     """Bolt reads SLACK_BOT_TOKEN from the environment itself and then warns that our client's
-    token wins; that is intended (configuration comes from Config), so drop the notice."""
-    return "will be unused" not in record.getMessage()
+    token (or our ``authorize``) wins; that is intended (configuration comes from Config, the
+    identity from bot/identity.py), so drop the notice."""
+    message = record.getMessage()
+    return "will be unused" not in message and "will be ignored" not in message
 
 
 def services_of(app: Flask) -> Services:

@@ -17,6 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blast_blocks as views
+from bot.interactive import form_refused
 from bot.sending import Sender
 from bot.slackcalls import slack_job
 from bridge.blasts import STORE_ZONE, BlastEngine, BlastRefused, Image
@@ -88,8 +89,7 @@ class Blasts:
                 view=views.compose_view(store, channel, text, False, result),
             )
         except SlackApiError as exc:
-            error = exc.response.get("error", "an error")
-            ack(text=f"Slack did not open the blast form ({error}). Please run /sms-blast again.")
+            ack(text=form_refused(exc))
             return
         ack()
         self._open_views[str(opened["view"]["id"])] = (store, channel, text, False)

@@ -20,25 +20,12 @@ from bot.slackcalls import slack_job
 from bridge.config import Config
 from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable
 from bridge.jobs import GiveUp, Retry
-from bridge.phones import InvalidPhone, parse_us, pretty
+from bridge.phones import InvalidPhone, pretty, split_leading_number
 from bridge.storage import NEW, OPTED_IN, OPTED_OUT, STATUS_NAMES, Row, Storage, iso
 
 log = logging.getLogger(__name__)
 
 USAGE = "Usage: `/sms <phone> <message>`, e.g. `/sms (415) 555-0100 Your order is ready!`"
-
-
-def split_phone(text: str) -> tuple[str, str]:
-    """The leading phone number (it may contain spaces) and the message after it."""
-    words = text.split()
-    if not words:
-        raise InvalidPhone("No phone number given.")
-    for n in range(min(3, len(words)), 0, -1):
-        try:
-            return parse_us(" ".join(words[:n])), " ".join(words[n:])
-        except InvalidPhone:
-            continue
-    return parse_us(words[0]), ""  # raises, naming the first word
 
 
 @dataclass
@@ -59,10 +46,10 @@ class SmsCommand:
             channels = ", ".join(f"<#{c}>" for c in self.config.stores.values())
             return f"`/sms` works in a store channel: {channels}."
         try:
-            phone, text = split_phone(command.get("text", ""))
+            phone, text = split_leading_number(command.get("text", ""))
         except InvalidPhone as exc:
             return f"{exc} {USAGE}"
-        if not text.strip():
+        if not text:
             return f"What should the text say? {USAGE}"
         now = self.clock()
         payload = {

@@ -365,6 +365,11 @@ class FakeSlack:
             queue = self._failures.setdefault(method, [])
             queue.extend(_Failure(0, 0, "", drop=True) for _ in range(times))
 
+    def recover(self, method: str) -> None:
+        """Slack answers `method` normally again: failures still queued for it are dropped."""
+        with self._lock:
+            self._failures.pop(method, None)
+
     def new_trigger_id(self) -> str:
         """A trigger_id as Slack puts in a slash command or interaction: it can open (or push)
         one view, within 3 seconds of being issued."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltResponse
 
 from bot import blocks
 from bot.blasts import Blasts
@@ -21,6 +22,12 @@ from bridge.storage import Storage
 log = logging.getLogger(__name__)
 
 RESOLVE_REACTIONS = {"white_check_mark", "heavy_check_mark", "ballot_box_with_check"}
+
+# Events the manifest subscribes to for other parts of the app (Slack health: membership, token
+# revocation). Until a real handler is registered for one of them, register_fallbacks() answers
+# it with a log line, so a subscribed event never gets a 404.
+LIFECYCLE_EVENTS = ("member_joined_channel", "tokens_revoked", "app_uninstalled")
+ANY = re.compile(".*")
 
 
 @dataclass
@@ -167,3 +174,64 @@ def register(
         wake()
 
     return registered
+
+
+def answer_app_rate_limited(
+    body: dict[str, Any], next_: Callable[[], BoltResponse]
+) -> BoltResponse:
+    """Bolt ``before_authorize``: ``app_rate_limited`` has no inner event, so no listener can
+    match it; answer it 200 (before the bot identity is needed) and say so in the log."""
+    if body.get("type") == "app_rate_limited":
+        minute = body.get("minute_rate_limited")
+        since = (
+            datetime.fromtimestamp(minute, UTC).strftime("%Y-%m-%d %H:%M UTC")
+            if isinstance(minute, int)
+            else "an unknown minute"
+        )
+        log.warning(
+            "Slack is rate-limiting event deliveries to this app for team %s since %s (more "
+            "than 30,000 events an hour): Slack events from then may be late or missing",
+            body.get("team_id"),
+            since,
+        )
+        return BoltResponse(status=200, body="")
+    return next_()
+
+
+def register_fallbacks(app: App, registered: Registered) -> None:
+    """Registered LAST (Bolt runs the first matching listener): whatever nothing above handles
+    still gets a 2xx, so Slack neither retries it nor counts it against the app."""
+
+    def lifecycle(name: str) -> Callable[[dict[str, Any]], None]:
+        def on_lifecycle(event: dict[str, Any]) -> None:
+            log.warning("Slack event %s: %s (no handler acts on it yet)", name, event)
+
+        return on_lifecycle
+
+    for name in LIFECYCLE_EVENTS:
+        if name not in registered.events:
+            registered.events.add(name)
+            app.event(name)(lifecycle(name))
+
+    @app.event(ANY)
+    def on_other_event(event: dict[str, Any]) -> None:
+        log.info("ignored Slack event %s", event.get("type"))
+
+    @app.action(ANY)
+    def on_other_action(ack: Ack, action: dict[str, Any]) -> None:
+        ack()  # e.g. a link button: Slack sends block_actions for those too
+        log.info("ignored action %s", action.get("action_id"))
+
+    @app.view(ANY)
+    def on_other_view(ack: Ack, view: dict[str, Any]) -> None:
+        ack()
+        log.warning("closed a view nothing handles: %s", view.get("callback_id"))
+
+    @app.view_closed(ANY)
+    def on_view_closed(ack: Ack, view: dict[str, Any]) -> None:
+        ack()
+        log.info("view closed: %s", view.get("callback_id"))
+
+    @app.command(ANY)
+    def on_other_command(ack: Ack, command: dict[str, Any]) -> None:
+        ack(text=f"smsbridge does not know {command.get('command')}; try /sms or /sms-blast.")

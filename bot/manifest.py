@@ -12,7 +12,15 @@ import yaml
 PLACEHOLDER_URL = "https://smsbridge.example.com"
 
 # Every Events API event the app subscribes to; listeners.py registers each of them.
-BOT_EVENTS = ["message.channels", "message.groups", "reaction_added"]
+# (app_rate_limited needs no subscription: Slack sends it to every Events API app.)
+BOT_EVENTS = [
+    "message.channels",  # staff replies in public store channels
+    "message.groups",  # the same in private store channels
+    "reaction_added",  # a check mark resolves a thread
+    "member_joined_channel",  # the bot invited (back) into a store channel
+    "tokens_revoked",  # the bot token was revoked
+    "app_uninstalled",  # the app was removed from the workspace
+]
 
 # Slash commands: (command, description, usage hint). Listeners register each of them.
 COMMANDS: list[tuple[str, str, str]] = [
@@ -23,6 +31,8 @@ COMMANDS: list[tuple[str, str, str]] = [
 BOT_SCOPES = [
     "channels:history",  # staff replies in public store channels (message.channels)
     "groups:history",  # the same for private store channels (message.groups)
+    "channels:read",  # member_joined_channel in public store channels
+    "groups:read",  # member_joined_channel in private store channels
     "chat:write",  # customer threads, notices, progress
     "chat:write.customize",  # show the customer's name on their texts
     "commands",  # /sms and /sms-blast

@@ -5,7 +5,11 @@ from __future__ import annotations
 import re
 
 import phonenumbers
-from phonenumbers import PhoneNumberFormat
+from phonenumbers import Leniency, PhoneNumberFormat, PhoneNumberMatcher
+
+# What a typed number may be made of ("(415) 555-0100", "+1 415.555.0100"); anything else ends it.
+_PHONE_CHARS = re.compile(r"[\d\s+().\-]+")
+_MAX_NUMBER_WORDS = 5  # "+1 415 555 01 00" at most
 
 
 class InvalidPhone(ValueError):
@@ -32,6 +36,34 @@ def parse_us(text: str) -> str:
             f"“{cleaned}” is a {region or 'non-US'} number; CRM Text texts US numbers only."
         )
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+def split_leading_number(text: str) -> tuple[str, str]:
+    """The US number a message starts with (E.164) and the message after it, kept exactly.
+
+    Staff type ``(415) 555-0100 Hi``, ``415.555.0100 Hi``, ``+1 415 555 0100 Hi`` or
+    ``1-415-555-0100 Hi``. Only the whitespace around the message is dropped; its line breaks
+    and inner spacing are kept. Raises :class:`InvalidPhone` naming what was typed.
+    """
+    stripped = text.strip()
+    if not stripped:
+        raise InvalidPhone("No phone number given.")
+    for match in PhoneNumberMatcher(stripped, "US", leniency=Leniency.VALID):
+        if match.start == 0:
+            return parse_us(match.raw_string), stripped[match.end :].strip()
+        break
+    # The matcher gives up on "415 555 0100 2 pizzas" (it reads the 2 as part of the number):
+    # try the longest run of leading words made only of phone characters that is a valid number.
+    words = list(re.finditer(r"\S+", stripped))[:_MAX_NUMBER_WORDS]
+    for last in reversed(words):
+        prefix = stripped[: last.end()]
+        if not _PHONE_CHARS.fullmatch(prefix):
+            continue
+        try:
+            return parse_us(prefix), stripped[last.end() :].strip()
+        except InvalidPhone:
+            continue
+    return parse_us(words[0].group()), ""  # raises, naming the first word
 
 
 def from_crmtext(mobile: str) -> str:

@@ -525,7 +525,10 @@ def test_sms_command_to_a_new_number_offers_the_opt_in_request(harness: Harness)
     ("text", "answer"),
     [
         ("555-0123 hello", "“555-0123” is not a valid phone number (US numbers have 10 digits)."),
-        ("+44 20 7946 0958 hi", "“+44” is not a phone number."),
+        (
+            "+44 20 7946 0958 hi",
+            "“+44 20 7946 0958” is a GB number; CRM Text texts US numbers only.",
+        ),
         ("pizza time", "“pizza” is not a phone number."),
         ("4155550101", "What should the text say?"),
     ],
