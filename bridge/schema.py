@@ -193,3 +193,26 @@ def m004_exactly_once(db: Database) -> None:
     _table(db, "blasts").add_column("step_seq", int)
     _table(db, "messages").add_column("maybe_sent", int)
     _table(db, "messages").add_column("decided_by", str)
+
+
+@migrations()
+def m005_slack_keys(db: Database) -> None:
+    """Random keys that Slack message metadata carries (reconciliation never trusts a local
+    autoincrement id); where an earlier post attempt may have landed (``post_after``: a Slack ts
+    known to be older than that post; ``post_tried``: the attempt's outcome is unknown); the
+    exact outgoing text of a reply and its signature, fixed before anything is sent; the staff name
+    the event carried; ``send_started`` (an edit or deletion after it is too late)."""
+    _table(db, "threads").add_column("thread_key", str)
+    _table(db, "threads").add_column("post_after", str)
+    _table(db, "threads").add_column("post_tried", int)
+    _table(db, "messages").add_column("message_key", str)
+    _table(db, "messages").add_column("post_after", str)
+    _table(db, "messages").add_column("post_tried", int)
+    _table(db, "messages").add_column("final_text", str)
+    _table(db, "messages").add_column("signature", str)
+    _table(db, "messages").add_column("staff_name", str)
+    _table(db, "messages").add_column("send_started", int)
+    db.execute("UPDATE threads SET thread_key = lower(hex(randomblob(16)))")
+    db.execute("UPDATE messages SET message_key = lower(hex(randomblob(16)))")
+    db.execute("CREATE UNIQUE INDEX idx_threads_key ON threads (thread_key)")
+    db.execute("CREATE UNIQUE INDEX idx_messages_key ON messages (message_key)")
