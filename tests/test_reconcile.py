@@ -202,3 +202,56 @@ def test_a_reply_in_a_staff_members_own_thread_is_left_alone(harness: Harness) -
     assert texted(harness) == []
     assert replies(harness, parent) == ["Pizza!"]
     assert harness.services.storage.jobs() == []
+
+
+def test_a_landed_parent_is_found_behind_150_channel_posts_on_a_later_page(
+    harness: Harness,
+) -> None:
+    harness.sim.add_customer("PIZZA", JANE, status=3)
+    harness.slack.drop_next("chat.postMessage")
+    harness.text("PIZZA", JANE, "posted once in a busy channel")
+    harness.drain()
+    for n in range(150):
+        harness.slack.add_message(PIZZA_CHANNEL, f"channel chatter {n}", user="UALEX")
+    harness.clock.advance(seconds=5)
+    harness.drain()
+    mine = [m for m in parents(harness) if "posted once in a busy channel" in m.text]
+    assert len(mine) == 1
+    history = harness.slack.calls_to("conversations.history")
+    assert len(history) == 2 and history[1].args["cursor"]
+
+
+def test_reconciliation_stays_within_its_call_budget() -> None:
+    from bot.threads import HistoryBudget
+
+    now = [0.0]
+    budget = HistoryBudget(per_minute=20, clock=lambda: now[0])
+    assert [budget.take() for _ in range(20)] == [0.0] * 20
+    assert budget.take() == 3.0  # one call every 3 s once the allowance is used
+    now[0] += 3.0
+    assert budget.take() == 0.0
+    assert budget.take() > 0
+
+
+def test_a_reconciliation_over_budget_waits_and_still_posts_once(harness: Harness) -> None:
+    from bot.threads import HistoryBudget, ThreadPoster
+
+    poster = harness.services.runner.handlers["post_inbound"].__self__  # type: ignore[attr-defined]
+    assert isinstance(poster, ThreadPoster)
+    seconds = [0.0]
+    poster.budget = HistoryBudget(per_minute=1, clock=lambda: seconds[0])
+    assert poster.budget.take() == 0.0  # the minute's allowance is used
+    harness.sim.add_customer("PIZZA", JANE, status=3)
+    harness.slack.drop_next("chat.postMessage")
+    harness.text("PIZZA", JANE, "posted once under a tight budget")
+    harness.drain()
+    harness.clock.advance(seconds=5)
+    harness.drain()
+    assert harness.slack.calls_to("conversations.history") == []  # not yet: over budget
+    [job] = harness.services.storage.jobs("pending")
+    assert "budget" in job["last_error"]
+    seconds[0] += 60
+    harness.clock.advance(seconds=60)
+    harness.drain()
+    assert len(harness.slack.calls_to("conversations.history")) == 1
+    assert len([m for m in parents(harness) if "tight budget" in m.text]) == 1

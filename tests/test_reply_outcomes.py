@@ -176,8 +176,10 @@ def test_a_reply_deleted_while_queued_sends_nothing_and_says_so(harness: Harness
 
 def test_a_slack_connect_file_is_fetched_through_files_info(harness: Harness) -> None:
     parent = open_thread(harness)
-    harness.slack.add_file("FCONNECT", noisy_png((120, 80)), "image/png", "shared.png")
-    connect_file = {"id": "FCONNECT", "file_access": "check_file_info", "mode": "hosted"}
+    connect_file = harness.slack.add_file(
+        "FCONNECT", noisy_png((120, 80)), "image/png", "shared.png", connect=True
+    )
+    assert "url_private" not in connect_file  # Slack Connect: only the id and file_access
     reply = staff_reply(harness, parent, "From our partner", files=[connect_file])
     harness.drain()
     [call] = sends(harness)
