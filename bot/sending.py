@@ -27,7 +27,7 @@ from bot.threads import ThreadPoster
 from bridge import outbound
 from bridge.config import Config
 from bridge.crmtext import CrmTextClient, CrmTextUnavailable
-from bridge.jobs import Retry
+from bridge.jobs import GiveUp, Retry
 from bridge.media import MediaError, PreparedImage, media_secret, media_url, prepare_image
 from bridge.storage import OPTED_OUT, Row, Storage
 
@@ -254,7 +254,12 @@ class Sender:
 
     def picture(self, item: dict[str, Any]) -> tuple[str, int, str]:
         """Download, shrink and store a Slack file for a blast: (signed URL, bytes, type)."""
-        image = prepare_image(self._download(item))
+        try:
+            data = self._download(item)
+        except (Retry, GiveUp) as exc:  # an interactive path: say so now, never wait
+            reason = f"Could not fetch the picture from Slack ({exc}). Try again."
+            raise outbound.NotSent("download", reason) from exc
+        image = prepare_image(data)
         url = self._save_picture(0, image)
         return url, len(image.data), image.content_type
 

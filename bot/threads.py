@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -23,7 +23,7 @@ from bot.replies import store_reply
 from bot.slackcalls import slack_job
 from bridge.jobs import GiveUp, Retry
 from bridge.keywords import Intent
-from bridge.storage import NEW, Row, Storage, iso
+from bridge.storage import NEW, Row, Storage, iso, parse_iso
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,39 @@ def message_metadata(customer: Row, message: Row) -> dict[str, Any]:
             "message_key": message["message_key"],
         },
     }
+
+
+# Texts that waited this long behind Slack (an outage, rate limits) are posted together.
+COMBINE_AFTER = timedelta(seconds=30)
+COMBINE_MAX = 10
+COMBINE_CHARS = 2_400
+
+
+def _combinable(message: Row) -> bool:
+    """A plain customer text: no pictures, no consent meaning, not a blast reply."""
+    return (
+        message["direction"] == "in"
+        and not json.loads(message["media"] or "[]")
+        and not message["intent"]
+        and not message["blast_id"]
+    )
+
+
+def combined_post(group: list[Row]) -> tuple[str, list[blocks.Block]]:
+    """Several queued texts in one post, in order, each under the time it arrived (shown in
+    each reader's own time zone by Slack)."""
+    body: list[blocks.Block] = [
+        blocks.context(f"{len(group)} texts that arrived while Slack was catching up:")
+    ]
+    fallback = []
+    for message in group:
+        at = parse_iso(message["provider_time"] or message["created_at"])
+        stamp = f"<!date^{int(at.timestamp())}^{{time}}|{at.strftime('%H:%M')} UTC>"
+        text, blocks_of_text = blocks.inbound_reply(message["text"], 0, Intent.NONE, message["id"])
+        body.append(blocks.context(stamp))
+        body.extend(blocks_of_text)
+        fallback.append(text)
+    return "\n".join(fallback), body
 
 
 def not_recoverable() -> str:
@@ -123,18 +156,57 @@ class ThreadPoster:
             if thread["ts"] is None:
                 ts = self._open_thread(thread, customer, message)
             else:
-                text, body = blocks.inbound_reply(
-                    message["text"], len(media), intent, message["id"]
-                )
-                if blast is not None:
-                    body.insert(1, blocks.context(blast_label(blast["name"])))
+                group = self._backlog(thread, message)
+                if len(group) > 1:
+                    text, body = combined_post(group)
+                else:
+                    text, body = blocks.inbound_reply(
+                        message["text"], len(media), intent, message["id"]
+                    )
+                    if blast is not None:
+                        body.insert(1, blocks.context(blast_label(blast["name"])))
                 ts = self._post_in_thread(thread, customer, message, text, body, as_customer=True)
+                with self.storage.transaction():
+                    for other in group[1:]:
+                        self.storage.update_message(other["id"], slack_ts=ts, status="posted")
             self.storage.update_message(message["id"], slack_ts=ts, status="posted")
             thread = self.storage.thread(thread["id"])
         done = message["media_posted"] or 0
         for n, item in enumerate(media[done:], start=done + 1):
             self._share_picture(thread["channel_id"], thread["ts"], item["url"], n, customer)
             self.storage.update_message(message["id"], media_posted=n)
+
+    def _backlog(self, thread: Row, message: Row) -> list[Row]:
+        """The texts this post carries: just ``message``, or, when the customer's plain texts
+        have queued up behind Slack (``message`` waited COMBINE_AFTER or longer), it and the
+        ones right after it, in order. The group is fixed while an attempt may have landed
+        (no answer from Slack), so a retry posts, and looks for, the same group. Fewer
+        chat.postMessage calls under Slack's 1 message/s per channel."""
+        if message["post_tried"]:  # the last attempt may have landed: post the same again
+            fixed = self.storage.posted_with(message["id"])
+            return fixed if message["posted_with"] == message["id"] else [message]
+        if not _combinable(message):
+            return [message]
+        waited = self.clock() - parse_iso(message["created_at"])
+        if waited < COMBINE_AFTER:
+            return [message]
+        group = [message]
+        for other in self.storage.unposted_after(thread["id"], message["id"], COMBINE_MAX - 1):
+            if other["slack_ts"] or not _combinable(other):
+                break
+            if other["posted_with"] not in (None, message["id"]):
+                break
+            if sum(len(m["text"]) for m in [*group, other]) > COMBINE_CHARS:
+                break
+            group.append(other)
+        with self.storage.transaction():  # nothing landed before: the group may have grown
+            for member in self.storage.posted_with(message["id"]):
+                self.storage.update_message(member["id"], posted_with=None)
+            for member in group if len(group) > 1 else []:
+                self.storage.update_message(member["id"], posted_with=message["id"])
+        if len(group) > 1:
+            log.info("posting %s queued texts of thread %s as one", len(group), thread["id"])
+        return group
 
     def post_outbound(self, payload: dict[str, Any]) -> None:
         """Job ``post_outbound``: show a ``/sms`` text in its thread (opening it if needed), once.

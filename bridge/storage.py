@@ -337,6 +337,17 @@ class Storage:
         with self.transaction():
             self._t("messages").update(message_id, fields)
 
+    def unposted_after(self, thread_id: int, message_id: int, limit: int) -> list[Row]:
+        """The thread's messages after ``message_id`` in order, up to ``limit`` of them."""
+        return self._all(
+            "SELECT * FROM messages WHERE thread_id = ? AND id > ? ORDER BY id LIMIT ?",
+            [thread_id, message_id, limit],
+        )
+
+    def posted_with(self, message_id: int) -> list[Row]:
+        """The messages one combined Slack post carries (its first message's id), in order."""
+        return self._all("SELECT * FROM messages WHERE posted_with = ? ORDER BY id", [message_id])
+
     def thread_messages(self, thread_id: int) -> list[Row]:
         return self._all("SELECT * FROM messages WHERE thread_id = ? ORDER BY id", [thread_id])
 

@@ -255,3 +255,53 @@ def test_a_reconciliation_over_budget_waits_and_still_posts_once(harness: Harnes
     harness.drain()
     assert len(harness.slack.calls_to("conversations.history")) == 1
     assert len([m for m in parents(harness) if "tight budget" in m.text]) == 1
+
+
+def test_texts_queued_behind_slack_are_posted_together_in_order_with_their_times(
+    harness: Harness,
+) -> None:
+    harness.sim.add_customer("PIZZA", JANE, status=3)
+    harness.text("PIZZA", JANE, "first")
+    harness.drain()
+    [parent] = parents(harness)
+    harness.slack.fail_next("chat.postMessage", status=503, error="service_unavailable", times=5)
+    texts = ["Running late", "Maybe 10 min", "Can you hold it?", "Thanks", "See you"]
+    for text in texts:
+        harness.text("PIZZA", JANE, text)
+        harness.drain()  # the first waiting text is retried later; the rest queue behind it
+        harness.clock.advance(seconds=10)
+    harness.clock.advance(seconds=30)
+    harness.drain()
+
+    [combined] = harness.slack.thread(PIZZA_CHANNEL, parent.ts)[1:]
+    assert combined.username == "(415) 555-0101"
+    body = combined.blocks or []
+    assert body[0]["elements"][0]["text"] == "5 texts that arrived while Slack was catching up:"
+    times = [b["elements"][0]["text"] for b in body[1:] if b["type"] == "context"]
+    assert times == [f"<!date^{1795543200 + 10 * n}^{{time}}|18:00 UTC>" for n in range(5)]
+    shown = [b["text"]["text"] for b in body if b["type"] == "section"]
+    assert shown == texts
+    assert combined.text == "\n".join(texts)
+    assert len(harness.slack.calls_to("chat.postMessage")) == 7  # parent, 5 refused, combined
+    harness.text("PIZZA", JANE, "one more")
+    harness.drain()
+    assert replies(harness, parent)[-1] == "one more"
+
+
+def test_a_combined_post_that_landed_unanswered_is_not_posted_again(harness: Harness) -> None:
+    harness.sim.add_customer("PIZZA", JANE, status=3)
+    harness.text("PIZZA", JANE, "first")
+    harness.drain()
+    [parent] = parents(harness)
+    harness.slack.fail_next("chat.postMessage", status=503, error="service_unavailable")
+    harness.text("PIZZA", JANE, "one")
+    harness.drain()
+    harness.text("PIZZA", JANE, "two")
+    harness.clock.advance(seconds=31)
+    harness.slack.drop_next("chat.postMessage")  # the combined post lands, unanswered
+    harness.drain()
+    harness.clock.advance(seconds=10)
+    harness.drain()
+    [combined] = harness.slack.thread(PIZZA_CHANNEL, parent.ts)[1:]
+    assert combined.text == "one\ntwo"
+    assert all(j["status"] == "done" for j in harness.services.storage.jobs())
