@@ -1,8 +1,11 @@
 """The ``send_reply`` job: a staff reply (or ``/sms``) goes out through CRM Text, exactly once.
 
-Progress is written after every step (Slack post, each SMS/MMS part) so a retry or restart
+The exact outgoing text, signature included, is fixed before anything is sent, so every retry
+sends the same bytes. Progress is written after every SMS/MMS part so a retry or restart
 resumes where it stopped; a part whose first attempt may have landed is recognised through
-CRM Text's 12-hour duplicate answer instead of being sent twice.
+CRM Text's 12-hour duplicate answer instead of being sent twice. This job never waits on
+Slack: the ``/sms`` post and everything staff should see about the outcome (reaction, reason,
+segments note) are separate ``post_outbound`` / ``reply_feedback`` jobs, retried until shown.
 """
 
 from __future__ import annotations

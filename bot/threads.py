@@ -1,4 +1,11 @@
-"""Jobs that put customer texts into their Slack threads."""
+"""Jobs that put customer texts (and ``/sms`` texts) into their Slack threads, exactly once.
+
+Every post carries Slack message metadata naming store, number and a random key (the
+thread's or the message's). When an attempt got no answer (a dropped connection, a crash),
+the next attempt first pages through conversations.history/replies for a post with that key,
+from a Slack ts known to be older than the first attempt, within a per-process call budget.
+A staff reply in a thread with no row here is recovered from the parent's metadata.
+"""
 
 from __future__ import annotations
 
