@@ -169,11 +169,26 @@ class Replies:
         self._after_send_notice(channel, ts, key, "deleted", "")
 
     def _edit_queued(self, channel: str, ts: str, text: str) -> bool:
-        """A reply not yet handed to CRM Text: send the edited words instead (True if so)."""
+        """A reply not yet handed to CRM Text: send the edited words instead, or nothing if
+        the edit made it a ``note:`` (True if the edit was taken)."""
+        now = self.clock()
         with self.storage.transaction():
             message = self.storage.message_by_source(f"slack:{channel}:{ts}")
             if message is None or message["status"] != "pending" or message["send_started"]:
                 return False
+            if text.lstrip().lower().startswith(blocks.NOTE_PREFIX):
+                self.storage.update_message(
+                    message["id"], text=text, direction="note", status="note"
+                )
+                self.storage.enqueue(
+                    "mark_note",
+                    {"message_id": message["id"]},
+                    customer_id=message["customer_id"],
+                    dedupe_key=f"note:{message['id']}",
+                    now=now,
+                )
+                self.wake()
+                return True
             final = None
             if message["signature"] is not None:
                 final = outbound.with_signature(to_plain(text), message["signature"])

@@ -212,3 +212,13 @@ def test_sms_command_texts_at_once_while_slack_is_failing_and_shows_it_later(
     assert parent.reactions == ["outbox_tray"]
     assert "could not be reached" not in harness.slack.transcript()
     assert texted(harness) == [("4155550199", "Your table is ready")]
+
+
+def test_a_queued_reply_edited_into_a_note_is_not_texted(harness: Harness) -> None:
+    parent = open_thread(harness)
+    reply = staff_reply(harness, parent, "Your refund is approved")
+    edit(harness, parent.ts, reply.ts, "Your refund is approved", "note: check with Sam first")
+    harness.drain()
+    assert texted(harness) == []
+    assert reactions(harness, reply) == ["memo"]
+    assert thread_texts(harness, parent) == ["Your refund is approved"]
