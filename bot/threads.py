@@ -248,6 +248,7 @@ class ThreadPoster:
             found = self._find_parent(thread, customer)
             if found:
                 self.storage.set_thread_ts(thread["id"], found)
+                self.storage.update_thread(thread["id"], post_tried=0)
                 return found
         else:  # posts older than this one: where a later look-up may stop
             anchor = self.storage.newest_parent_ts(channel)
@@ -280,6 +281,7 @@ class ThreadPoster:
         if message["post_tried"]:
             found = self._find_in_thread(thread, customer, message)
             if found:
+                self.storage.update_message(message["id"], post_tried=0)
                 return found
         else:
             anchor = self.storage.newest_thread_ts(thread["id"], but=message["id"])
@@ -310,13 +312,18 @@ class ThreadPoster:
     @staticmethod
     @contextmanager
     def _answered(forget: Callable[[], None]) -> Iterator[None]:
-        """Slack answered with an error: nothing was posted (``fatal_error`` aside), so the next
-        attempt need not look for it. No answer at all (a dropped connection): it may have."""
+        """Slack answered with an error (``fatal_error`` aside), or the post was held back
+        before it was sent (our own pacing raises :class:`Retry`): nothing was posted, so the
+        next attempt need not look for it. No answer at all (a dropped connection, a timeout,
+        a crash): it may have landed, and the next attempt looks first."""
         try:
             yield
         except SlackApiError as exc:
             if exc.response is not None and exc.response.get("error") != "fatal_error":
                 forget()
+            raise
+        except Retry:
+            forget()
             raise
 
     def _parent(self, thread: Row, customer: Row, first: Row) -> tuple[str, list[blocks.Block]]:
