@@ -405,6 +405,9 @@ class ThreadPoster:
         channel, thread_ts = event["channel"], event["thread_ts"]
         thread = self.storage.thread_by_ts(channel, thread_ts)
         if thread is None:
+            if self.storage.blast_by_progress(channel, thread_ts) is not None:
+                log.info("reply %s is in a blast's progress thread", event.get("ts"))
+                return
             parent = self._parent_of(channel, thread_ts)
             if parent is None or not self._is_ours(parent, payload.get("bot_user_id")):
                 log.info("reply %s is in a thread that is not a customer's", event.get("ts"))

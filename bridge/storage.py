@@ -480,6 +480,12 @@ class Storage:
             raise KeyError(f"no blast {blast_id}")
         return row
 
+    def blast_by_progress(self, channel: str, ts: str) -> Row | None:
+        """The blast whose progress message is ``ts`` in ``channel``, if any."""
+        return self._one(
+            "SELECT * FROM blasts WHERE progress_channel = ? AND progress_ts = ?", [channel, ts]
+        )
+
     def blasts(self, store: str | None = None) -> list[Row]:
         if store is None:
             return self._all("SELECT * FROM blasts ORDER BY id")

@@ -305,3 +305,23 @@ def test_a_combined_post_that_landed_unanswered_is_not_posted_again(harness: Har
     [combined] = harness.slack.thread(PIZZA_CHANNEL, parent.ts)[1:]
     assert combined.text == "one\ntwo"
     assert all(j["status"] == "done" for j in harness.services.storage.jobs())
+
+
+def test_a_reply_under_a_blast_progress_message_is_not_explained_as_a_lost_thread(
+    harness: Harness,
+) -> None:
+    progress = harness.slack.add_message(PIZZA_CHANNEL, "Blast: 40 of 120 sent", user="UBOT")
+    harness.services.storage.add_blast(
+        {
+            "store": "PIZZA",
+            "name": "Friday special",
+            "status": "sending",
+            "progress_channel": PIZZA_CHANNEL,
+            "progress_ts": progress.ts,
+        }
+    )
+    staff_types(harness, progress, "Looking good!")
+    harness.drain()
+    assert texted(harness) == []
+    assert replies(harness, progress) == ["Looking good!"]
+    assert harness.slack.calls_to("conversations.replies") == []
