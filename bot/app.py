@@ -102,6 +102,9 @@ def create_app(
             "refresh_thread": poster.refresh_thread,
             "show_decision": show_decision_handler(storage, slack, poster),
             "send_reply": sender.send_reply,
+            "reply_feedback": sender.feedback,
+            "post_outbound": poster.post_outbound,
+            "recover_reply": poster.recover_reply,
             "mark_note": sender.mark_note,
             "sms_command": sms.run,
             "crm_opt_in": sms.opt_in,
@@ -112,7 +115,9 @@ def create_app(
         },
         clock=clock,
         max_attempts={"send_reply": 8, "blast_step": 10, "blast_start": 10},
-        patient=frozenset({"post_inbound", "crm_opt_out"}),
+        patient=frozenset(
+            {"post_inbound", "crm_opt_out", "reply_feedback", "post_outbound", "recover_reply"}
+        ),
         on_give_up=lambda job, error: gave_up(job, error),
     )
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from slack_bolt import Ack, App, BoltResponse
+from slack_bolt import Ack, App, BoltContext, BoltResponse
 
 from bot import blocks
 from bot.blasts import Blasts
@@ -146,9 +146,9 @@ def register(
         wake()
 
     @on_event("message")
-    def on_message(event: dict[str, Any], body: dict[str, Any]) -> None:
+    def on_message(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
         """Every message event gets a 200; staff replies in customer threads are stored first."""
-        replies.on_message(event, str(body.get("event_id", "")))
+        replies.on_message(event, str(body.get("event_id", "")), context.bot_user_id)
 
     @on_command("/sms")
     def on_sms(ack: Ack, command: dict[str, Any]) -> None:

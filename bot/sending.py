@@ -1,8 +1,11 @@
 """The ``send_reply`` job: a staff reply (or ``/sms``) goes out through CRM Text, exactly once.
 
-Progress is written after every step (Slack post, each SMS/MMS part) so a retry or restart
+The exact outgoing text, signature included, is fixed before anything is sent, so every retry
+sends the same bytes. Progress is written after every SMS/MMS part so a retry or restart
 resumes where it stopped; a part whose first attempt may have landed is recognised through
-CRM Text's 12-hour duplicate answer instead of being sent twice.
+CRM Text's 12-hour duplicate answer instead of being sent twice. This job never waits on
+Slack: the ``/sms`` post and everything staff should see about the outcome (reaction, reason,
+segments note) are separate ``post_outbound`` / ``reply_feedback`` jobs, retried until shown.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from bot.threads import ThreadPoster
 from bridge import outbound
 from bridge.config import Config
 from bridge.crmtext import CrmTextClient, CrmTextUnavailable
-from bridge.jobs import Retry
+from bridge.jobs import GiveUp, Retry
 from bridge.media import MediaError, PreparedImage, media_secret, media_url, prepare_image
 from bridge.storage import OPTED_OUT, Row, Storage
 
@@ -59,57 +62,134 @@ class Sender:
     # -- the job --------------------------------------------------------------------------
 
     def send_reply(self, payload: dict[str, Any]) -> None:
+        """Job ``send_reply`` (CRM Text lane): text the customer, record the outcome, and queue
+        what staff should see about it as ``reply_feedback`` jobs (Slack lane)."""
         message = self.storage.message(payload["message_id"])
         if message["status"] != "pending":
             return
-        thread = self.storage.thread(message["thread_id"])
         customer = self.storage.customer(message["customer_id"])
-        staff = self.staff_name(message["staff_user"])
-        text = outbound.with_signature(
-            to_plain(message["text"]), self._signature(customer["store"], staff)
-        )
-        if not message["slack_ts"]:  # a /sms text: show it in its thread first
-            message = self.poster.post_outbound(message, payload["_attempt"])
-            thread = self.storage.thread(thread["id"])
+        if not message["slack_ts"]:  # a /sms text: shown in its thread by a Slack-lane job
+            self.storage.enqueue(
+                "post_outbound",
+                {"message_id": message["id"]},
+                customer_id=customer["id"],
+                dedupe_key=f"post-out:{message['id']}",
+                now=self.clock(),
+            )
+        self._fix_text(message, customer)
         try:
+            outbound.check(customer["status"], "")
+            urls = self._prepared_urls(message)
+            claimed = self._claim(message["id"])
+            if claimed is None:
+                return  # deleted in Slack before it was sent
+            text = claimed["final_text"]
             info = outbound.check(customer["status"], text)
-            parts = self._parts(message, thread, text)
-            self._send_parts(message, customer, parts)
+            self._send_parts(claimed, customer, self._parts(text, urls))
         except outbound.NotSent as refusal:
-            self._refused(message, thread, customer, refusal)
+            self._refused(message, customer, refusal)
             return
         except CrmTextUnavailable as exc:
             raise Retry(f"CRM Text unreachable: {exc}") from exc
-        self.storage.update_message(message["id"], status="sent", error="")
-        self._react(thread["channel_id"], message["slack_ts"], blocks.REACTION_SENT)
+        notes = []
         if text and (info.segments > 1 or info.encoding != "GSM-7"):
-            note = blocks.segments_note(
-                info.encoding, info.segments, info.billing_units, info.characters
+            notes.append(
+                blocks.segments_note(
+                    info.encoding, info.segments, info.billing_units, info.characters
+                )
             )
-            self._post(thread, note)
+        with self.storage.transaction():
+            self.storage.update_message(message["id"], status="sent", error="")
+            self._feedback(message, blocks.REACTION_SENT, notes)
 
     def gave_up(self, job: Row, error: str) -> None:
-        """After the last retry: say in the thread that the reply was not sent."""
+        """After the last retry: record it and queue the explanation for the thread."""
         message = self.storage.message(job["payload"]["message_id"])
         if message["status"] != "pending":
             return
-        thread = self.storage.thread(message["thread_id"])
         partial = bool(message["maybe_sent"] or message["media_posted"])
-        self.storage.update_message(
-            message["id"], status="unknown" if partial else "failed", error=error
-        )
-        if message["slack_ts"]:
-            self._react(thread["channel_id"], message["slack_ts"], blocks.REACTION_FAILED)
         if partial:
-            self._post(thread, blocks.maybe_sent(message["media_posted"] or 0))
+            note = blocks.maybe_sent(message["media_posted"] or 0)
+        elif error.startswith("CRM Text"):
+            note = blocks.unreachable(job["attempts"])
         else:
-            self._post(thread, blocks.unreachable(job["attempts"]))
+            note = gave_up_note(error, job["attempts"])
+        with self.storage.transaction():
+            self.storage.update_message(
+                message["id"], status="unknown" if partial else "failed", error=error
+            )
+            self._feedback(message, blocks.REACTION_FAILED, [note])
+
+    def feedback(self, payload: dict[str, Any]) -> None:
+        """Job ``reply_feedback`` (Slack lane): the reaction and/or note staff should see about
+        a reply, retried until Slack shows it (429s and 5xx retry; token and channel problems
+        park it)."""
+        message = self.storage.message(payload["message_id"])
+        thread = self.storage.thread(message["thread_id"])
+        reaction = payload.get("reaction")
+        if reaction and message["slack_ts"]:
+            self._react(thread["channel_id"], message["slack_ts"], reaction)
+        note = payload.get("note")
+        if note:
+            if thread["ts"] is None:
+                log.warning("reply %s: no thread to say %r in", message["id"], note)
+                return
+            with slack_job("explain in thread"):
+                self.client.chat_postMessage(
+                    channel=thread["channel_id"], thread_ts=thread["ts"], text=note
+                )
 
     # -- steps ----------------------------------------------------------------------------
 
-    def _parts(self, message: Row, thread: Row, text: str) -> list[tuple[str, str | None]]:
+    def _fix_text(self, message: Row, customer: Row) -> None:
+        """Fix the exact outgoing text (signature included) once, before anything is sent, so
+        every retry sends the same bytes (CRM Text's duplicate guard relies on it)."""
+        if message["final_text"] is not None:
+            return
+        signature = message["signature"]
+        if signature is None:
+            template = self.config.signatures.get(customer["store"], "")
+            name = (
+                self.staff_name(message["staff_user"], message["staff_name"])
+                if "{name}" in template
+                else ""
+            )
+            signature = template.replace("{name}", name)
+        with self.storage.transaction():
+            current = self.storage.message(message["id"])
+            if current["final_text"] is None:
+                final = outbound.with_signature(to_plain(current["text"]), signature)
+                self.storage.update_message(message["id"], signature=signature, final_text=final)
+
+    def _claim(self, message_id: int) -> Row | None:
+        """From here on an edit or deletion in Slack is too late; the text as it is now."""
+        with self.storage.transaction():
+            message = self.storage.message(message_id)
+            if message["status"] != "pending":
+                return None
+            if not message["send_started"]:
+                self.storage.update_message(message_id, send_started=1)
+            if message["final_text"] is None:  # edited before the signature was fixed
+                final = outbound.with_signature(to_plain(message["text"]), message["signature"])
+                self.storage.update_message(message_id, final_text=final)
+            return self.storage.message(message_id)
+
+    def _feedback(self, message: Row, reaction: str | None, notes: list[str]) -> None:
+        """Queue what staff should see: the reaction first, then each note, in order."""
+        now = self.clock()
+        items: list[dict[str, Any]] = [{"reaction": reaction}] if reaction else []
+        items += [{"note": note} for note in notes]
+        for item in items:
+            self.storage.enqueue(
+                "reply_feedback",
+                {"message_id": message["id"], **item},
+                customer_id=message["customer_id"],
+                now=now,
+            )
+
+    @staticmethod
+    def _parts(text: str, urls: list[str]) -> list[tuple[str, str | None]]:
         """(text, mms_url) per CRM Text call: the text rides with the first picture."""
-        urls = self._prepared_urls(message, thread)
         if not text and not urls:
             raise outbound.NotSent("nothing", "Not sent: there was nothing to text.")
         if not urls:
@@ -141,21 +221,21 @@ class Sender:
             self.storage.update_message(message["id"], **fields)
             maybe_sent = False
 
-    def _refused(self, message: Row, thread: Row, customer: Row, refusal: outbound.NotSent) -> None:
-        self.storage.update_message(message["id"], status="blocked", error=refusal.reason)
-        if refusal.code == "opted_out" and customer["status"] != OPTED_OUT:
-            self.storage.set_status(
-                customer["id"],
-                OPTED_OUT,
-                how="CRM Text refused a reply: customer is opted out",
-                now=self.clock(),
-            )
-        self._react(thread["channel_id"], message["slack_ts"], blocks.REACTION_FAILED)
-        self._post(thread, blocks.not_sent(refusal.reason))
+    def _refused(self, message: Row, customer: Row, refusal: outbound.NotSent) -> None:
+        with self.storage.transaction():
+            self.storage.update_message(message["id"], status="blocked", error=refusal.reason)
+            if refusal.code == "opted_out" and customer["status"] != OPTED_OUT:
+                self.storage.set_status(
+                    customer["id"],
+                    OPTED_OUT,
+                    how="CRM Text refused a reply: customer is opted out",
+                    now=self.clock(),
+                )
+            self._feedback(message, blocks.REACTION_FAILED, [blocks.not_sent(refusal.reason)])
 
     # -- pictures -------------------------------------------------------------------------
 
-    def _prepared_urls(self, message: Row, thread: Row) -> list[str]:
+    def _prepared_urls(self, message: Row) -> list[str]:
         """Download, shrink and store each picture once; later attempts reuse the links."""
         files = json.loads(message["media"] or "[]")
         if not files:
@@ -170,14 +250,19 @@ class Sender:
                 reason = exc.reason if isinstance(exc, outbound.NotSent) else str(exc)
                 prepared.append({**item, "refused": reason})
                 refusals.append(blocks.refused_file(item.get("name") or "A file", reason))
-        self.storage.update_message(message["id"], media=json.dumps(prepared))
-        for refusal in refusals:
-            self._post(thread, refusal)
+        with self.storage.transaction():
+            self.storage.update_message(message["id"], media=json.dumps(prepared))
+            self._feedback(message, None, refusals)
         return [f["url"] for f in prepared if "url" in f]
 
     def picture(self, item: dict[str, Any]) -> tuple[str, int, str]:
         """Download, shrink and store a Slack file for a blast: (signed URL, bytes, type)."""
-        image = prepare_image(self._download(item))
+        try:
+            data = self._download(item)
+        except (Retry, GiveUp) as exc:  # an interactive path: say so now, never wait
+            reason = f"Could not fetch the picture from Slack ({exc}). Try again."
+            raise outbound.NotSent("download", reason) from exc
+        image = prepare_image(data)
         url = self._save_picture(0, image)
         return url, len(image.data), image.content_type
 
@@ -200,19 +285,30 @@ class Sender:
         )
 
     def _download(self, item: dict[str, Any]) -> bytes:
-        """Fetch a Slack file with the bot token, sending the token to Slack hosts only."""
+        """Fetch a Slack file with the bot token, sending the token to Slack hosts only.
+        A Slack Connect file (``file_access: check_file_info``) comes without links: ask
+        ``files.info`` for them first."""
+        if item.get("file_access") == "check_file_info" or not (
+            item.get("url_private_download") or item.get("url_private") or item.get("is_external")
+        ):
+            item = {**item, **self._file_info(str(item.get("id") or ""))}
         url = item.get("url_private_download") or item.get("url_private") or ""
         for _ in range(4):
             if item.get("is_external") or not self._is_slack_host(url):
                 raise outbound.NotSent("external", "it is stored outside Slack.")
-            response = self.http.get(
-                url,
-                headers={"Authorization": f"Bearer {self.config.slack_bot_token}"},
-                follow_redirects=False,
-            )
+            try:
+                response = self.http.get(
+                    url,
+                    headers={"Authorization": f"Bearer {self.config.slack_bot_token}"},
+                    follow_redirects=False,
+                )
+            except httpx.HTTPError as exc:
+                raise Retry(f"Slack file download: {exc}") from exc
             if response.is_redirect:
                 url = str(response.url.join(response.headers["location"]))
                 continue
+            if response.status_code == 429 or response.status_code >= 500:
+                raise Retry(f"Slack file download: Slack answered {response.status_code}")
             if response.status_code != 200:
                 raise outbound.NotSent("download", f"Slack answered {response.status_code}.")
             if response.headers.get("content-type", "").startswith("text/html"):
@@ -221,6 +317,18 @@ class Sender:
                 )
             return response.content
         raise outbound.NotSent("download", "Slack redirected too many times.")
+
+    def _file_info(self, file_id: str) -> dict[str, Any]:
+        with slack_job("Slack file details (files.info)"):
+            try:
+                info = self.client.files_info(file=file_id)
+            except SlackApiError as exc:
+                error = exc.response.get("error") if exc.response is not None else None
+                if error in ("file_not_found", "file_deleted", "access_denied"):
+                    reason = f"Slack would not share it ({error})."
+                    raise outbound.NotSent("download", reason) from exc
+                raise
+        return dict(info["file"])
 
     def _is_slack_host(self, url: str) -> bool:
         parsed = urlparse(url)
@@ -231,38 +339,54 @@ class Sender:
 
     # -- Slack helpers --------------------------------------------------------------------
 
-    def staff_name(self, user: str | None) -> str:
-        """The staff member's display name (cached); the user ID if Slack will not say."""
+    def staff_name(self, user: str | None, hint: str | None = None) -> str:
+        """The staff member's name for a signature: the name the event carried, else Slack's
+        users.info (cached), else FALLBACK_NAME. Never the raw user ID, and a failing Slack
+        never blocks a send."""
+        if hint:
+            return hint
         if not user:
-            return "Staff"
+            return FALLBACK_NAME
         if user not in self._names:
             try:
                 profile = self.client.users_info(user=user)["user"]
-                name = profile["profile"].get("display_name") or profile.get("real_name") or user
-            except SlackApiError:
-                return user
+                name = profile["profile"].get("display_name") or profile.get("real_name")
+            except (SlackApiError, OSError, KeyError, TypeError) as exc:
+                log.warning(
+                    "users.info for %s failed (%s); signing as %r", user, exc, FALLBACK_NAME
+                )
+                return FALLBACK_NAME
+            if not name:
+                return FALLBACK_NAME
             self._names[user] = str(name)
         return self._names[user]
 
-    def _signature(self, keyword: str, staff: str) -> str:
-        template = self.config.signatures.get(keyword, "")
-        return template.replace("{name}", staff)
-
     def _react(self, channel: str, ts: str, name: str) -> None:
-        try:
-            self.client.reactions_add(channel=channel, timestamp=ts, name=name)
-        except SlackApiError as exc:
-            if exc.response.get("error") != "already_reacted":
-                log.warning("reaction %s on %s failed: %s", name, ts, exc.response.get("error"))
-
-    def _post(self, thread: Row, text: str) -> None:
-        with slack_job("explain in thread"):
-            self.client.chat_postMessage(
-                channel=thread["channel_id"], thread_ts=thread["ts"], text=text
-            )
+        """Add a reaction; already there counts as done, a deleted message as nothing to do."""
+        with slack_job(f"reaction {name}"):
+            try:
+                self.client.reactions_add(channel=channel, timestamp=ts, name=name)
+            except SlackApiError as exc:
+                error = exc.response.get("error") if exc.response is not None else None
+                if error == "message_not_found":
+                    log.info("reaction %s on %s: the message is gone", name, ts)
+                elif error != "already_reacted":
+                    raise
 
     def mark_note(self, payload: dict[str, Any]) -> None:
         """Job ``mark_note``: a ``note:`` reply stays in Slack; mark it so everyone sees that."""
         message = self.storage.message(payload["message_id"])
         thread = self.storage.thread(message["thread_id"])
         self._react(thread["channel_id"], message["slack_ts"], blocks.REACTION_NOTE)
+
+
+FALLBACK_NAME = "the team"
+
+
+def gave_up_note(error: str, attempts: int) -> str:
+    """A reply given up on for a reason other than CRM Text being unreachable."""
+    what = error.split(":", 1)[0] or "an error"
+    return (
+        f":x: Not sent: after {attempts} tries smsbridge still could not finish ({what}: "
+        f"{error.split(':', 1)[-1].strip()}). Send the reply again."
+    )

@@ -1,12 +1,23 @@
-"""Jobs that put customer texts into their Slack threads."""
+"""Jobs that put customer texts (and ``/sms`` texts) into their Slack threads, exactly once.
+
+Every post carries Slack message metadata naming store, number and a random key (the
+thread's or the message's). When an attempt got no answer (a dropped connection, a crash),
+the next attempt first pages through conversations.history/replies for a post with that key,
+from a Slack ts known to be older than the first attempt, within a per-process call budget.
+A staff reply in a thread with no row here is recovered from the parent's metadata.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -15,14 +26,115 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.blast_blocks import blast_label
+from bot.replies import store_reply
 from bot.slackcalls import slack_job
-from bridge.jobs import GiveUp
+from bridge.jobs import GiveUp, Retry
 from bridge.keywords import Intent
-from bridge.storage import Row, Storage, iso
+from bridge.storage import NEW, Row, Storage, iso, parse_iso
 
 log = logging.getLogger(__name__)
 
 MAX_MEDIA_BYTES = 5 * 1024 * 1024
+
+# Reconciliation reads conversations.history / conversations.replies, Tier 3 methods (about 50
+# calls a minute per workspace; 1 a minute with at most 15 messages for non-Marketplace apps).
+# Each process allows itself HISTORY_CALLS_PER_MINUTE of them (shared by both methods), reads
+# at most MAX_PAGES pages per look-up, and only looks when a post attempt ended without an
+# answer from Slack (a dropped connection or a crash): an answered error means nothing posted.
+HISTORY_CALLS_PER_MINUTE = 20
+PAGE_SIZE = 100  # Slack may hand back fewer (15 for non-Marketplace apps): we follow cursors
+MAX_PAGES = 10
+
+
+def thread_metadata(customer: Row, thread: Row) -> dict[str, Any]:
+    """Slack message metadata on every parent: whose thread it is, and its random key."""
+    return {
+        "event_type": blocks.THREAD_EVENT,
+        "event_payload": {
+            "store": customer["store"],
+            "phone": customer["phone"],
+            "thread_key": thread["thread_key"],
+        },
+    }
+
+
+def message_metadata(customer: Row, message: Row) -> dict[str, Any]:
+    """Metadata on each text posted into a thread, so a retry can tell that it landed."""
+    return {
+        "event_type": blocks.MESSAGE_EVENT,
+        "event_payload": {
+            "store": customer["store"],
+            "phone": customer["phone"],
+            "message_key": message["message_key"],
+        },
+    }
+
+
+# Texts that waited this long behind Slack (an outage, rate limits) are posted together.
+COMBINE_AFTER = timedelta(seconds=30)
+COMBINE_MAX = 10
+COMBINE_CHARS = 2_400
+
+
+def _combinable(message: Row) -> bool:
+    """A plain customer text: no pictures, no consent meaning, not a blast reply."""
+    return (
+        message["direction"] == "in"
+        and not json.loads(message["media"] or "[]")
+        and not message["intent"]
+        and not message["blast_id"]
+    )
+
+
+def combined_post(group: list[Row]) -> tuple[str, list[blocks.Block]]:
+    """Several queued texts in one post, in order, each under the time it arrived (shown in
+    each reader's own time zone by Slack)."""
+    body: list[blocks.Block] = [
+        blocks.context(f"{len(group)} texts that arrived while Slack was catching up:")
+    ]
+    fallback = []
+    for message in group:
+        at = parse_iso(message["provider_time"] or message["created_at"])
+        stamp = f"<!date^{int(at.timestamp())}^{{time}}|{at.strftime('%H:%M')} UTC>"
+        text, blocks_of_text = blocks.inbound_reply(message["text"], 0, Intent.NONE, message["id"])
+        body.append(blocks.context(stamp))
+        body.extend(blocks_of_text)
+        fallback.append(text)
+    return "\n".join(fallback), body
+
+
+def not_recoverable() -> str:
+    return (
+        ":x: Not sent: smsbridge has no record of this thread and its first post does not say "
+        "which customer it belongs to. Text them with `/sms` instead."
+    )
+
+
+class HistoryBudget:
+    """A per-process token bucket for conversations.history/replies calls."""
+
+    def __init__(
+        self,
+        per_minute: int = HISTORY_CALLS_PER_MINUTE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self._tokens = float(per_minute)
+        self._at = clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> float:
+        """Use one call; 0.0 when allowed, else the seconds to wait before trying again."""
+        with self._lock:
+            now = self.clock()
+            rate = self.per_minute / 60.0
+            self._tokens = min(float(self.per_minute), self._tokens + (now - self._at) * rate)
+            self._at = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return 0.0
+            return (1.0 - self._tokens) / rate
 
 
 @dataclass
@@ -33,6 +145,9 @@ class ThreadPoster:
     client: WebClient
     http: httpx.Client
     clock: Callable[[], datetime]
+    budget: HistoryBudget = field(default_factory=HistoryBudget)
+    page_size: int = PAGE_SIZE
+    _bot_user: str | None = None
 
     # -- jobs -----------------------------------------------------------------------------
 
@@ -43,29 +158,27 @@ class ThreadPoster:
         customer = self.storage.customer(message["customer_id"])
         media = json.loads(message["media"] or "[]")
         blast = self.storage.blast(message["blast_id"]) if message["blast_id"] else None
-        if not message["slack_ts"] and payload["_attempt"] > 1:
-            message, thread = self._reconcile(message, thread)
         if not message["slack_ts"]:
             intent = Intent(message["intent"] or "")
             if thread["ts"] is None:
                 ts = self._open_thread(thread, customer, message)
             else:
-                text, body = blocks.inbound_reply(
-                    message["text"],
-                    len(media),
-                    intent,
-                    message["id"],
-                    label=blast_label(blast["name"]) if blast is not None else None,
-                    decision=blocks.decision_of(message),
-                )
-                ts = self._reply(
-                    thread["channel_id"],
-                    thread["ts"],
-                    text,
-                    body,
-                    customer=customer,
-                    metadata=blocks.message_metadata(message["id"]),
-                )
+                group = self._backlog(thread, message)
+                if len(group) > 1:
+                    text, body = combined_post(group)
+                else:
+                    text, body = blocks.inbound_reply(
+                        message["text"],
+                        len(media),
+                        intent,
+                        message["id"],
+                        label=blast_label(blast["name"]) if blast is not None else None,
+                        decision=blocks.decision_of(message),
+                    )
+                ts = self._post_in_thread(thread, customer, message, text, body, as_customer=True)
+                with self.storage.transaction():
+                    for other in group[1:]:
+                        self.storage.update_message(other["id"], slack_ts=ts, status="posted")
             self.storage.update_message(message["id"], slack_ts=ts, status="posted")
             thread = self.storage.thread(thread["id"])
         done = message["media_posted"] or 0
@@ -73,52 +186,148 @@ class ThreadPoster:
             self._share_picture(thread["channel_id"], thread["ts"], item["url"], n, customer)
             self.storage.update_message(message["id"], media_posted=n)
 
-    def post_outbound(self, message: Row, attempt: int) -> Row:
-        """Show a ``/sms`` text in its thread (opening the thread if needed), once."""
-        thread = self.storage.thread(message["thread_id"])
-        if attempt > 1 and not message["slack_ts"]:
-            message, thread = self._reconcile(message, thread)
+    def _backlog(self, thread: Row, message: Row) -> list[Row]:
+        """The texts this post carries: just ``message``, or, when the customer's plain texts
+        have queued up behind Slack (``message`` waited COMBINE_AFTER or longer), it and the
+        ones right after it, in order. The group is fixed while an attempt may have landed
+        (no answer from Slack), so a retry posts, and looks for, the same group. Fewer
+        chat.postMessage calls under Slack's 1 message/s per channel."""
+        if message["post_tried"]:  # the last attempt may have landed: post the same again
+            fixed = self.storage.posted_with(message["id"])
+            return fixed if message["posted_with"] == message["id"] else [message]
+        if not _combinable(message):
+            return [message]
+        waited = self.clock() - parse_iso(message["created_at"])
+        if waited < COMBINE_AFTER:
+            return [message]
+        group = [message]
+        for other in self.storage.unposted_after(thread["id"], message["id"], COMBINE_MAX - 1):
+            if other["slack_ts"] or not _combinable(other):
+                break
+            if other["posted_with"] not in (None, message["id"]):
+                break
+            if sum(len(m["text"]) for m in [*group, other]) > COMBINE_CHARS:
+                break
+            group.append(other)
+        with self.storage.transaction():  # nothing landed before: the group may have grown
+            for member in self.storage.posted_with(message["id"]):
+                self.storage.update_message(member["id"], posted_with=None)
+            for member in group if len(group) > 1 else []:
+                self.storage.update_message(member["id"], posted_with=message["id"])
+        if len(group) > 1:
+            log.info("posting %s queued texts of thread %s as one", len(group), thread["id"])
+        return group
+
+    def post_outbound(self, payload: dict[str, Any]) -> None:
+        """Job ``post_outbound``: show a ``/sms`` text in its thread (opening it if needed), once.
+        It runs in the Slack lane, so a stuck Slack never holds the text itself back."""
+        message = self.storage.message(payload["message_id"])
         if message["slack_ts"]:
-            return message
+            return
+        thread = self.storage.thread(message["thread_id"])
         customer = self.storage.customer(message["customer_id"])
         if thread["ts"] is None:
             ts = self._open_thread(thread, customer, message)
         else:
-            body = blocks.outbound_post(f"<@{message['staff_user']}>", customer, message["text"])
-            ts = self._reply(
-                thread["channel_id"],
-                thread["ts"],
-                body,
-                None,
-                metadata=blocks.message_metadata(message["id"]),
-            )
+            who = f"<@{message['staff_user']}>" if message["staff_user"] else "Staff"
+            text = blocks.outbound_post(who, customer, message["text"])
+            ts = self._post_in_thread(thread, customer, message, text, None, as_customer=False)
         self.storage.update_message(message["id"], slack_ts=ts)
-        return self.storage.message(message["id"])
 
     def post_notice(self, payload: dict[str, Any]) -> None:
         thread = self.storage.thread(payload["thread_id"])
         if thread["ts"] is None:
             raise GiveUp("the thread was never posted")
-        self._reply(thread["channel_id"], thread["ts"], payload["text"], None)
+        self._reply(thread["channel_id"], thread["ts"], payload["text"])
         if payload.get("refresh"):
             self.refresh_parent(thread)
 
     # -- helpers --------------------------------------------------------------------------
 
     def _open_thread(self, thread: Row, customer: Row, message: Row) -> str:
+        """Post the parent once: after an attempt that got no answer, look for it first."""
+        channel = thread["channel_id"]
+        if thread["post_tried"]:
+            found = self._find_parent(thread, customer)
+            if found:
+                self.storage.set_thread_ts(thread["id"], found)
+                self.storage.update_thread(thread["id"], post_tried=0)
+                return found
+        else:  # posts older than this one: where a later look-up may stop
+            anchor = self.storage.newest_parent_ts(channel)
+            self.storage.update_thread(thread["id"], post_tried=1, post_after=anchor)
         text, body = self._parent(thread, customer, message)
-        metadata = blocks.thread_metadata(customer, thread["id"])
-        with slack_job("open thread"):
+        with slack_job("open thread"), self._answered(lambda: self._untried("threads", thread)):
             response = self.client.chat_postMessage(
-                channel=thread["channel_id"],
+                channel=channel,
                 text=text,
                 blocks=body,
-                metadata=metadata,
+                metadata=thread_metadata(customer, thread),
                 unfurl_links=False,
             )
         ts = str(response["ts"])
         self.storage.set_thread_ts(thread["id"], ts)
+        self.storage.update_thread(thread["id"], post_tried=0)
         return ts
+
+    def _post_in_thread(
+        self,
+        thread: Row,
+        customer: Row,
+        message: Row,
+        text: str,
+        body: list[blocks.Block] | None,
+        *,
+        as_customer: bool,
+    ) -> str:
+        """Post one of our texts into its thread once, tagged with the message's key."""
+        if message["post_tried"]:
+            found = self._find_in_thread(thread, customer, message)
+            if found:
+                self.storage.update_message(message["id"], post_tried=0)
+                return found
+        else:
+            anchor = self.storage.newest_thread_ts(thread["id"], but=message["id"])
+            self.storage.update_message(message["id"], post_tried=1, post_after=anchor)
+        extra: dict[str, Any] = {"metadata": message_metadata(customer, message)}
+        if as_customer:
+            extra.update(username=blocks.customer_label(customer), icon_emoji=":iphone:")
+        with (
+            slack_job("reply in thread"),
+            self._answered(lambda: self._untried("messages", message)),
+        ):
+            response = self.client.chat_postMessage(
+                channel=thread["channel_id"],
+                thread_ts=thread["ts"],
+                text=text,
+                blocks=body,
+                **extra,
+            )
+        self.storage.update_message(message["id"], post_tried=0)
+        return str(response["ts"])
+
+    def _untried(self, table: str, row: Row) -> None:
+        if table == "threads":
+            self.storage.update_thread(row["id"], post_tried=0)
+        else:
+            self.storage.update_message(row["id"], post_tried=0)
+
+    @staticmethod
+    @contextmanager
+    def _answered(forget: Callable[[], None]) -> Iterator[None]:
+        """Slack answered with an error (``fatal_error`` aside), or the post was held back
+        before it was sent (our own pacing raises :class:`Retry`): nothing was posted, so the
+        next attempt need not look for it. No answer at all (a dropped connection, a timeout,
+        a crash): it may have landed, and the next attempt looks first."""
+        try:
+            yield
+        except SlackApiError as exc:
+            if exc.response is not None and exc.response.get("error") != "fatal_error":
+                forget()
+            raise
+        except Retry:
+            forget()
+            raise
 
     def _parent(self, thread: Row, customer: Row, first: Row) -> tuple[str, list[blocks.Block]]:
         """The parent card for a thread whose first message is ``first``, as things are now."""
@@ -140,48 +349,143 @@ class ThreadPoster:
             )
         return blocks.parent_post(customer, store, words, link, resolved_by, notice=notice)
 
-    def _reconcile(self, message: Row, thread: Row) -> tuple[Row, Row]:
-        """A retry after a failed post: did the post land anyway (dropped connection, crash
-        before saving its ts)? Slack message metadata says which of our messages a post is."""
-        channel = thread["channel_id"]
-        try:
-            if thread["ts"] is None:
-                found = self._find_posted(
-                    self.client.conversations_history(
-                        channel=channel, limit=15, include_all_metadata=True
-                    ),
-                    blocks.THREAD_EVENT,
-                    "thread_id",
-                    thread["id"],
-                )
-                if found:
-                    self.storage.set_thread_ts(thread["id"], found)
-                    self.storage.update_message(message["id"], slack_ts=found, status="posted")
-            else:
-                found = self._find_posted(
-                    self.client.conversations_replies(
-                        channel=channel, ts=thread["ts"], include_all_metadata=True, limit=200
-                    ),
-                    blocks.MESSAGE_EVENT,
-                    "message_id",
-                    message["id"],
-                )
-                if found:
-                    self.storage.update_message(message["id"], slack_ts=found, status="posted")
-        except SlackApiError as exc:
-            log.warning("could not check for an earlier post: %s", exc.response.get("error"))
-        return self.storage.message(message["id"]), self.storage.thread(thread["id"])
+    # -- reconciliation: did an unanswered post land? --------------------------------------
 
-    @staticmethod
-    def _find_posted(response: Any, event_type: str, key: str, value: int) -> str | None:
-        for item in response.get("messages", []):
-            meta = item.get("metadata") or {}
-            if (
-                meta.get("event_type") == event_type
-                and meta.get("event_payload", {}).get(key) == value
-            ):
+    def _find_parent(self, thread: Row, customer: Row) -> str | None:
+        """Page back through the channel (newest first, not before the newest parent we knew
+        of when the first attempt started) for a parent carrying this thread's key."""
+        wanted = thread_metadata(customer, thread)
+        args: dict[str, Any] = {"channel": thread["channel_id"]}
+        if thread["post_after"]:
+            args["oldest"] = thread["post_after"]
+        for item in self._pages("conversations_history", args):
+            if _same(item.get("metadata"), wanted):
                 return str(item["ts"])
         return None
+
+    def _find_in_thread(self, thread: Row, customer: Row, message: Row) -> str | None:
+        """Page through the thread's replies (from the newest we knew of before the first
+        attempt) for a post carrying this message's key."""
+        wanted = message_metadata(customer, message)
+        args: dict[str, Any] = {
+            "channel": thread["channel_id"],
+            "ts": thread["ts"],
+            "oldest": message["post_after"] or thread["ts"],
+        }
+        for item in self._pages("conversations_replies", args):
+            if _same(item.get("metadata"), wanted) and item.get("ts") != thread["ts"]:
+                return str(item["ts"])
+        return None
+
+    def _pages(self, method: str, args: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Messages from up to MAX_PAGES pages, within the per-process call budget."""
+        cursor = ""
+        for _ in range(MAX_PAGES):
+            wait = self.budget.take()
+            if wait > 0:
+                raise Retry("looking for an earlier post: history call budget used", delay=wait)
+            with slack_job("look for an earlier post"):
+                response = getattr(self.client, method)(
+                    **args,
+                    include_all_metadata=True,
+                    limit=self.page_size,
+                    **({"cursor": cursor} if cursor else {}),
+                )
+            yield from response.get("messages", [])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or ""
+            if not response.get("has_more") or not cursor:
+                return
+        log.warning("looked through %s pages of %s without finding the post", MAX_PAGES, method)
+
+    # -- replies in threads the database does not know -------------------------------------
+
+    def recover_reply(self, payload: dict[str, Any]) -> None:
+        """Job ``recover_reply``: a staff reply in a thread we have no row for (lost database,
+        another instance). The parent's metadata names store and number: rebuild the customer
+        and thread and send the reply; a parent of ours that says nothing usable is explained
+        in the thread; anyone else's thread is left alone."""
+        event = payload["event"]
+        channel, thread_ts = event["channel"], event["thread_ts"]
+        thread = self.storage.thread_by_ts(channel, thread_ts)
+        if thread is None:
+            if self.storage.blast_by_progress(channel, thread_ts) is not None:
+                log.info("reply %s is in a blast's progress thread", event.get("ts"))
+                return
+            parent = self._parent_of(channel, thread_ts)
+            if parent is None or not self._is_ours(parent, payload.get("bot_user_id")):
+                log.info("reply %s is in a thread that is not a customer's", event.get("ts"))
+                return
+            thread = self._rebuild_thread(channel, thread_ts, parent)
+            if thread is None:
+                log.warning("reply %s: our parent %s names no customer", event["ts"], thread_ts)
+                self._explain_unrecoverable(channel, thread_ts, event["ts"])
+                return
+            log.info("rebuilt thread %s (%s) from its parent's metadata", thread["id"], thread_ts)
+        store_reply(self.storage, thread, event, "", self.clock())  # event_id already used
+
+    def _parent_of(self, channel: str, thread_ts: str) -> dict[str, Any] | None:
+        wait = self.budget.take()
+        if wait > 0:
+            raise Retry("reading a thread's parent: history call budget used", delay=wait)
+        with slack_job("read the thread's parent"):
+            try:
+                response = self.client.conversations_replies(
+                    channel=channel, ts=thread_ts, limit=1, include_all_metadata=True
+                )
+            except SlackApiError as exc:
+                error = exc.response.get("error") if exc.response is not None else None
+                if error in ("thread_not_found", "message_not_found"):
+                    return None
+                raise
+        messages: list[dict[str, Any]] = response.get("messages") or []
+        return next((dict(m) for m in messages if m.get("ts") == thread_ts), None)
+
+    def _is_ours(self, parent: dict[str, Any], bot_user: str | None) -> bool:
+        meta = parent.get("metadata") or {}
+        if meta.get("event_type") == blocks.THREAD_EVENT:
+            return True
+        return bool(parent.get("user")) and parent.get("user") == (bot_user or self._me())
+
+    def _me(self) -> str:
+        if self._bot_user is None:
+            with slack_job("who am I"):
+                self._bot_user = str(self.client.auth_test()["user_id"])
+        return self._bot_user
+
+    def _rebuild_thread(self, channel: str, thread_ts: str, parent: dict[str, Any]) -> Row | None:
+        meta = parent.get("metadata") or {}
+        data = meta.get("event_payload") or {}
+        store, phone = str(data.get("store") or ""), str(data.get("phone") or "")
+        if meta.get("event_type") != blocks.THREAD_EVENT or not phone.startswith("+"):
+            return None
+        known = self.storage.store(store)
+        if known is None or known["channel_id"] != channel:
+            return None
+        now = self.clock()
+        with self.storage.transaction():
+            customer = self.storage.upsert_customer(known["keyword"], phone, now=now)
+            key = str(data.get("thread_key") or "") or _new_key()
+            thread = self.storage.add_known_thread(customer["id"], channel, thread_ts, key, now)
+            if customer["status"] == NEW:  # consent lives in CRM Text: ask before sending
+                self.storage.enqueue(
+                    "crm_status_check",
+                    {"customer_id": customer["id"], "thread_id": thread["id"]},
+                    customer_id=customer["id"],
+                    now=now,
+                )
+        return thread
+
+    def _explain_unrecoverable(self, channel: str, thread_ts: str, reply_ts: str) -> None:
+        with slack_job("mark the reply not sent"):
+            try:
+                self.client.reactions_add(
+                    channel=channel, timestamp=reply_ts, name=blocks.REACTION_FAILED
+                )
+            except SlackApiError as exc:
+                error = exc.response.get("error") if exc.response is not None else None
+                if error not in ("already_reacted", "message_not_found"):
+                    raise
+        self._reply(channel, thread_ts, not_recoverable())
 
     def _previous_link(self, thread: Row) -> str | None:
         if thread["previous_id"] is None:
@@ -198,24 +502,10 @@ class ThreadPoster:
             log.warning("no permalink for thread %s", previous["id"])
             return None
 
-    def _reply(
-        self,
-        channel: str,
-        thread_ts: str,
-        text: str,
-        body: list[blocks.Block] | None,
-        customer: Row | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> str:
-        extra: dict[str, Any] = {}
-        if customer is not None:
-            extra = {"username": blocks.customer_label(customer), "icon_emoji": ":iphone:"}
-        if metadata is not None:
-            extra["metadata"] = metadata
+    def _reply(self, channel: str, thread_ts: str, text: str) -> str:
+        """A notice from smsbridge in a thread (not a customer's text: no key, no look-up)."""
         with slack_job("reply in thread"):
-            response = self.client.chat_postMessage(
-                channel=channel, thread_ts=thread_ts, text=text, blocks=body, **extra
-            )
+            response = self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
         return str(response["ts"])
 
     def _share_picture(self, channel: str, thread_ts: str, url: str, n: int, customer: Row) -> None:
@@ -232,7 +522,7 @@ class ThreadPoster:
                 )
         except (httpx.HTTPError, ValueError, GiveUp) as exc:
             log.warning("picture %s not uploaded (%s); posting the link", url, exc)
-            self._reply(channel, thread_ts, blocks.picture_link(url, n), None)
+            self._reply(channel, thread_ts, blocks.picture_link(url, n))
 
     def _download(self, url: str, n: int) -> tuple[bytes, str]:
         with self.http.stream("GET", url, follow_redirects=True, timeout=15) as response:
@@ -253,9 +543,7 @@ class ThreadPoster:
         """Job ``thread_resolved``: mark the parent resolved and say so in the thread."""
         thread = self.storage.thread(payload["thread_id"])
         self.refresh_parent(thread)
-        self._reply(
-            thread["channel_id"], thread["ts"], blocks.resolved_notice(payload["user"]), None
-        )
+        self._reply(thread["channel_id"], thread["ts"], blocks.resolved_notice(payload["user"]))
 
     def refresh_thread(self, payload: dict[str, Any]) -> None:
         """Job ``refresh_thread``: the customer's status changed; update the parent card."""
@@ -266,9 +554,30 @@ class ThreadPoster:
         messages = self.storage.thread_messages(thread["id"])
         if thread["ts"] is None or not messages:
             return
+        if messages[0]["slack_ts"] != thread["ts"]:
+            log.info(
+                "thread %s was rebuilt without its first text; card left as it is", thread["id"]
+            )
+            return
         customer = self.storage.customer(thread["customer_id"])
         text, body = self._parent(thread, customer, messages[0])
         with slack_job("refresh parent"):
             self.client.chat_update(
-                channel=thread["channel_id"], ts=thread["ts"], text=text, blocks=body
+                channel=thread["channel_id"],
+                ts=thread["ts"],
+                text=text,
+                blocks=body,
+                metadata=thread_metadata(customer, thread),
             )
+
+
+def _same(meta: Any, wanted: dict[str, Any]) -> bool:
+    """Is ``meta`` (from Slack) the metadata we put on the post we are looking for?"""
+    if not isinstance(meta, dict) or meta.get("event_type") != wanted["event_type"]:
+        return False
+    payload = meta.get("event_payload") or {}
+    return all(payload.get(k) == v for k, v in wanted["event_payload"].items())
+
+
+def _new_key() -> str:
+    return uuid.uuid4().hex

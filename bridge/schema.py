@@ -196,6 +196,37 @@ def m004_exactly_once(db: Database) -> None:
 
 
 @migrations()
+def m005_slack_keys(db: Database) -> None:
+    """Slack keys and posting state.
+
+    * ``thread_key`` / ``message_key``: random keys that Slack message metadata carries, so
+      reconciliation never trusts a local autoincrement id;
+    * ``post_after`` (a Slack ts known to be older than the post) and ``post_tried`` (the last
+      attempt got no answer, so it may have landed): where a look-up for it may stop;
+    * ``final_text`` and ``signature``: a reply's exact outgoing text, fixed before it is sent;
+    * ``staff_name``: the name the event carried; ``send_started``: edits and deletions after
+      it are too late;
+    * ``posted_with``: the message whose Slack post also carries this one (texts that queued
+      up behind Slack are combined into one post).
+    """
+    _table(db, "threads").add_column("thread_key", str)
+    _table(db, "threads").add_column("post_after", str)
+    _table(db, "threads").add_column("post_tried", int)
+    _table(db, "messages").add_column("message_key", str)
+    _table(db, "messages").add_column("post_after", str)
+    _table(db, "messages").add_column("post_tried", int)
+    _table(db, "messages").add_column("final_text", str)
+    _table(db, "messages").add_column("signature", str)
+    _table(db, "messages").add_column("staff_name", str)
+    _table(db, "messages").add_column("send_started", int)
+    _table(db, "messages").add_column("posted_with", int)
+    db.execute("UPDATE threads SET thread_key = lower(hex(randomblob(16)))")
+    db.execute("UPDATE messages SET message_key = lower(hex(randomblob(16)))")
+    db.execute("CREATE UNIQUE INDEX idx_threads_key ON threads (thread_key)")
+    db.execute("CREATE UNIQUE INDEX idx_messages_key ON messages (message_key)")
+
+
+@migrations()
 def m007_staff_decisions(db: Database) -> None:
     """Which way staff decided a text that may be a stop request ("opt_out" / "not_stop")."""
     _table(db, "messages").add_column("decision", str)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -234,6 +235,7 @@ class Storage:
                             "resolved_at": None,
                             "resolved_by": None,
                             "previous_id": last["id"] if last else None,
+                            "thread_key": uuid.uuid4().hex,
                         }
                     )
                     .last_pk
@@ -241,6 +243,56 @@ class Storage:
                 return self.thread(int(new_id or 0))
             self._t("threads").update(last["id"], {"last_activity_at": iso(now)})
             return self.thread(last["id"])
+
+    def add_known_thread(
+        self, customer_id: int, channel: str, ts: str, thread_key: str, now: datetime
+    ) -> Row:
+        """A thread that exists in Slack but not here (lost database, another instance),
+        rebuilt from its parent's metadata; the existing row if it is already known."""
+        with self.transaction():
+            known = self.thread_by_ts(channel, ts)
+            if known is not None:
+                return known
+            if self._one("SELECT 1 AS x FROM threads WHERE thread_key = ?", [thread_key]):
+                thread_key = uuid.uuid4().hex  # the same key in another row: keep ours unique
+            new_id = (
+                self._t("threads")
+                .insert(
+                    {
+                        "customer_id": customer_id,
+                        "channel_id": channel,
+                        "ts": ts,
+                        "opened_at": iso(now),
+                        "last_activity_at": iso(now),
+                        "resolved_at": None,
+                        "resolved_by": None,
+                        "previous_id": None,
+                        "thread_key": thread_key,
+                    }
+                )
+                .last_pk
+            )
+            return self.thread(int(new_id or 0))
+
+    def newest_parent_ts(self, channel: str) -> str | None:
+        """The newest thread parent we know was posted in ``channel`` (a Slack ts)."""
+        row = self._one(
+            "SELECT max(ts) AS ts FROM threads WHERE channel_id = ? AND ts IS NOT NULL", [channel]
+        )
+        return str(row["ts"]) if row and row["ts"] else None
+
+    def newest_thread_ts(self, thread_id: int, but: int) -> str | None:
+        """The newest Slack ts we know in a thread (its parent, any message but ``but``)."""
+        row = self._one(
+            "SELECT max(ts) AS ts FROM (SELECT ts FROM threads WHERE id = ?"
+            " UNION ALL SELECT slack_ts AS ts FROM messages WHERE thread_id = ? AND id != ?)",
+            [thread_id, thread_id, but],
+        )
+        return str(row["ts"]) if row and row["ts"] else None
+
+    def update_thread(self, thread_id: int, **fields: Any) -> None:
+        with self.transaction():
+            self._t("threads").update(thread_id, fields)
 
     def set_thread_ts(self, thread_id: int, ts: str) -> None:
         with self.transaction():
@@ -278,11 +330,23 @@ class Storage:
             record = dict(fields)
             if isinstance(record.get("media"), list):
                 record["media"] = json.dumps(record["media"])
+            record.setdefault("message_key", uuid.uuid4().hex)
             return int(self._t("messages").insert(record).last_pk or 0)
 
     def update_message(self, message_id: int, **fields: Any) -> None:
         with self.transaction():
             self._t("messages").update(message_id, fields)
+
+    def unposted_after(self, thread_id: int, message_id: int, limit: int) -> list[Row]:
+        """The thread's messages after ``message_id`` in order, up to ``limit`` of them."""
+        return self._all(
+            "SELECT * FROM messages WHERE thread_id = ? AND id > ? ORDER BY id LIMIT ?",
+            [thread_id, message_id, limit],
+        )
+
+    def posted_with(self, message_id: int) -> list[Row]:
+        """The messages one combined Slack post carries (its first message's id), in order."""
+        return self._all("SELECT * FROM messages WHERE posted_with = ? ORDER BY id", [message_id])
 
     def thread_messages(self, thread_id: int) -> list[Row]:
         return self._all("SELECT * FROM messages WHERE thread_id = ? ORDER BY id", [thread_id])
@@ -415,6 +479,12 @@ class Storage:
         if row is None:
             raise KeyError(f"no blast {blast_id}")
         return row
+
+    def blast_by_progress(self, channel: str, ts: str) -> Row | None:
+        """The blast whose progress message is ``ts`` in ``channel``, if any."""
+        return self._one(
+            "SELECT * FROM blasts WHERE progress_channel = ? AND progress_ts = ?", [channel, ts]
+        )
 
     def blasts(self, store: str | None = None) -> list[Row]:
         if store is None:

@@ -35,9 +35,14 @@ def test_first_text_opens_a_thread_with_the_customer_card(harness: Harness) -> N
         ":speech_balloon: *Jane Doe · (415) 555-0101*\nMain St Pizza · keyword PIZZA · opted in"
     )
     assert parent.blocks[1]["text"]["text"] == "> Is my pizza on the way?"
+    thread = harness.services.storage.thread_by_ts(PIZZA_CHANNEL, parent.ts)
     assert parent.metadata == {
         "event_type": "smsbridge_thread",
-        "event_payload": {"store": "PIZZA", "phone": "+14155550101", "thread_id": 1},
+        "event_payload": {
+            "store": "PIZZA",
+            "phone": "+14155550101",
+            "thread_key": thread["thread_key"],
+        },
     }
     assert replies(harness.slack, parent.ts) == []
 

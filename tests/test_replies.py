@@ -179,6 +179,7 @@ def test_a_retry_after_a_clean_failure_does_not_count_a_duplicate_as_sent(
             "user": "USAM",
             "text": "a thread that is not a customer's",
             "thread_ts": "1700000000.000001",
+            "parent_user_id": "UALEX",  # a staff member's own post, not ours
         },
     ],
     ids=[
