@@ -7,6 +7,13 @@ at it. It records every call, keeps messages the way Slack would hold them
 can inject failures (HTTP 429 + ``Retry-After``, 5xx, or "processed, then the
 connection dropped"). ``smsbridge demo`` and the test suite both use it.
 
+Besides one-off failures (``fail_next``) it holds failure *states* that persist until
+changed, the way a real workspace does: a revoked/invalid/inactive token
+(``set_token_state``), an archived channel, a channel the bot was removed from or one that
+is gone (``set_channel_state``), a scope taken away (``remove_scope``/``add_scope``), a
+per-channel rate limit with a token bucket (``rate_limit``), and Slack Connect files whose
+event objects carry only ``file_access: check_file_info`` (``add_file(..., connect=True)``).
+
 Besides the Web API methods (``/api/<method>``) two non-API endpoints are
 recorded as calls too, so they can be asserted on and given failures:
 ``file.upload`` (POST to an ``upload_url``) and ``file.download`` (GET of a
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import mimetypes
 import threading
 import time
@@ -40,6 +48,63 @@ _SCOPES = (
     "chat:write,chat:write.customize,channels:history,groups:history,commands,"
     "files:read,files:write,reactions:write,users:read,channels:read"
 )
+
+# What each token state answers to every call (set_token_state).
+_TOKEN_ERRORS = {
+    "revoked": "token_revoked",
+    "invalid": "invalid_auth",
+    "inactive": "account_inactive",
+}
+
+# The scope a bot token needs for a method (slack-platform.md §1.2; views.* and auth.test need
+# none). Conversation reads depend on the conversation type: see _scope_for.
+_METHOD_SCOPES = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "chat.delete": "chat:write",
+    "reactions.add": "reactions:write",
+    "reactions.remove": "reactions:write",
+    "users.info": "users:read",
+    "files.info": "files:read",
+    "file.download": "files:read",
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
+}
+_CONVERSATION_SCOPES = {
+    "conversations.history": "history",
+    "conversations.replies": "history",
+    "conversations.info": "read",
+}
+_CONVERSATION_KINDS = {"C": "channels", "G": "groups", "D": "im"}
+
+# Which channel states each channel method refuses, and with what. A read of an archived
+# channel still works in Slack, and conversations.info reports the state in its answer
+# (is_member / is_archived) instead of refusing.
+_CHANNEL_STATE_ERRORS = {
+    "missing": "channel_not_found",
+    "archived": "is_archived",
+    "not_member": "not_in_channel",
+}
+_CHANNEL_METHODS: dict[str, frozenset[str]] = {
+    **{
+        m: frozenset({"missing", "archived", "not_member"})
+        for m in (
+            "chat.postMessage",
+            "chat.update",
+            "chat.postEphemeral",
+            "chat.delete",
+            "reactions.add",
+            "reactions.remove",
+            "files.completeUploadExternal",
+        )
+    },
+    **{
+        m: frozenset({"missing", "not_member"})
+        for m in ("chat.getPermalink", "conversations.history", "conversations.replies")
+    },
+    "conversations.info": frozenset({"missing"}),
+}
 
 
 @dataclass
@@ -87,6 +152,25 @@ class _Failure:
 
 
 @dataclass
+class _Bucket:
+    """A token bucket: ``burst`` calls at once, refilled at ``per_second``."""
+
+    per_second: float
+    burst: int
+    tokens: float
+    at: float
+
+    def take(self, now: float) -> float:
+        """Take one token; 0.0 when allowed, else the seconds until one is available."""
+        self.tokens = min(float(self.burst), self.tokens + (now - self.at) * self.per_second)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.per_second
+
+
+@dataclass
 class _Reply:
     status: int
     body: bytes
@@ -119,7 +203,9 @@ class FakeSlack:
         bot_user_id: str = "UBOT",
         bot_id: str = "BBOT",
         team_id: str = "T1",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock`` (seconds, monotonic) drives rate limits and trigger expiry."""
         self.bot_token = bot_token
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
@@ -134,6 +220,13 @@ class FakeSlack:
         self._blobs: dict[str, bytes] = {}
         self._pending_uploads: dict[str, JsonDict] = {}
         self._failures: dict[str, list[_Failure]] = {}
+        self.clock = clock
+        self.rate_limited_calls = 0
+        self._limits: dict[str, tuple[float, int]] = {}
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._token_state = "ok"
+        self._channel_states: dict[str, str] = {}
+        self._scopes: list[str] = _SCOPES.split(",")
         self._ts = _FIRST_TS
         self._ids: dict[str, int] = {}
         self._server: _Server | None = None
@@ -247,13 +340,85 @@ class FakeSlack:
             queue = self._failures.setdefault(method, [])
             queue.extend(_Failure(0, 0, "", drop=True) for _ in range(times))
 
+    # -- failure states (persist until changed) ------------------------------------------------
+
+    def set_token_state(self, state: str) -> None:
+        """ "ok", or "revoked" / "invalid" / "inactive": every call then answers
+        ``token_revoked`` / ``invalid_auth`` / ``account_inactive``."""
+        if state != "ok" and state not in _TOKEN_ERRORS:
+            raise ValueError(f"unknown token state {state!r}")
+        with self._lock:
+            self._token_state = state
+
+    def set_channel_state(self, channel: str, state: str) -> None:
+        """ "ok", or "archived" / "not_member" / "missing": the channel's methods then answer
+        ``is_archived`` / ``not_in_channel`` / ``channel_not_found`` (see _CHANNEL_METHODS)."""
+        if state != "ok" and state not in _CHANNEL_STATE_ERRORS:
+            raise ValueError(f"unknown channel state {state!r}")
+        with self._lock:
+            if state == "ok":
+                self._channel_states.pop(channel, None)
+            else:
+                self._channel_states[channel] = state
+
+    def remove_scope(self, scope: str) -> None:
+        """Methods needing ``scope`` answer ``missing_scope``; auth.test stops listing it."""
+        with self._lock:
+            if scope in self._scopes:
+                self._scopes.remove(scope)
+
+    def add_scope(self, scope: str) -> None:
+        with self._lock:
+            if scope not in self._scopes:
+                self._scopes.append(scope)
+
+    @property
+    def scopes(self) -> list[str]:
+        with self._lock:
+            return list(self._scopes)
+
+    def rate_limit(self, method: str, per_second: float = 1.0, burst: int = 1) -> None:
+        """Allow ``method`` ``burst`` calls at once, refilled at ``per_second`` (per channel for
+        chat.postMessage, like Slack); beyond that answer HTTP 429 ``ratelimited`` with a
+        ``Retry-After`` header, and count the call in ``rate_limited_calls``."""
+        if per_second <= 0 or burst < 1:
+            raise ValueError("per_second must be > 0 and burst >= 1")
+        with self._lock:
+            self._limits[method] = (per_second, burst)
+            self._buckets = {k: b for k, b in self._buckets.items() if k[0] != method}
+
+    def clear_rate_limit(self, method: str) -> None:
+        with self._lock:
+            self._limits.pop(method, None)
+            self._buckets = {k: b for k, b in self._buckets.items() if k[0] != method}
+
+    def dm_channel(self, user_id: str) -> str:
+        """The id of the bot's direct-message conversation with ``user_id``."""
+        return f"D{user_id}"
+
     def add_user(self, user_id: str, display_name: str, real_name: str = "") -> None:
         with self._lock:
             self._users[user_id] = _user_object(user_id, display_name, real_name, is_bot=False)
 
-    def add_file(self, file_id: str, content: bytes, mimetype: str, name: str) -> JsonDict:
+    def add_file(
+        self, file_id: str, content: bytes, mimetype: str, name: str, *, connect: bool = False
+    ) -> JsonDict:
+        """A file someone shared; returns the file object as message events carry it.
+
+        With ``connect=True`` it was shared from a Slack Connect workspace: the event's object
+        is only ``{"id", "file_access": "check_file_info", ...}`` (no name, type or urls), and
+        ``files.info`` returns the full object."""
         with self._lock:
-            return self._register_file(file_id, content, name, name, mimetype)
+            full = self._register_file(file_id, content, name, name, mimetype)
+            if not connect:
+                return full
+            return {
+                "id": file_id,
+                "file_access": "check_file_info",
+                "created": int(time.time()),
+                "timestamp": int(time.time()),
+                "user": full["user"],
+            }
 
     def add_message(
         self,
@@ -293,13 +458,52 @@ class FakeSlack:
     def _api(self, name: str, args: JsonDict, token: str | None) -> _Reply:
         if token != self.bot_token:
             return _json_reply({"ok": False, "error": "invalid_auth"})
+        if self._token_state in _TOKEN_ERRORS:
+            return _json_reply({"ok": False, "error": _TOKEN_ERRORS[self._token_state]})
+        headers = {"x-oauth-scopes": ",".join(self._scopes)}
+        needed = _scope_for(name, args)
+        if needed is not None and needed not in self._scopes:
+            refusal = {
+                "error": "missing_scope",
+                "needed": needed,
+                "provided": headers["x-oauth-scopes"],
+            }
+            return _json_reply({"ok": False, **refusal}, headers=headers)
+        limited = self._rate_limited(name, args)
+        if limited is not None:
+            return limited
         handler = self._methods.get(name)
         try:
+            self._check_channel_state(name, args)
             result = handler(args) if handler else {}
         except SlackError as e:
-            return _json_reply({"ok": False, "error": e.error})
-        headers = {"x-oauth-scopes": _SCOPES} if name == "auth.test" else {}
+            return _json_reply({"ok": False, "error": e.error}, headers=headers)
         return _json_reply({"ok": True, **result}, headers=headers)
+
+    def _rate_limited(self, name: str, args: JsonDict) -> _Reply | None:
+        limit = self._limits.get(name)
+        if limit is None:
+            return None
+        channel = str(args.get("channel") or "") if name == "chat.postMessage" else ""
+        bucket = self._buckets.get((name, channel))
+        now = self.clock()
+        if bucket is None:
+            bucket = self._buckets[(name, channel)] = _Bucket(*limit, float(limit[1]), now)
+        wait = bucket.take(now)
+        if wait == 0.0:
+            return None
+        self.rate_limited_calls += 1
+        retry_after = str(max(1, math.ceil(wait)))
+        return _json_reply({"ok": False, "error": "ratelimited"}, 429, {"Retry-After": retry_after})
+
+    def _check_channel_state(self, name: str, args: JsonDict) -> None:
+        refused_states = _CHANNEL_METHODS.get(name)
+        if not refused_states:
+            return
+        channel = _channel_arg(args)
+        state = self._channel_states.get(channel)
+        if state in refused_states:
+            raise SlackError(_CHANNEL_STATE_ERRORS[state])
 
     def _upload(self, file_id: str, body: bytes) -> _Reply:
         if file_id not in self._pending_uploads:
@@ -308,7 +512,7 @@ class FakeSlack:
         return _Reply(200, f"OK - {len(body)}".encode(), "text/plain; charset=utf-8")
 
     def _download(self, file_id: str, token: str | None) -> _Reply:
-        if token != self.bot_token:
+        if token != self.bot_token or self._token_state != "ok" or "files:read" not in self._scopes:
             return _Reply(200, _LOGIN_PAGE, "text/html; charset=utf-8")
         if file_id not in self._blobs:
             return _Reply(404, b"file not found", "text/plain")
@@ -410,6 +614,8 @@ class FakeSlack:
 
     def _chat_post_message(self, args: JsonDict) -> JsonDict:
         channel = _need(args, "channel", "channel_not_found")
+        if channel[:1] in ("U", "W"):  # a user id: Slack posts into the bot's DM with them
+            channel = self.dm_channel(channel)
         if not (args.get("text") or args.get("blocks") or args.get("attachments")):
             raise SlackError("no_text")
         if len(args.get("blocks") or []) > 50:
@@ -421,12 +627,18 @@ class FakeSlack:
                 str(args.get("text") or ""),
                 args.get("thread_ts") or None,
                 self.bot_user_id,
-                args.get("username"),
+                self._username(args),
                 args.get("blocks"),
                 args.get("metadata"),
             )
         )
         return {"channel": channel, "ts": message.ts, "message": self._message_json(message)}
+
+    def _username(self, args: JsonDict) -> str | None:
+        """``username`` only takes effect with chat:write.customize (Slack ignores it without)."""
+        if "chat:write.customize" not in self._scopes:
+            return None
+        return args.get("username") or None
 
     def _chat_update(self, args: JsonDict) -> JsonDict:
         channel = _need(args, "channel", "channel_not_found")
@@ -455,7 +667,7 @@ class FakeSlack:
                 str(args.get("text") or ""),
                 args.get("thread_ts") or None,
                 self.bot_user_id,
-                args.get("username"),
+                self._username(args),
                 args.get("blocks"),
                 ephemeral_for=user,
             )
@@ -499,13 +711,14 @@ class FakeSlack:
 
     def _conversations_info(self, args: JsonDict) -> JsonDict:
         channel = _need(args, "channel", "channel_not_found")
+        state = self._channel_states.get(channel, "ok")
         return {
             "channel": {
                 "id": channel,
                 "name": channel.lower(),
-                "is_channel": True,
-                "is_member": True,
-                "is_archived": False,
+                "is_channel": channel.startswith("C"),
+                "is_member": state != "not_member",
+                "is_archived": state == "archived",
             }
         }
 
@@ -595,7 +808,7 @@ class FakeSlack:
                 str(args.get("initial_comment") or ""),
                 thread_ts,
                 self.bot_user_id,
-                args.get("username"),
+                self._username(args),
                 args.get("blocks"),
                 files=objects,
             )
@@ -642,6 +855,20 @@ class FakeSlack:
 
 
 # -- module helpers ------------------------------------------------------------------------------
+
+
+def _channel_arg(args: JsonDict) -> str:
+    channel = args.get("channel") or args.get("channel_id") or args.get("channels") or ""
+    return str(channel).split(",")[0]
+
+
+def _scope_for(method: str, args: JsonDict) -> str | None:
+    if method in _METHOD_SCOPES:
+        return _METHOD_SCOPES[method]
+    if method in _CONVERSATION_SCOPES:
+        kind = _CONVERSATION_KINDS.get(_channel_arg(args)[:1], "channels")
+        return f"{kind}:{_CONVERSATION_SCOPES[method]}"
+    return None
 
 
 def _user_object(user_id: str, display_name: str, real_name: str, *, is_bot: bool) -> JsonDict:
