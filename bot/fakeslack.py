@@ -35,6 +35,8 @@ from types import TracebackType
 from typing import Any, cast
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from bot.manifest import BOT_SCOPES
+
 JsonDict = dict[str, Any]
 
 _JSON_FIELDS = frozenset({"blocks", "attachments", "metadata", "files", "view"})
@@ -44,10 +46,8 @@ _LOGIN_PAGE = (
     b"<!DOCTYPE html><html><head><title>Slack</title></head>"
     b"<body><h1>Sign in to your workspace</h1></body></html>"
 )
-_SCOPES = (
-    "chat:write,chat:write.customize,channels:history,groups:history,commands,"
-    "files:read,files:write,reactions:write,users:read,channels:read"
-)
+# A workspace where the app was installed from manifest.yml: its token has every bot scope.
+_SCOPES = ",".join(sorted(BOT_SCOPES))
 
 # What each token state answers to every call (set_token_state).
 _TOKEN_ERRORS = {

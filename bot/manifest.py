@@ -12,7 +12,14 @@ import yaml
 PLACEHOLDER_URL = "https://smsbridge.example.com"
 
 # Every Events API event the app subscribes to; listeners.py registers each of them.
-BOT_EVENTS = ["message.channels", "message.groups", "reaction_added"]
+BOT_EVENTS = [
+    "message.channels",
+    "message.groups",
+    "reaction_added",
+    "member_joined_channel",  # the bot invited back: its parked posts resume
+    "tokens_revoked",  # record the problem and park Slack work (no scope needed)
+    "app_uninstalled",  # the same (no scope needed)
+]
 
 # Slash commands: (command, description, usage hint). Listeners register each of them.
 COMMANDS: list[tuple[str, str, str]] = [
@@ -22,6 +29,8 @@ COMMANDS: list[tuple[str, str, str]] = [
 
 BOT_SCOPES = [
     "channels:history",  # staff replies in public store channels (message.channels)
+    "channels:read",  # start-up check of each store channel; member_joined_channel
+    "groups:read",  # the same for private store channels
     "groups:history",  # the same for private store channels (message.groups)
     "chat:write",  # customer threads, notices, progress
     "chat:write.customize",  # show the customer's name on their texts

@@ -78,6 +78,15 @@ class Problem:
     fix: str
 
 
+class SlackPark(Park):
+    """A job parked by a Slack error: which error, and the problem in plain words."""
+
+    def __init__(self, problem: Problem, error: str) -> None:
+        super().__init__(problem.problem, problem.key, fix=problem.fix)
+        self.problem = problem
+        self.error = error
+
+
 def channel_key(channel: str) -> str:
     return f"slack:channel:{channel}"
 
@@ -195,7 +204,7 @@ def slack_job(action: str, channel: str | None = None) -> Iterator[None]:
                 log.error("%s: Slack refused the message (%s): %s", action, error, response.data)
             else:
                 log.warning("%s: %s", action, found.problem)
-            raise Park(found.problem, found.key, fix=found.fix) from exc
+            raise SlackPark(found, error) from exc
         if error in GONE:
             raise GiveUp(f"{action}: {error}") from exc
         raise Retry(f"{action}: {error or exc}") from exc

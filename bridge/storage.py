@@ -492,7 +492,7 @@ class Storage:
     def hold_channel(self, channel: str, until: float, interval: float, burst: int) -> None:
         """Slack said "slow down" for ``channel``: no slot before ``until``, then one per
         ``interval`` (the burst allowance refills from there)."""
-        tat = until + interval + max(burst - 1, 0) * interval
+        tat = until + max(burst - 1, 0) * interval
         with self.transaction():
             self.db.execute(
                 "INSERT INTO slack_pacing (channel, tat) VALUES (?, ?)"

@@ -74,6 +74,15 @@ def test_every_manifest_event_is_answered_200_through_bolt(harness: Harness) -> 
             "reaction": "tada",
             "item": {"type": "message", "channel": "CPIZZA01", "ts": "1.0"},
         },
+        "member_joined_channel": {
+            "type": "member_joined_channel",
+            "user": "UALEX",
+            "channel": "CPIZZA01",
+            "channel_type": "C",
+            "team": "T1",
+        },
+        "tokens_revoked": {"type": "tokens_revoked", "tokens": {"oauth": ["UALEX"], "bot": []}},
+        "app_uninstalled": {"type": "app_uninstalled"},
     }
     for name in load()["settings"]["event_subscriptions"]["bot_events"]:
         response = harness.sender.event(samples[name])
