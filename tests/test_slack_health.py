@@ -11,8 +11,9 @@ import pytest
 
 from bot.fakeslack import FakeSlack
 from bridge.jobs import LANES
+from bridge.schema import migrations
 from bridge.simulator import Simulator
-from bridge.storage import OPTED_OUT
+from bridge.storage import OPTED_OUT, Storage
 from tests.conftest import CARS_CHANNEL, PIZZA_CHANNEL, Clock, Harness, make_config
 from tests.test_replies import open_thread, staff_reply
 
@@ -301,3 +302,28 @@ def test_healthz_is_ok_when_slack_is_fine(harness: Harness) -> None:
     assert body["ok"] is True
     assert body["problems"] == []
     assert body["parked_jobs"] == 0
+
+
+def test_migration_splits_waiting_customer_queues_into_lanes(tmp_path: Path) -> None:
+    store = Storage(str(tmp_path / "old.db"))
+    migrations.apply(store.db, stop_before="m006_slack_health")
+    for kind in ("post_inbound", "send_reply", "crm_opt_out", "post_notice"):
+        store.db.execute(
+            "INSERT INTO jobs (kind, payload, queue, status, attempts, run_at, created_at)"
+            " VALUES (?, '{}', 'customer:7', 'pending', 0, '2026', '2026')",
+            [kind],
+        )
+    store.db.execute(
+        "INSERT INTO jobs (kind, payload, queue, status, attempts, run_at, created_at)"
+        " VALUES ('blast_step', '{}', 'blast:3', 'pending', 0, '2026', '2026')"
+    )
+    store.db.conn.commit()
+    store.migrate()
+    assert [(j["kind"], j["queue"]) for j in store.jobs()] == [
+        ("post_inbound", "customer:7:slack"),
+        ("send_reply", "customer:7:crm"),
+        ("crm_opt_out", "customer:7:crm"),
+        ("post_notice", "customer:7:slack"),
+        ("blast_step", "blast:3"),
+    ]
+    store.close()
