@@ -3,9 +3,10 @@
 Slack allows about one message per second per channel, with short bursts. :class:`Pacer` hands
 out posting slots per channel from the database (one atomic statement, see
 :meth:`bridge.storage.Storage.reserve_slot`), so several processes sharing the database share
-one allowance. A job whose slot is near sleeps until it; a job whose slot is further away is
-run again at its slot (:class:`~bridge.jobs.Retry`, not counted as an attempt), which frees the
-worker for other channels and for texting. Outside a job (interactive paths) nothing sleeps.
+one allowance. A job whose slot is near sleeps until it; a ``slack``-lane job whose slot is
+further away is run again at its slot (:class:`~bridge.jobs.Retry`, not counted as an attempt),
+which frees the worker for other channels and for texting. Outside a job (interactive paths)
+nothing sleeps.
 
 When Slack still answers 429, the channel is held for its ``Retry-After`` for everyone.
 """
@@ -21,7 +22,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
-from bridge.jobs import Retry, current_job
+from bridge.jobs import SLACK, Retry, current_job, current_lane
 from bridge.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,10 @@ class Pacer:
             return
         if job is None:
             return  # interactive: never keep a person waiting; the slot is still accounted
-        if wait > self.max_sleep:
+        if wait > self.max_sleep and current_lane() == SLACK:
             raise Retry(f"paced: next post to {channel} in {wait:.1f}s", delay=wait, free=True)
+        # Near, or in a job that does more than post (a text already sent must not be sent
+        # again to show its note): wait here.
         self.sleep(wait)
 
     def posted(self, channel: str) -> None:

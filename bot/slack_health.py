@@ -173,6 +173,9 @@ class SlackHealth:
             info = self.client.conversations_info(channel=channel)["channel"]
         except SlackApiError as exc:
             error = str(exc.response.get("error", ""))
+            if error == "missing_scope":  # channels:read / groups:read: the scope check says so
+                log.warning("could not check channel %s: missing_scope", channel)
+                return False, None
             if error in CHANNEL_ERRORS or error in TOKEN_ERRORS:
                 needed = str(exc.response.get("needed", ""))
                 return True, describe(error, channel, needed=needed, where=f"{label} ({channel})")

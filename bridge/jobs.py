@@ -68,17 +68,24 @@ def customer_queue(kind: str, customer_id: int) -> str:
     return f"customer:{customer_id}:{lane_of(kind)}"
 
 
-_current_job: ContextVar[int | None] = ContextVar("smsbridge_current_job", default=None)
+_current_job: ContextVar[tuple[int, str] | None] = ContextVar("smsbridge_current_job", default=None)
 
 
 def current_job() -> int | None:
     """The id of the job running in this thread, if any (pacing keeps a slot per job)."""
-    return _current_job.get()
+    job = _current_job.get()
+    return None if job is None else job[0]
+
+
+def current_lane() -> str | None:
+    """The lane of the job running in this thread, if any."""
+    job = _current_job.get()
+    return None if job is None else LANES.get(job[1])
 
 
 @contextmanager
-def running(job_id: int) -> Iterator[None]:
-    token = _current_job.set(job_id)
+def running(job_id: int, kind: str = "") -> Iterator[None]:
+    token = _current_job.set((job_id, kind))
     try:
         yield
     finally:
@@ -216,7 +223,7 @@ class JobRunner:
         try:
             if handler is None:
                 raise GiveUp(f"no handler for job kind {job['kind']!r}")
-            with running(job["id"]):
+            with running(job["id"], job["kind"]):
                 handler({**job["payload"], "_attempt": job["attempts"]})
         except Retry as exc:
             if exc.free:

@@ -72,24 +72,27 @@ def test_in_a_job_a_near_turn_is_slept_and_a_far_one_frees_the_worker(storage: S
     now = [100.0]
     slept: list[float] = []
     pacer = Pacer(storage, 1.0, 1, max_sleep=1.5, now=lambda: now[0], sleep=slept.append)
-    with running(1):
+    with running(1, "post_inbound"):
         pacer.wait_turn("C1")
         pacer.posted("C1")
-    with running(2):
+    with running(2, "post_inbound"):
         pacer.wait_turn("C1")  # one second away: slept in the worker
         pacer.posted("C1")
     assert slept == [1.0]
-    with running(3), pytest.raises(Retry) as caught:
+    with running(3, "post_inbound"), pytest.raises(Retry) as caught:
         pacer.wait_turn("C1")  # two seconds away: run the job again then
     assert caught.value.free and caught.value.delay == 2.0
     now[0] = 102.0
-    with running(4):
+    with running(4, "post_inbound"):
         pacer.wait_turn("C1")  # another job meanwhile queues behind job 3's slot
     assert slept == [1.0, 1.0]
-    with running(3):
+    with running(3, "post_inbound"):
         pacer.wait_turn("C1")  # job 3 comes back at its slot and posts at once
         pacer.posted("C1")
     assert slept == [1.0, 1.0]
+    with running(5, "send_reply"):
+        pacer.wait_turn("C1")  # a text already went out: its note waits here, not again
+    assert slept == [1.0, 1.0, 2.0]
 
 
 def test_outside_a_job_nothing_sleeps(storage: Storage) -> None:
