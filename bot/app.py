@@ -176,6 +176,12 @@ def create_app(
         body["failed_jobs"] = len(storage.jobs("failed"))
         return jsonify(body), 200 if ok else 503
 
+    @flask_app.get("/livez")
+    def livez() -> ResponseReturnValue:
+        """The process answers (for a platform that restarts or rolls back on a failing check:
+        restarting does not fix a revoked token or a missing invite, /healthz says what does)."""
+        return jsonify({"ok": True})
+
     services = Services(config, storage, crm, slack, bolt, runner, http, registered, health)
     flask_app.extensions["smsbridge"] = services
     health.check()  # token, scopes, channels: problems logged and alerted, fixed ones resumed

@@ -160,6 +160,7 @@ def test_app_uninstalled_is_a_problem_until_reinstalled(harness: Harness) -> Non
     assert harness.sender.event({"type": "app_uninstalled"}).status_code == 200
     response = healthz(harness)
     assert response.status_code == 503
+    assert httpx.get(f"{harness.server.url}/livez").status_code == 200  # the process is up
     [problem] = response.json()["problems"]
     assert problem["problem"] == (
         "smsbridge was uninstalled from the Slack workspace (app_uninstalled). "
