@@ -43,6 +43,9 @@ LANES: dict[str, str] = {
     "mark_note": SLACK,
     "blast_progress": SLACK,
     "ops_alert": SLACK,
+    "reply_feedback": SLACK,  # the reaction / note staff should see about a reply
+    "post_outbound": SLACK,  # a /sms text shown in its thread
+    "recover_reply": SLACK,  # a reply in a thread the database does not know: read Slack
     # texting customers and telling CRM Text about consent
     "send_reply": CRM,
     "crm_opt_out": CRM,
