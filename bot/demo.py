@@ -85,7 +85,7 @@ def _run(workdir: Path) -> int:
     app = create_app(config, clock=clock)
     app_server = LiveServer(app)
     services = services_of(app)
-    sender = SlackSender(app_server.url, config.slack_signing_secret)
+    sender = SlackSender(app_server.url, config.slack_signing_secret, slack=slack)
     services.crm.set_callback(STORE, f"{app_server.url}/sms/inbound/{config.callback_token}")
     say("smsbridge demo: the CRM Text simulator, a stand-in for Slack and the app are running")
     say("on 127.0.0.1, with a fresh SQLite database. Store: Main St Pizza (keyword PIZZA).\n")

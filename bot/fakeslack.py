@@ -7,6 +7,14 @@ at it. It records every call, keeps messages the way Slack would hold them
 can inject failures (HTTP 429 + ``Retry-After``, 5xx, or "processed, then the
 connection dropped"). ``smsbridge demo`` and the test suite both use it.
 
+It is as strict as Slack where that matters to us: every message and view is checked
+against Block Kit's limits (``fakeslack_limits``, a hand-written table independent of
+slack_sdk) and refused like Slack refuses it (``invalid_blocks`` / ``invalid_arguments`` /
+``msg_too_long``), each refusal also landing in ``refusals`` so a test can fail on it;
+``conversations.history``/``replies`` page (``limit``, ``cursor``, ``has_more``,
+``oldest``/``latest``/``inclusive``); and a ``trigger_id`` (``new_trigger_id``) opens one view
+within 3 seconds.
+
 Besides one-off failures (``fail_next``) it holds failure *states* that persist until
 changed, the way a real workspace does: a revoked/invalid/inactive token
 (``set_token_state``), an archived channel, a channel the bot was removed from or one that
@@ -22,10 +30,13 @@ recorded as calls too, so they can be asserted on and given failures:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import inspect
 import json
 import math
 import mimetypes
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -35,6 +46,7 @@ from types import TracebackType
 from typing import Any, cast
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from bot import fakeslack_limits as limits
 from bot.manifest import BOT_SCOPES
 
 JsonDict = dict[str, Any]
@@ -46,6 +58,14 @@ _LOGIN_PAGE = (
     b"<!DOCTYPE html><html><head><title>Slack</title></head>"
     b"<body><h1>Sign in to your workspace</h1></body></html>"
 )
+TRIGGER_LIFETIME = 3.0  # seconds a trigger_id can be used after it was issued
+_HISTORY_LIMIT_MAX = 999
+_REPLIES_LIMIT_MAX = 1000
+_DEFAULT_PAGE = 100  # Slack: "fewer than the requested number of items may be returned"
+_MESSAGE_METHODS = frozenset(
+    {"chat.postMessage", "chat.postEphemeral", "chat.update", "files.completeUploadExternal"}
+)
+_VIEW_METHODS = frozenset({"views.open", "views.update", "views.push"})
 # A workspace where the app was installed from manifest.yml: its token has every bot scope.
 _SCOPES = ",".join(sorted(BOT_SCOPES))
 
@@ -211,6 +231,7 @@ class FakeSlack:
         self.bot_id = bot_id
         self.team_id = team_id
         self.calls: list[Call] = []
+        self.refusals: list[str] = []
         self.messages: list[Message] = []
         self.views: dict[str, JsonDict] = {}
         self.uploaded: dict[str, bytes] = {}
@@ -225,6 +246,9 @@ class FakeSlack:
         self._limits: dict[str, tuple[float, int]] = {}
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._token_state = "ok"
+        self._triggers: dict[str, float] = {}
+        self._trigger_count = 0
+        self._used_triggers: set[str] = set()
         self._channel_states: dict[str, str] = {}
         self._scopes: list[str] = _SCOPES.split(",")
         self._ts = _FIRST_TS
@@ -340,18 +364,56 @@ class FakeSlack:
             queue = self._failures.setdefault(method, [])
             queue.extend(_Failure(0, 0, "", drop=True) for _ in range(times))
 
+    def new_trigger_id(self) -> str:
+        """A trigger_id as Slack puts in a slash command or interaction: it can open (or push)
+        one view, within 3 seconds of being issued."""
+        with self._lock:
+            self._trigger_count += 1
+            trigger = f"{self._trigger_count}.{self.team_id}.{secrets.token_hex(16)}"
+            self._triggers[trigger] = self.clock()
+            return trigger
+
+    # -- Block Kit validation ------------------------------------------------------------------
+
+    def check_view(self, view: Any) -> list[str]:
+        """What Slack would refuse in a modal/Home view (empty: valid); pointers are relative to
+        the view, e.g. ``/blocks/3/element/options/0/description/text``."""
+        return limits.check_view(view)
+
+    def check_interaction_response(
+        self, source: str, body: Any, submitted: Any = None
+    ) -> list[str]:
+        """Check an interaction response the way Slack would: a view returned with
+        ``response_action`` update / push must be valid, and ``errors`` must name input blocks
+        of the ``submitted`` view (else Slack shows the person only "We had some trouble
+        connecting"). A refusal is recorded in ``refusals``."""
+        action = body.get("response_action") if isinstance(body, dict) else None
+        if action in ("update", "push"):
+            problems = limits.check_view(body.get("view"), "/view")
+        elif action == "errors" and submitted is not None:
+            problems = limits.check_errors(body.get("errors"), submitted)
+        else:
+            return []
+        if problems:
+            self._refuse(f"{source} response_action={body['response_action']}", problems)
+        return problems
+
+    def _refuse(self, where: str, problems: list[str]) -> None:
+        with self._lock:
+            self.refusals.append(f"{where}: " + "; ".join(problems))
+
     # -- failure states (persist until changed) ------------------------------------------------
 
     def set_token_state(self, state: str) -> None:
-        """ "ok", or "revoked" / "invalid" / "inactive": every call then answers
-        ``token_revoked`` / ``invalid_auth`` / ``account_inactive``."""
+        """Either "ok", or "revoked" / "invalid" / "inactive": every call then answers
+        ``token_revoked`` / ``invalid_auth`` / ``account_inactive`` until set back to "ok"."""
         if state != "ok" and state not in _TOKEN_ERRORS:
             raise ValueError(f"unknown token state {state!r}")
         with self._lock:
             self._token_state = state
 
     def set_channel_state(self, channel: str, state: str) -> None:
-        """ "ok", or "archived" / "not_member" / "missing": the channel's methods then answer
+        """Either "ok", or "archived" / "not_member" / "missing": the channel's methods then answer
         ``is_archived`` / ``not_in_channel`` / ``channel_not_found`` (see _CHANNEL_METHODS)."""
         if state != "ok" and state not in _CHANNEL_STATE_ERRORS:
             raise ValueError(f"unknown channel state {state!r}")
@@ -472,6 +534,9 @@ class FakeSlack:
         limited = self._rate_limited(name, args)
         if limited is not None:
             return limited
+        refused = self._validate(name, args)
+        if refused is not None:
+            return refused
         handler = self._methods.get(name)
         try:
             self._check_channel_state(name, args)
@@ -479,6 +544,25 @@ class FakeSlack:
         except SlackError as e:
             return _json_reply({"ok": False, "error": e.error}, headers=headers)
         return _json_reply({"ok": True, **result}, headers=headers)
+
+    def _validate(self, name: str, args: JsonDict) -> _Reply | None:
+        """Refuse what Slack would refuse in a message's or a view's content (see
+        fakeslack_limits), record it in ``refusals`` and answer like Slack."""
+        if name in _MESSAGE_METHODS:
+            error, problems = _message_problems(name, args)
+        elif name in _VIEW_METHODS:
+            error, problems = _view_problems(args.get("view"))
+        else:
+            return None
+        if not problems:
+            return None
+        self._refuse(f"{name} {error}", problems)
+        payload: JsonDict = {"ok": False, "error": error}
+        if error in ("invalid_blocks", "invalid_arguments"):
+            payload["response_metadata"] = {"messages": problems}
+        if error == "invalid_blocks":
+            payload["errors"] = problems
+        return _json_reply(payload)
 
     def _rate_limited(self, name: str, args: JsonDict) -> _Reply | None:
         limit = self._limits.get(name)
@@ -512,7 +596,8 @@ class FakeSlack:
         return _Reply(200, f"OK - {len(body)}".encode(), "text/plain; charset=utf-8")
 
     def _download(self, file_id: str, token: str | None) -> _Reply:
-        if token != self.bot_token or self._token_state != "ok" or "files:read" not in self._scopes:
+        needed = _scope_for("file.download", {})
+        if token != self.bot_token or self._token_state != "ok" or needed not in self._scopes:
             return _Reply(200, _LOGIN_PAGE, "text/html; charset=utf-8")
         if file_id not in self._blobs:
             return _Reply(404, b"file not found", "text/plain")
@@ -618,8 +703,6 @@ class FakeSlack:
             channel = self.dm_channel(channel)
         if not (args.get("text") or args.get("blocks") or args.get("attachments")):
             raise SlackError("no_text")
-        if len(args.get("blocks") or []) > 50:
-            raise SlackError("invalid_blocks")
         message = self._store(
             Message(
                 channel,
@@ -723,28 +806,63 @@ class FakeSlack:
         }
 
     def _conversations_history(self, args: JsonDict) -> JsonDict:
+        """Top-level messages newest first, paged like Slack (limit, cursor, has_more) within
+        oldest/latest (exclusive unless ``inclusive``)."""
         channel = _need(args, "channel", "channel_not_found")
-        limit = int(args.get("limit") or 100)
-        newest_first = list(reversed(self.top_level(channel)))[:limit]
-        meta = _flag(args.get("include_all_metadata"))
-        return {"messages": [self._message_json(m, meta) for m in newest_first], "has_more": False}
+        in_range = _time_range(args)
+        newest_first = [m for m in reversed(self.top_level(channel)) if in_range(m.ts)]
+        cursor = _decode_cursor(args.get("cursor"))
+        if cursor is not None:
+            newest_first = [m for m in newest_first if _ts_key(m.ts) <= cursor]
+        limit = _limit(args, _HISTORY_LIMIT_MAX)
+        page, rest = newest_first[:limit], newest_first[limit:]
+        return self._page(page, rest, args)
 
     def _conversations_replies(self, args: JsonDict) -> JsonDict:
+        """A thread oldest first, its parent first on the first page, paged like Slack; given a
+        reply's ts, only that message (as Slack does)."""
         channel = _need(args, "channel", "channel_not_found")
         ts = _need(args, "ts", "thread_not_found")
         found = self.thread(channel, ts)
         if not found or found[0].ts != ts:
             raise SlackError("thread_not_found")
         if found[0].is_reply:
-            found = found[:1]
+            return self._page(found[:1], [], args)
+        parent, in_range = found[0], _time_range(args)
+        replies = [m for m in found[1:] if in_range(m.ts)]
+        limit = _limit(args, _REPLIES_LIMIT_MAX)
+        cursor = _decode_cursor(args.get("cursor"))
+        if cursor is None:
+            return self._page([parent, *replies[: limit - 1]], replies[limit - 1 :], args)
+        replies = [m for m in replies if _ts_key(m.ts) >= cursor]
+        return self._page(replies[:limit], replies[limit:], args)
+
+    def _page(self, page: list[Message], rest: list[Message], args: JsonDict) -> JsonDict:
         meta = _flag(args.get("include_all_metadata"))
-        return {"messages": [self._message_json(m, meta) for m in found], "has_more": False}
+        out: JsonDict = {
+            "messages": [self._message_json(m, meta) for m in page],
+            "has_more": bool(rest),
+        }
+        if rest:
+            out["response_metadata"] = {"next_cursor": _encode_cursor(rest[0].ts)}
+        return out
+
+    def _use_trigger(self, args: JsonDict) -> None:
+        trigger = _need(args, "trigger_id", "invalid_trigger_id")
+        issued = self._triggers.get(trigger)
+        if issued is None:
+            raise SlackError("invalid_trigger_id")
+        if trigger in self._used_triggers:
+            raise SlackError("exchanged_trigger_id")
+        if self.clock() - issued > TRIGGER_LIFETIME:
+            raise SlackError("expired_trigger_id")
+        self._used_triggers.add(trigger)
 
     def _views_open(self, args: JsonDict) -> JsonDict:
-        _need(args, "trigger_id", "invalid_trigger_id")
         external_id = (args.get("view") or {}).get("external_id")
         if external_id and any(v.get("external_id") == external_id for v in self.views.values()):
             raise SlackError("duplicate_external_id")
+        self._use_trigger(args)
         return {"view": self._store_view(self._next_id("V"), args.get("view"))}
 
     def _views_update(self, args: JsonDict) -> JsonDict:
@@ -763,7 +881,7 @@ class FakeSlack:
         return {"view": self._store_view(view_id, args.get("view"))}
 
     def _views_push(self, args: JsonDict) -> JsonDict:
-        _need(args, "trigger_id", "invalid_trigger_id")
+        self._use_trigger(args)
         return {"view": self._store_view(self._next_id("V"), args.get("view"))}
 
     def _files_info(self, args: JsonDict) -> JsonDict:
@@ -855,6 +973,87 @@ class FakeSlack:
 
 
 # -- module helpers ------------------------------------------------------------------------------
+
+
+def _message_problems(name: str, args: JsonDict) -> tuple[str, list[str]]:
+    text = args.get("text")
+    most = limits.UPDATE_MAX_TEXT if name == "chat.update" else limits.MESSAGE_MAX_TEXT
+    if isinstance(text, str) and len(text) > most:
+        return "msg_too_long", [f"text is {len(text)} characters; {name} allows {most}"]
+    metadata = args.get("metadata")
+    if metadata is not None and not (
+        isinstance(metadata, dict)
+        and isinstance(metadata.get("event_type"), str)
+        and isinstance(metadata.get("event_payload"), dict)
+    ):
+        return "invalid_metadata_format", ["metadata needs event_type and event_payload"]
+    blocks = args.get("blocks")
+    if blocks is None or blocks == "":
+        return "invalid_blocks", []
+    if not isinstance(blocks, list):
+        return "invalid_blocks_format", ["blocks must be a JSON array"]
+    return "invalid_blocks", limits.check_blocks(blocks)
+
+
+def _view_problems(view: Any) -> tuple[str, list[str]]:
+    if isinstance(view, dict) and len(json.dumps(view)) > limits.VIEW_MAX_BYTES:
+        return "view_too_large", [f"the view is over {limits.VIEW_MAX_BYTES} bytes"]
+    return "invalid_arguments", limits.check_view(view, "/view")
+
+
+def _ts_key(ts: str) -> int:
+    """A message ts ("1732492800.000100") as microseconds, for exact comparisons."""
+    seconds, _, fraction = str(ts).partition(".")
+    if not seconds.isdigit() or not (fraction.isdigit() or fraction == ""):
+        raise ValueError(ts)
+    return int(seconds) * 1_000_000 + int((fraction + "000000")[:6])
+
+
+def _time_range(args: JsonDict) -> Callable[[str], bool]:
+    """oldest/latest as Slack documents them: bounds excluded unless ``inclusive``."""
+    try:
+        oldest = _ts_key(args["oldest"]) if args.get("oldest") not in (None, "") else None
+    except ValueError:
+        raise SlackError("invalid_ts_oldest") from None
+    try:
+        latest = _ts_key(args["latest"]) if args.get("latest") not in (None, "", "now") else None
+    except ValueError:
+        raise SlackError("invalid_ts_latest") from None
+    inclusive = _flag(args.get("inclusive"))
+
+    def in_range(ts: str) -> bool:
+        key = _ts_key(ts)
+        if oldest is not None and (key < oldest or (key == oldest and not inclusive)):
+            return False
+        return latest is None or key < latest or (key == latest and inclusive)
+
+    return in_range
+
+
+def _limit(args: JsonDict, most: int) -> int:
+    try:
+        limit = int(args.get("limit") or _DEFAULT_PAGE)
+    except (TypeError, ValueError):
+        raise SlackError("invalid_limit") from None
+    if limit < 1:
+        raise SlackError("invalid_limit")
+    return min(limit, most)
+
+
+def _encode_cursor(ts: str) -> str:
+    return base64.b64encode(f"next_ts:{ts}".encode()).decode()
+
+
+def _decode_cursor(cursor: Any) -> int | None:
+    if not cursor:
+        return None
+    try:
+        text = base64.b64decode(str(cursor), validate=True).decode()
+        if not text.startswith("next_ts:"):
+            raise ValueError(text)
+        return _ts_key(text[len("next_ts:") :])
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise SlackError("invalid_cursor") from None
 
 
 def _channel_arg(args: JsonDict) -> str:
@@ -1031,12 +1230,14 @@ def serve_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fake = FakeSlack(bot_token=args.token).start(args.port)
     print(f"fake Slack Web API on {fake.api_url} (SLACK_API_URL), token {args.token}")
-    print("Ctrl-C prints what was posted.")
+    print("Ctrl-C prints what was posted (and what Slack would have refused).")
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         print(fake.transcript())
+        for refusal in fake.refusals:
+            print(f"REFUSED {refusal}")
     finally:
         fake.stop()
     return 0

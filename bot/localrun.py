@@ -13,6 +13,11 @@ import httpx
 from slack_sdk.signature import SignatureVerifier
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from bot.fakeslack import FakeSlack
+
+# Interaction payloads that Slack gives a trigger_id (it can open one view within 3 s).
+_TRIGGERING = frozenset({"block_actions", "view_submission", "shortcut", "message_action"})
+
 
 class LiveServer:
     """A WSGI app served on 127.0.0.1 on a free port, in a daemon thread."""
@@ -33,13 +38,31 @@ class LiveServer:
 
 
 class SlackSender:
-    """Posts what Slack would post to ``/slack/events``, signed with the signing secret."""
+    """Posts what Slack would post to ``/slack/events``, signed with the signing secret.
 
-    def __init__(self, base_url: str, signing_secret: str, team_id: str = "T1") -> None:
+    Given the fake Slack the app talks to, it acts for that Slack: slash commands and
+    interactions carry a ``trigger_id`` the fake issued (valid for 3 s, once), and a view the
+    app returns in a ``response_action`` is checked against Block Kit's limits like Slack
+    would (a refusal lands in ``slack.refusals``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        signing_secret: str,
+        team_id: str = "T1",
+        *,
+        slack: FakeSlack | None = None,
+    ) -> None:
         self.url = base_url.rstrip("/") + "/slack/events"
         self.verifier = SignatureVerifier(signing_secret)
         self.team_id = team_id
+        self.slack = slack
         self._counter = 0
+
+    def trigger_id(self) -> str:
+        """A new trigger_id: issued by the fake Slack when there is one."""
+        self._counter += 1
+        return self.slack.new_trigger_id() if self.slack else f"trigger.{self._counter}"
 
     def post(
         self, body: str, content_type: str, headers: dict[str, str] | None = None
@@ -76,12 +99,22 @@ class SlackSender:
     def interaction(self, payload: dict[str, Any]) -> httpx.Response:
         """block_actions / view_submission: ``payload=<json>`` form-encoded."""
         payload.setdefault("team", {"id": self.team_id})
+        if payload.get("type") in _TRIGGERING:
+            payload.setdefault("trigger_id", self.trigger_id())
         body = urlencode({"payload": json.dumps(payload)})
-        return self.post(body, "application/x-www-form-urlencoded")
+        response = self.post(body, "application/x-www-form-urlencoded")
+        if self.slack is not None and response.status_code == 200 and response.content:
+            try:
+                answer = response.json()
+            except ValueError:
+                answer = None
+            self.slack.check_interaction_response(
+                str(payload.get("type")), answer, payload.get("view")
+            )
+        return response
 
     def command(self, command: str, text: str, *, user: str, channel: str) -> httpx.Response:
         """A slash command, form-encoded like Slack sends it."""
-        self._counter += 1
         form = {
             "token": "legacy",
             "team_id": self.team_id,
@@ -90,7 +123,7 @@ class SlackSender:
             "user_name": user.lower(),
             "command": command,
             "text": text,
-            "trigger_id": f"trigger.{self._counter}",
+            "trigger_id": self.trigger_id(),
             "response_url": "http://127.0.0.1:9/hook",
             "api_app_id": "A1",
         }

@@ -53,10 +53,22 @@ def clock() -> Clock:
 
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
+    """The fake Slack. A test fails when Slack refused anything the app sent (a message or view
+    breaking Block Kit's limits); a test that expects a refusal clears ``slack.refusals``."""
     with FakeSlack() as fake:
         fake.add_user("USAM", "Sam", "Sam Rivera")
         fake.add_user("UALEX", "Alex", "Alex Chen")
         yield fake
+        fail_on_refusals(fake)
+
+
+def fail_on_refusals(fake: FakeSlack) -> None:
+    """Fail the test when Slack refused a message or view the app sent."""
+    if fake.refusals:
+        pytest.fail(
+            f"Slack refused {len(fake.refusals)} request(s):\n" + "\n".join(fake.refusals),
+            pytrace=False,
+        )
 
 
 @pytest.fixture
@@ -91,7 +103,7 @@ class Harness:
         crm = CrmTextClient(self.config.crmtext_api_url, CRM_USER, CRM_PASSWORD)
         self.app = create_app(self.config, clock=self.clock, crm=crm)
         self.server = LiveServer(self.app)
-        self.sender = SlackSender(self.server.url, SIGNING_SECRET)
+        self.sender = SlackSender(self.server.url, SIGNING_SECRET, slack=self.slack)
         for keyword in self.config.stores:
             crm.set_callback(keyword, f"{self.server.url}/sms/inbound/{CALLBACK_TOKEN}")
 

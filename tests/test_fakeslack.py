@@ -9,12 +9,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 from bot.fakeslack import FakeSlack
+from tests.conftest import fail_on_refusals
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeSlack]:
     with FakeSlack() as fake:
         yield fake
+        fail_on_refusals(fake)
 
 
 @pytest.fixture
@@ -147,8 +149,13 @@ def test_url_private_download_needs_the_token(fake: FakeSlack) -> None:
 
 
 def test_views_are_stored(fake: FakeSlack, client: WebClient) -> None:
-    view = {"type": "modal", "callback_id": "blast", "title": {"type": "plain_text", "text": "B"}}
-    opened = client.views_open(trigger_id="t1", view=view)["view"]
+    view = {
+        "type": "modal",
+        "callback_id": "blast",
+        "title": {"type": "plain_text", "text": "B"},
+        "blocks": [],
+    }
+    opened = client.views_open(trigger_id=fake.new_trigger_id(), view=view)["view"]
     client.views_update(view_id=opened["id"], view={**view, "callback_id": "blast2"})
     assert opened["id"].startswith("V")
     assert fake.views[opened["id"]]["callback_id"] == "blast2"
@@ -369,3 +376,586 @@ def test_slack_connect_file_needs_files_info(fake: FakeSlack, client: WebClient)
     full = client.files_info(file="F1")["file"]
     assert (full["name"], full["mimetype"], full["size"]) == ("cat.gif", "image/gif", 6)
     assert full["url_private_download"].startswith(fake.root_url)
+
+
+# -- Block Kit limits ---------------------------------------------------------------------------
+
+
+def _text(n: int, char: str = "x") -> str:
+    return char * n
+
+
+def _plain(text: str) -> dict:
+    return {"type": "plain_text", "text": text}
+
+
+def _mrkdwn(text: str) -> dict:
+    return {"type": "mrkdwn", "text": text}
+
+
+def _section(text: str) -> dict:
+    return {"type": "section", "text": _mrkdwn(text)}
+
+
+def _button(**fields) -> dict:
+    return {"type": "button", "text": _plain("Go"), "action_id": "go", **fields}
+
+
+def _option(text: str = "One", value: str = "1", **fields) -> dict:
+    return {"text": _plain(text), "value": value, **fields}
+
+
+def _actions(*elements: dict) -> dict:
+    return {"type": "actions", "elements": list(elements)}
+
+
+def _input(element: dict, label: str = "Message") -> dict:
+    return {"type": "input", "block_id": "in", "label": _plain(label), "element": element}
+
+
+def test_blocks_built_with_slack_sdk_at_the_limits_are_accepted(
+    fake: FakeSlack, client: WebClient
+) -> None:
+    from slack_sdk.models.blocks import (
+        ActionsBlock,
+        ButtonElement,
+        CheckboxesElement,
+        ContextBlock,
+        DividerBlock,
+        HeaderBlock,
+        InputBlock,
+        MarkdownTextObject,
+        Option,
+        OverflowMenuElement,
+        PlainTextInputElement,
+        PlainTextObject,
+        SectionBlock,
+        StaticSelectElement,
+    )
+
+    blocks = [
+        HeaderBlock(text=_text(150)),
+        SectionBlock(
+            text=MarkdownTextObject(text=_text(3000)),
+            accessory=ButtonElement(text=_text(75), action_id="a" * 255, value=_text(2000)),
+            block_id="b" * 255,
+        ),
+        SectionBlock(fields=[MarkdownTextObject(text=_text(2000)) for _ in range(10)]),
+        DividerBlock(),
+        ContextBlock(elements=[MarkdownTextObject(text=f"c{n}") for n in range(10)]),
+        ActionsBlock(
+            elements=[
+                StaticSelectElement(
+                    action_id="pick",
+                    placeholder=_text(150),
+                    options=[
+                        Option(text=_text(75), value=_text(150), description=_text(75))
+                        for _ in range(100)
+                    ],
+                ),
+                OverflowMenuElement(
+                    action_id="more", options=[Option(text="o", value=str(n)) for n in range(5)]
+                ),
+            ]
+        ),
+        InputBlock(
+            label=PlainTextObject(text=_text(2000)),
+            element=CheckboxesElement(
+                action_id="ticks", options=[Option(text=_text(75), value=str(n)) for n in range(10)]
+            ),
+        ),
+        InputBlock(
+            label="Text",
+            element=PlainTextInputElement(action_id="t", placeholder=_text(150), max_length=3000),
+        ),
+    ]
+    blocks += [DividerBlock()] * (50 - len(blocks))
+    dicts = [b.to_dict() for b in blocks]
+
+    posted = client.chat_postMessage(channel="C1", text=_text(40_000), blocks=dicts)
+    client.chat_update(channel="C1", ts=posted["ts"], text=_text(4000), blocks=dicts)
+    assert fake.refusals == []
+    assert fake.messages[0].blocks == dicts
+
+
+MESSAGE_REFUSALS = [
+    (
+        [_section(_text(3001))],
+        "[ERROR] must be less than 3001 characters [json-pointer:/blocks/0/text/text]",
+    ),
+    (
+        [{"type": "section", "fields": [_mrkdwn("f")] * 11}],
+        "[ERROR] no more than 10 items allowed [json-pointer:/blocks/0/fields]",
+    ),
+    (
+        [{"type": "section", "fields": [_mrkdwn(_text(2001))]}],
+        "[ERROR] must be less than 2001 characters [json-pointer:/blocks/0/fields/0/text]",
+    ),
+    ([{"type": "section"}], "[ERROR] missing required field: text [json-pointer:/blocks/0]"),
+    ([_section("")], "[ERROR] must be more than 0 characters [json-pointer:/blocks/0/text/text]"),
+    (
+        [{"type": "section", "text": _plain("")}],
+        "[ERROR] must be more than 0 characters [json-pointer:/blocks/0/text/text]",
+    ),
+    (
+        [{"type": "header", "text": _plain(_text(151))}],
+        "[ERROR] must be less than 151 characters [json-pointer:/blocks/0/text/text]",
+    ),
+    (
+        [{"type": "header", "text": _mrkdwn("*Blast*")}],
+        "[ERROR] must be one of [plain_text] [json-pointer:/blocks/0/text/type]",
+    ),
+    (
+        [_actions(_button(text=_plain(_text(76))))],
+        "[ERROR] must be less than 76 characters [json-pointer:/blocks/0/elements/0/text/text]",
+    ),
+    (
+        [_actions(_button(value=_text(2001)))],
+        "[ERROR] must be less than 2001 characters [json-pointer:/blocks/0/elements/0/value]",
+    ),
+    (
+        [_actions(_button(url="https://x.example/" + _text(2983)))],
+        "[ERROR] must be less than 3001 characters [json-pointer:/blocks/0/elements/0/url]",
+    ),
+    (
+        [_actions(_button(action_id=_text(256)))],
+        "[ERROR] must be less than 256 characters [json-pointer:/blocks/0/elements/0/action_id]",
+    ),
+    (
+        [_actions(_button(), _button())],
+        "[ERROR] duplicate action_id: go [json-pointer:/blocks/0/elements/1/action_id]",
+    ),
+    (
+        [{"type": "divider", "block_id": _text(256)}],
+        "[ERROR] must be less than 256 characters [json-pointer:/blocks/0/block_id]",
+    ),
+    (
+        [{"type": "divider", "block_id": "d"}, {"type": "divider", "block_id": "d"}],
+        "[ERROR] duplicate block_id: d [json-pointer:/blocks/1/block_id]",
+    ),
+    ([{"type": "sectoin"}], "[ERROR] unsupported type: sectoin [json-pointer:/blocks/0]"),
+    ([{"type": "actions"}], "[ERROR] missing required field: elements [json-pointer:/blocks/0]"),
+    (
+        [_actions({"type": "plain_text_input", "action_id": "t"})],
+        "[ERROR] unsupported type: plain_text_input [json-pointer:/blocks/0/elements/0]",
+    ),
+    (
+        [{"type": "context", "elements": [_mrkdwn("c")] * 11}],
+        "[ERROR] no more than 10 items allowed [json-pointer:/blocks/0/elements]",
+    ),
+    ([{"type": "divider"}] * 51, "[ERROR] no more than 50 items allowed [json-pointer:/blocks]"),
+    (
+        [_actions({"type": "static_select", "options": [_option(text=_text(76))]})],
+        "[ERROR] must be less than 76 characters "
+        "[json-pointer:/blocks/0/elements/0/options/0/text/text]",
+    ),
+    (
+        [_actions({"type": "static_select", "options": [_option(value=_text(151))]})],
+        "[ERROR] must be less than 151 characters "
+        "[json-pointer:/blocks/0/elements/0/options/0/value]",
+    ),
+    (
+        [_actions({"type": "static_select", "options": [_option(text="x")] * 101})],
+        "[ERROR] no more than 100 items allowed [json-pointer:/blocks/0/elements/0/options]",
+    ),
+    (
+        [_actions({"type": "static_select", "options": [_option(description=_mrkdwn("*d*"))]})],
+        "[ERROR] must be one of [plain_text] "
+        "[json-pointer:/blocks/0/elements/0/options/0/description/type]",
+    ),
+    (
+        [_actions({"type": "overflow", "options": [_option()] * 6})],
+        "[ERROR] no more than 5 items allowed [json-pointer:/blocks/0/elements/0/options]",
+    ),
+    (
+        [_actions({"type": "checkboxes", "options": [_option()] * 11})],
+        "[ERROR] no more than 10 items allowed [json-pointer:/blocks/0/elements/0/options]",
+    ),
+    (
+        [_actions({"type": "radio_buttons", "options": [_option()] * 11})],
+        "[ERROR] no more than 10 items allowed [json-pointer:/blocks/0/elements/0/options]",
+    ),
+    (
+        [_input({"type": "plain_text_input", "placeholder": _plain(_text(151))})],
+        "[ERROR] must be less than 151 characters "
+        "[json-pointer:/blocks/0/element/placeholder/text]",
+    ),
+    (
+        [_input({"type": "plain_text_input"}, label=_text(2001))],
+        "[ERROR] must be less than 2001 characters [json-pointer:/blocks/0/label/text]",
+    ),
+    (
+        [{"type": "input", "label": _plain("Message")}],
+        "[ERROR] missing required field: element [json-pointer:/blocks/0]",
+    ),
+    (
+        [{"type": "input", "element": {"type": "plain_text_input"}}],
+        "[ERROR] missing required field: label [json-pointer:/blocks/0]",
+    ),
+    (
+        [_input({"type": "email_text_input", "action_id": "e"})],
+        "[ERROR] unsupported type: email_text_input [json-pointer:/blocks/0/element]",
+    ),
+    (
+        [{"type": "table", "rows": [[]]}, {"type": "table", "rows": [[]]}],
+        "[ERROR] only one table block is allowed in a message [json-pointer:/blocks]",
+    ),
+    (
+        [{"type": "image", "image_url": "https://x.example/a.png"}],
+        "[ERROR] missing required field: alt_text [json-pointer:/blocks/0]",
+    ),
+]
+
+
+@pytest.mark.parametrize(("blocks", "problem"), MESSAGE_REFUSALS)
+def test_message_breaking_a_block_kit_limit_is_refused(
+    fake: FakeSlack, client: WebClient, blocks: list, problem: str
+) -> None:
+    with pytest.raises(SlackApiError) as err:
+        client.chat_postMessage(channel="C1", text="fallback", blocks=blocks)
+    answer = err.value.response
+    assert answer["error"] == "invalid_blocks"
+    assert answer["response_metadata"]["messages"] == [problem]
+    assert fake.refusals == [f"chat.postMessage invalid_blocks: {problem}"]
+    assert fake.messages == []
+    fake.refusals.clear()
+
+
+@pytest.mark.parametrize("method", ["chat.update", "chat.postEphemeral"])
+def test_updates_and_ephemerals_are_checked_too(fake: FakeSlack, client: WebClient, method) -> None:
+    ts = client.chat_postMessage(channel="C1", text="x")["ts"]
+    blocks = [_section(_text(3001))]
+    call = {
+        "chat.update": lambda: client.chat_update(channel="C1", ts=ts, text="y", blocks=blocks),
+        "chat.postEphemeral": lambda: client.chat_postEphemeral(
+            channel="C1", user="U1", text="y", blocks=blocks
+        ),
+    }[method]
+    assert _error(call) == "invalid_blocks"
+    assert [r.split(":")[0] for r in fake.refusals] == [f"{method} invalid_blocks"]
+    assert fake.messages[0].text == "x" and len(fake.messages) == 1
+    fake.refusals.clear()
+
+
+def test_message_text_limits(fake: FakeSlack, client: WebClient) -> None:
+    assert _error(lambda: client.chat_postMessage(channel="C1", text=_text(40_001))) == (
+        "msg_too_long"
+    )
+    ts = client.chat_postMessage(channel="C1", text="short")["ts"]
+    assert _error(lambda: client.chat_update(channel="C1", ts=ts, text=_text(4001))) == (
+        "msg_too_long"
+    )
+    assert len(fake.refusals) == 2 and all("msg_too_long" in r for r in fake.refusals)
+    assert [m.text for m in fake.messages] == ["short"]
+    fake.refusals.clear()
+
+
+def test_metadata_needs_event_type_and_payload(fake: FakeSlack, client: WebClient) -> None:
+    bad = {"event_payload": {"phone": "+14155550100"}}
+    assert _error(lambda: client.chat_postMessage(channel="C1", text="x", metadata=bad)) == (
+        "invalid_metadata_format"
+    )
+    fake.refusals.clear()
+
+
+def _modal(*blocks: dict, **fields) -> dict:
+    view = {
+        "type": "modal",
+        "callback_id": "blast",
+        "title": _plain("SMS blast"),
+        "submit": _plain("Send"),
+        "close": _plain("Cancel"),
+        "blocks": list(blocks),
+    }
+    view.update(fields)
+    return view
+
+
+def _checkbox_input(**option_fields) -> dict:
+    element = {"type": "checkboxes", "action_id": "acks", "options": [_option(**option_fields)]}
+    return {"type": "input", "block_id": "acks", "label": _plain("I know"), "element": element}
+
+
+VIEW_REFUSALS = [
+    (_modal(title=_plain(_text(25))), "must be less than 25 characters", "/title/text"),
+    (_modal(submit=_plain(_text(25))), "must be less than 25 characters", "/submit/text"),
+    (_modal(close=_plain(_text(25))), "must be less than 25 characters", "/close/text"),
+    (_modal(title=_mrkdwn("SMS")), "must be one of [plain_text]", "/title/type"),
+    (
+        _modal(private_metadata=_text(3001)),
+        "must be less than 3001 characters",
+        "/private_metadata",
+    ),
+    (_modal(callback_id=_text(256)), "must be less than 256 characters", "/callback_id"),
+    (_modal(*[{"type": "divider"}] * 101), "no more than 100 items allowed", "/blocks"),
+    (
+        _modal(_checkbox_input(description=_plain(_text(76)))),
+        "must be less than 76 characters",
+        "/blocks/0/element/options/0/description/text",
+    ),
+    (
+        _modal(
+            {
+                "type": "input",
+                "label": _plain("Ack"),
+                "element": {
+                    "type": "checkboxes",
+                    "options": [_option(value=str(n)) for n in range(11)],
+                },
+            }
+        ),
+        "no more than 10 items allowed",
+        "/blocks/0/element/options",
+    ),
+    (
+        {"type": "modal", "title": _plain("T"), "blocks": [_checkbox_input()]},
+        "missing required field: submit (the view has input blocks)",
+        "",
+    ),
+    (
+        _modal(_section("a"), {"type": "markdown", "text": "b"}),
+        "unsupported type: markdown",
+        "/blocks/1",
+    ),
+    (
+        _modal(_actions({"type": "workflow_button", "text": _plain("Run"), "workflow": {}})),
+        "unsupported type: workflow_button",
+        "/blocks/0/elements/0",
+    ),
+]
+
+
+@pytest.mark.parametrize(("view", "problem", "pointer"), VIEW_REFUSALS)
+def test_view_breaking_a_limit_is_refused(
+    fake: FakeSlack, client: WebClient, view: dict, problem: str, pointer: str
+) -> None:
+    trigger = fake.new_trigger_id()
+    with pytest.raises(SlackApiError) as err:
+        client.views_open(trigger_id=trigger, view=view)
+    answer = err.value.response
+    assert answer["error"] == "invalid_arguments"
+    assert answer["response_metadata"]["messages"] == [
+        f"[ERROR] {problem} [json-pointer:/view{pointer}]"
+    ]
+    assert fake.refusals == [
+        f"views.open invalid_arguments: [ERROR] {problem} [json-pointer:/view{pointer}]"
+    ]
+    assert fake.check_view(view) == [f"[ERROR] {problem} [json-pointer:{pointer or '/'}]"]
+    assert fake.views == {}
+    fake.refusals.clear()
+
+
+def test_views_update_and_push_are_checked(fake: FakeSlack, client: WebClient) -> None:
+    good = _modal(
+        _checkbox_input(description=_mrkdwn(_text(75))),  # mrkdwn allowed here
+        _input({"type": "email_text_input", "action_id": "e"}) | {"block_id": "email"},
+    )
+    good["blocks"][0]["element"]["options"][0]["text"] = _mrkdwn(_text(75))
+    bad = _modal(_checkbox_input(text=_text(76)))
+    opened = client.views_open(trigger_id=fake.new_trigger_id(), view=good)["view"]
+    assert fake.check_view(good) == []
+
+    assert _error(lambda: client.views_update(view_id=opened["id"], view=bad)) == (
+        "invalid_arguments"
+    )
+    assert _error(lambda: client.views_push(trigger_id=fake.new_trigger_id(), view=bad)) == (
+        "invalid_arguments"
+    )
+    assert [r.split(":")[0] for r in fake.refusals] == [
+        "views.update invalid_arguments",
+        "views.push invalid_arguments",
+    ]
+    assert fake.views[opened["id"]]["blocks"] == good["blocks"]
+    fake.refusals.clear()
+
+
+def test_a_view_over_250_kb_is_too_large(fake: FakeSlack, client: WebClient) -> None:
+    view = _modal(*[_section(_text(2900)) for _ in range(90)])
+    assert _error(lambda: client.views_open(trigger_id=fake.new_trigger_id(), view=view)) == (
+        "view_too_large"
+    )
+    fake.refusals.clear()
+
+
+def test_response_action_views_are_checked(fake: FakeSlack) -> None:
+    bad = _modal(_checkbox_input(description=_plain(_text(129))))
+    problems = fake.check_interaction_response(
+        "view_submission", {"response_action": "update", "view": bad}
+    )
+    assert problems == [
+        "[ERROR] must be less than 76 characters "
+        "[json-pointer:/view/blocks/0/element/options/0/description/text]"
+    ]
+    assert fake.refusals == [f"view_submission response_action=update: {problems[0]}"]
+    fake.refusals.clear()
+
+    submitted = _modal(
+        _section(
+            "Read this",
+        )
+        | {"block_id": "intro"},
+        _checkbox_input(),
+    )
+    errors = {"response_action": "errors", "errors": {"acks": "Tick it"}}
+    assert fake.check_interaction_response("view_submission", errors, submitted) == []
+    assert fake.check_interaction_response("view_submission", None, submitted) == []
+    assert fake.refusals == []
+
+    # Slack can only show an error under an input block of the submitted view
+    for key in ("intro", "message"):
+        wrong = {"response_action": "errors", "errors": {key: "Too long"}}
+        assert fake.check_interaction_response("view_submission", wrong, submitted) == [
+            f"[ERROR] {key} is not the block_id of an input block in the view "
+            f"[json-pointer:/errors/{key}]"
+        ]
+    assert len(fake.refusals) == 2
+    fake.refusals.clear()
+
+
+def test_the_slack_fixture_fails_a_test_that_left_a_refusal(fake: FakeSlack) -> None:
+    fail_on_refusals(fake)  # nothing refused: passes
+    fake.check_interaction_response("view_submission", {"response_action": "push", "view": {}})
+    with pytest.raises(pytest.fail.Exception, match="Slack refused 1 request"):
+        fail_on_refusals(fake)
+    fake.refusals.clear()
+
+
+# -- paging -------------------------------------------------------------------------------------
+
+
+def test_history_pages_newest_first(fake: FakeSlack, client: WebClient) -> None:
+    posted = [client.chat_postMessage(channel="C1", text=f"m{n}")["ts"] for n in range(250)]
+    client.chat_postMessage(channel="C1", text="reply", thread_ts=posted[0])  # not in history
+
+    first = client.conversations_history(channel="C1")
+    assert [m["ts"] for m in first["messages"]] == posted[::-1][:100]
+    assert first["has_more"] is True
+    cursor = first["response_metadata"]["next_cursor"]
+    second = client.conversations_history(channel="C1", cursor=cursor, limit=120)
+    assert [m["ts"] for m in second["messages"]] == posted[::-1][100:220]
+    third = client.conversations_history(
+        channel="C1", cursor=second["response_metadata"]["next_cursor"]
+    )
+    assert [m["ts"] for m in third["messages"]] == posted[::-1][220:]
+    assert third["has_more"] is False and "response_metadata" not in third
+
+    every = [
+        m["ts"]
+        for page in client.conversations_history(channel="C1", limit=99)
+        for m in page["messages"]
+    ]
+    assert every == posted[::-1]
+
+
+def test_history_time_range(fake: FakeSlack, client: WebClient) -> None:
+    ts = [client.chat_postMessage(channel="C1", text=f"m{n}")["ts"] for n in range(5)]
+
+    def texts(**args) -> list[str]:
+        return [m["text"] for m in client.conversations_history(channel="C1", **args)["messages"]]
+
+    assert texts(oldest=ts[1], latest=ts[3]) == ["m2"]
+    assert texts(oldest=ts[1], latest=ts[3], inclusive=True) == ["m3", "m2", "m1"]
+    assert texts(oldest=ts[3]) == ["m4"]
+    assert texts(latest=ts[1], inclusive=1) == ["m1", "m0"]
+    assert _error(lambda: client.conversations_history(channel="C1", oldest="soon")) == (
+        "invalid_ts_oldest"
+    )
+    assert _error(lambda: client.conversations_history(channel="C1", cursor="bm9wZQ==")) == (
+        "invalid_cursor"
+    )
+
+
+def test_replies_page_oldest_first_parent_first(fake: FakeSlack, client: WebClient) -> None:
+    parent = client.chat_postMessage(channel="C1", text="parent")["ts"]
+    replies = [
+        client.chat_postMessage(channel="C1", text=f"r{n}", thread_ts=parent)["ts"]
+        for n in range(250)
+    ]
+
+    first = client.conversations_replies(channel="C1", ts=parent)
+    assert [m["ts"] for m in first["messages"]] == [parent, *replies[:99]]
+    assert first["messages"][0]["reply_count"] == 250
+    assert first["has_more"] is True
+    rest = client.conversations_replies(
+        channel="C1", ts=parent, cursor=first["response_metadata"]["next_cursor"], limit=200
+    )
+    assert [m["ts"] for m in rest["messages"]] == replies[99:]
+    assert rest["has_more"] is False
+
+    window = client.conversations_replies(
+        channel="C1", ts=parent, oldest=replies[10], latest=replies[12], inclusive=True
+    )
+    assert [m["text"] for m in window["messages"]] == ["parent", "r10", "r11", "r12"]
+    only = client.conversations_replies(channel="C1", ts=replies[5])
+    assert [m["text"] for m in only["messages"]] == ["r5"]
+
+
+# -- trigger_id ---------------------------------------------------------------------------------
+
+
+def test_trigger_id_is_single_use_and_expires_after_3_seconds() -> None:
+    clock = _Clock()
+    with FakeSlack(clock=clock) as fake:
+        client = WebClient(token=fake.bot_token, base_url=fake.api_url, retry_handlers=[])
+        view = _modal(_section("hello"))
+
+        trigger = fake.new_trigger_id()
+        clock.now += 2.9
+        opened = client.views_open(trigger_id=trigger, view=view)["view"]
+        assert _error(lambda: client.views_open(trigger_id=trigger, view=view)) == (
+            "exchanged_trigger_id"
+        )
+
+        late = fake.new_trigger_id()
+        clock.now += 3.1
+        assert _error(lambda: client.views_open(trigger_id=late, view=view)) == (
+            "expired_trigger_id"
+        )
+        assert _error(lambda: client.views_push(trigger_id="12.34.abc", view=view)) == (
+            "invalid_trigger_id"
+        )
+        pushed = client.views_push(trigger_id=fake.new_trigger_id(), view=view)["view"]
+        assert list(fake.views) == [opened["id"], pushed["id"]]
+        assert fake.new_trigger_id() != fake.new_trigger_id()
+
+
+# -- SlackSender acts for the fake Slack ---------------------------------------------------------
+
+
+def test_sender_uses_fake_triggers_and_checks_response_views(
+    fake: FakeSlack, client: WebClient
+) -> None:
+    import json
+
+    from flask import Flask, request
+
+    from bot.localrun import LiveServer, SlackSender
+
+    app = Flask("echo")
+    bad_view = _modal(_checkbox_input(description=_plain(_text(129))))
+
+    @app.post("/slack/events")
+    def events() -> object:
+        if "payload" in request.form:
+            payload = json.loads(request.form["payload"])
+            if payload["type"] == "view_submission":
+                return {"response_action": "update", "view": bad_view}
+            return payload["trigger_id"]
+        return request.form["trigger_id"]
+
+    server = LiveServer(app)
+    try:
+        sender = SlackSender(server.url, "secret", slack=fake)
+        trigger = sender.command("/sms-blast", "hi", user="USAM", channel="C1").text
+        assert client.views_open(trigger_id=trigger, view=_modal(_section("x")))["ok"]
+        clicked = sender.interaction({"type": "block_actions", "actions": []}).text
+        assert client.views_push(trigger_id=clicked, view=_modal(_section("y")))["ok"]
+
+        sender.interaction({"type": "view_submission", "view": _modal(_section("x"))})
+    finally:
+        server.stop()
+    assert fake.refusals == [
+        "view_submission response_action=update: [ERROR] must be less than 76 characters "
+        "[json-pointer:/view/blocks/0/element/options/0/description/text]"
+    ]
+    fake.refusals.clear()
