@@ -15,7 +15,7 @@ All texts are stored first (callbacks through the simulator, no worker running),
 workers start, as after a burst during a restart. Printed per run: share of chat.postMessage
 calls answered 429 (target <= 1 %), drain time / ideal time (texts / rate; 1.00 = as fast as
 Slack allows), whether every customer's texts appear in their thread in the order sent, and
-losses (texts never posted) and duplicates.
+losses (texts whose post was given up) and duplicates.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class Result:
     drain_seconds: float
     ideal_seconds: float
     in_order: bool
+    missing: int
     lost: int
     duplicates: int
 
@@ -59,6 +60,7 @@ class Result:
             f"{self.drain_seconds:.1f} s = {self.drain_seconds / self.ideal_seconds:.2f} x the "
             f"ideal {self.ideal_seconds:.0f} s; every customer's texts in order: "
             f"{'yes' if self.in_order else 'NO'}; lost {self.lost}; duplicated {self.duplicates}"
+            + (f"; NOT POSTED BY THE DEADLINE {self.missing}" if self.missing else "")
         )
 
 
@@ -132,7 +134,8 @@ def run(
             drain_seconds=drained,
             ideal_seconds=texts / rate,
             in_order=all(threads.get(p[-4:], []) == sent[p] for p in phones),
-            lost=sum(1 for p in phones for t in sent[p] if t not in posted),
+            missing=sum(1 for p in phones for t in sent[p] if t not in posted),
+            lost=len([j for j in services.storage.jobs("failed") if j["kind"] == "post_inbound"]),
             duplicates=len(posted) - len(set(posted)),
         )
         services.close()
