@@ -120,7 +120,10 @@ class SlackHealth:
                 log.warning("Slack start-up check skipped: auth.test answered %s", error or exc)
                 return []
             problem = describe(error, needed=str(exc.response.get("needed", "")))
-            self.report(problem, slack_works=error not in DEAD_TOKEN)
+            if error in DEAD_TOKEN:
+                self.token_gone(problem)  # no doomed calls for the Slack work waiting
+            else:
+                self.report(problem)
             return [problem]
         except OSError as exc:
             log.warning("Slack start-up check skipped: Slack unreachable (%s)", exc)

@@ -156,6 +156,25 @@ def test_tokens_revoked_event_records_the_problem_and_parks_waiting_slack_work(
     assert harness.slack.calls_to("chat.postMessage")[1:] == []  # no doomed calls
 
 
+def test_starting_with_a_revoked_token_parks_waiting_slack_work_and_says_so(
+    harness: Harness,
+) -> None:
+    open_thread(harness)
+    harness.text("PIZZA", JANE, "still there?")  # stored; smsbridge stops before posting it
+    harness.slack.set_token_state("revoked")
+    harness.restart()
+    posts = len(harness.slack.calls_to("chat.postMessage"))
+    harness.drain()
+
+    assert healthz(harness).json()["problems"] == [
+        {"problem": REVOKED, "since": SINCE, "fix": REINSTALL}
+    ]
+    [parked] = harness.services.storage.jobs("parked")
+    assert parked["kind"] == "post_inbound"
+    assert len(harness.slack.calls_to("chat.postMessage")) == posts  # no doomed call
+    assert dms(harness) == []
+
+
 def test_app_uninstalled_is_a_problem_until_reinstalled(harness: Harness) -> None:
     assert harness.sender.event({"type": "app_uninstalled"}).status_code == 200
     response = healthz(harness)
