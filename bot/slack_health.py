@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +48,16 @@ SCOPES_KEY = "slack:scopes"  # scopes missing at start-up (work parks under slac
 # With these nothing can be posted, not even an alert: the log and /healthz must say it.
 DEAD_TOKEN = TOKEN_ERRORS - {"missing_scope"}
 EVENTS = ("tokens_revoked", "app_uninstalled", "member_joined_channel")
+
+
+@dataclass(frozen=True)
+class AuthTest:
+    """What ``auth.test`` said: the bot user and the token's scopes, or the error."""
+
+    user_id: str = ""
+    scopes: frozenset[str] = frozenset()
+    error: str = ""  # e.g. "token_revoked", "ratelimited"; empty when it answered ok
+    needed: str = ""  # for missing_scope
 
 
 class SlackHealth:
@@ -110,29 +121,42 @@ class SlackHealth:
 
     # -- the start-up check ---------------------------------------------------------------
 
-    def check(self) -> list[Problem]:
-        """Token, scopes and channels; log each problem with its fix; resolve the rest."""
+    def ask_slack(self) -> AuthTest:
+        """``auth.test``: who the bot is and what its token may do, or why Slack would not say."""
         try:
-            auth = self.client.auth_test()
+            response = self.client.auth_test()
         except SlackApiError as exc:
-            error = str(exc.response.get("error", ""))
-            if exc.response.status_code == 429 or error not in TOKEN_ERRORS:
-                log.warning("Slack start-up check skipped: auth.test answered %s", error or exc)
+            error = str(exc.response.get("error", "")) or str(exc)
+            if exc.response.status_code == 429:
+                error = "ratelimited"
+            return AuthTest(error=error, needed=str(exc.response.get("needed", "")))
+        except OSError as exc:  # connection refused, timeouts
+            return AuthTest(error=f"Slack unreachable ({exc})")
+        return AuthTest(
+            user_id=str(response.get("user_id") or ""),
+            scopes=frozenset(_scopes_header(response.headers)),
+        )
+
+    def check(self, auth: AuthTest | None = None) -> list[Problem]:
+        """Token, scopes and channels; log each problem with its fix; resolve the rest.
+
+        ``auth``: an ``auth.test`` answer the caller already has (one call at start-up).
+        """
+        auth = auth or self.ask_slack()
+        if auth.error:
+            if auth.error not in TOKEN_ERRORS:
+                log.warning("Slack start-up check skipped: auth.test answered %s", auth.error)
                 return []
-            problem = describe(error, needed=str(exc.response.get("needed", "")))
-            if error in DEAD_TOKEN:
+            problem = describe(auth.error, needed=auth.needed)
+            if auth.error in DEAD_TOKEN:
                 self.token_gone(problem)  # no doomed calls for the Slack work waiting
             else:
                 self.report(problem)
             return [problem]
-        except OSError as exc:
-            log.warning("Slack start-up check skipped: Slack unreachable (%s)", exc)
-            return []
-        self.bot_user_id = str(auth.get("user_id") or "") or None
+        self.bot_user_id = auth.user_id or None
         problems: list[Problem] = []
         unknown: set[str] = set()
-        granted = _scopes_header(auth.headers)
-        missing = sorted(set(BOT_SCOPES) - granted)
+        missing = sorted(set(BOT_SCOPES) - auth.scopes)
         if missing:
             problems.append(
                 Problem(

@@ -347,3 +347,20 @@ def test_migration_splits_waiting_customer_queues_into_lanes(tmp_path: Path) -> 
         ("blast_step", "blast:3"),
     ]
     store.close()
+
+
+def test_a_start_up_check_slack_will_not_answer_resolves_nothing(harness: Harness) -> None:
+    open_thread(harness)
+    harness.slack.set_channel_state(PIZZA_CHANNEL, "not_member")
+    harness.text("PIZZA", JANE, "hello?")
+    harness.drain()
+    harness.slack.set_channel_state(PIZZA_CHANNEL, "ok")
+    harness.slack.fail_next("auth.test", status=429, retry_after=30)
+    harness.restart()  # Slack is busy: the check cannot tell whether the bot is back
+    harness.drain()
+
+    assert [j["kind"] for j in harness.services.storage.jobs("parked")] == ["post_inbound"]
+    assert healthz(harness).status_code == 503
+    harness.restart()
+    harness.drain()
+    assert thread_texts(harness) == ["hello?"]
