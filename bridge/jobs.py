@@ -46,6 +46,7 @@ LANES: dict[str, str] = {
     "reply_feedback": SLACK,  # the reaction / note staff should see about a reply
     "post_outbound": SLACK,  # a /sms text shown in its thread
     "recover_reply": SLACK,  # a reply in a thread the database does not know: read Slack
+    "show_decision": SLACK,  # a stop request's buttons give way to the staff decision
     # texting customers and telling CRM Text about consent
     "send_reply": CRM,
     "crm_opt_out": CRM,
