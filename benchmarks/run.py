@@ -3,6 +3,8 @@
 1. Blast preflight for 10,000 recipients (the check the modal, the submit and the start run).
 2. Achieved pacing of an individual-mode blast against the bundled simulator, in real time.
 3. Inbound callbacks stored per second (callback → stored message + job, HTTP on 127.0.0.1).
+4. 300 texts burst into one channel under Slack's per-channel post limit (scaled to 10 msg/s;
+   ``python -m benchmarks.slack_burst --help`` for the real 1 msg/s and the unpaced run).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks import slack_burst
 from bot.app import create_app, services_of
 from bot.fakeslack import FakeSlack
 from bot.localrun import LiveServer
@@ -165,3 +168,4 @@ if __name__ == "__main__":
     bench_preflight_with_storage()
     bench_inbound()
     bench_pacing()
+    slack_burst.main(["--no-unpaced"])

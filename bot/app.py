@@ -21,7 +21,9 @@ from bot.commands import SmsCommand
 from bot.decisions import show_decision_handler
 from bot.identity import BotIdentity, error_handler
 from bot.interactive import interactive_client
+from bot.pacing import Pacer
 from bot.sending import Sender
+from bot.slack_health import SlackHealth, auth_answer
 from bot.slackcalls import web_client
 from bot.threads import ThreadPoster
 from bridge.blasts import BlastEngine
@@ -49,6 +51,7 @@ class Services:
     http: httpx.Client
     listeners: listeners.Registered
     identity: BotIdentity
+    health: SlackHealth
 
     def close(self) -> None:
         self.runner.stop()
@@ -82,7 +85,12 @@ def create_app(
     )
     log.info("housekeeping removed %s", removed)
     crm = crm or CrmTextClient(config.crmtext_api_url, config.crmtext_user, config.crmtext_password)
-    slack = web_client(config.slack_bot_token, config.slack_api_url)
+    pacer = (
+        Pacer(storage, config.slack_posts_per_second, config.slack_post_burst)
+        if config.slack_posts_per_second > 0
+        else None
+    )
+    slack = web_client(config.slack_bot_token, config.slack_api_url, pacer)
     http = httpx.Client(timeout=15, headers={"User-Agent": "smsbridge"})
     poster = ThreadPoster(storage, slack, http, clock)
     sender = Sender(config, storage, slack, crm, http, clock, poster)
@@ -120,6 +128,9 @@ def create_app(
         ),
         on_give_up=lambda job, error: gave_up(job, error),
     )
+    health = SlackHealth(config, storage, slack, runner, clock)
+    runner.handlers["ops_alert"] = health.post_alert
+    runner.on_park = health.on_park
 
     def gave_up(job: dict[str, Any], error: str) -> None:
         """A job that will not be retried: tell the people who can act on it."""
@@ -151,6 +162,7 @@ def create_app(
     )
     bolt.error(error_handler())
     registered = listeners.register(bolt, storage, clock, runner.wake, sms, blasts)
+    health.register(bolt, registered)
     listeners.register_fallbacks(bolt, registered)  # last: Bolt runs the first match only
     inbound = Inbound(
         storage, config.stores, quiet=timedelta(days=config.thread_quiet_days), clock=clock
@@ -173,20 +185,27 @@ def create_app(
 
     @flask_app.get("/healthz")
     def healthz() -> ResponseReturnValue:
+        """200 when all is well; 503 naming each open Slack problem, since when, and the fix."""
+        ok, body = health.status()
         pending = storage.jobs("pending")
-        oldest = min((j["created_at"] for j in pending), default=None)
-        failed = len(storage.jobs("failed"))
-        return jsonify(
-            {
-                "ok": True,
-                "pending_jobs": len(pending),
-                "oldest_pending": oldest,
-                "failed_jobs": failed,
-            }
-        )
+        body["pending_jobs"] = len(pending)
+        body["oldest_pending"] = min((j["created_at"] for j in pending), default=None)
+        body["failed_jobs"] = len(storage.jobs("failed"))
+        return jsonify(body), 200 if ok else 503
 
-    services = Services(config, storage, crm, slack, bolt, runner, http, registered, identity)
+    @flask_app.get("/livez")
+    def livez() -> ResponseReturnValue:
+        """The process answers (for a platform that restarts or rolls back on a failing check:
+        restarting does not fix a revoked token or a missing invite, /healthz says what does)."""
+        return jsonify({"ok": True})
+
+    services = Services(
+        config, storage, crm, slack, bolt, runner, http, registered, identity, health
+    )
     flask_app.extensions["smsbridge"] = services
+    health.check(
+        auth_answer(identity)
+    )  # token, scopes, channels: problems logged and alerted, fixed ones resumed
     if config.run_workers:
         runner.start()
     log.info(

@@ -47,6 +47,7 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from bot import fakeslack_limits as limits
+from bot.manifest import BOT_SCOPES
 
 JsonDict = dict[str, Any]
 
@@ -65,10 +66,8 @@ _MESSAGE_METHODS = frozenset(
     {"chat.postMessage", "chat.postEphemeral", "chat.update", "files.completeUploadExternal"}
 )
 _VIEW_METHODS = frozenset({"views.open", "views.update", "views.push"})
-_SCOPES = (
-    "chat:write,chat:write.customize,channels:history,groups:history,commands,"
-    "files:read,files:write,reactions:write,users:read,channels:read"
-)
+# A workspace where the app was installed from manifest.yml: its token has every bot scope.
+_SCOPES = ",".join(sorted(BOT_SCOPES))
 
 # What each token state answers to every call (set_token_state).
 _TOKEN_ERRORS = {

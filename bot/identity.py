@@ -59,6 +59,11 @@ class BotIdentity:
     def known(self) -> AuthorizeResult | None:
         return self._result
 
+    @property
+    def error(self) -> str:
+        """Why the last ``auth.test`` failed (empty when it has not failed)."""
+        return self._error
+
     def check(self) -> bool:
         """Fetch the identity now (at start-up). Logs, never raises: requests try again."""
         try:

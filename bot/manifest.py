@@ -30,9 +30,9 @@ COMMANDS: list[tuple[str, str, str]] = [
 
 BOT_SCOPES = [
     "channels:history",  # staff replies in public store channels (message.channels)
+    "channels:read",  # start-up check of each public store channel; member_joined_channel
+    "groups:read",  # the same for private store channels
     "groups:history",  # the same for private store channels (message.groups)
-    "channels:read",  # member_joined_channel in public store channels
-    "groups:read",  # member_joined_channel in private store channels
     "chat:write",  # customer threads, notices, progress
     "chat:write.customize",  # show the customer's name on their texts
     "commands",  # /sms and /sms-blast

@@ -37,6 +37,7 @@ class Config:
     crmtext_api_url: str = DEFAULT_CRMTEXT_API_URL
     database_url: str = DEFAULT_DATABASE_URL
     blast_admins: frozenset[str] = frozenset()
+    ops_channel: str = ""  # Slack channel ID for alerts; empty: DM the blast admins
     port: int = 3000
     # Optional product settings (documented in the README).
     thread_quiet_days: float = 7.0
@@ -47,6 +48,10 @@ class Config:
     blast_typed_confirm_over: int = 100
     blast_mode: str = "auto"  # auto | individual | campaign
     run_workers: bool = True
+    # Our own pacing of chat.postMessage per channel (Slack allows about 1/s with short
+    # bursts); 0 turns it off (the test suite runs on a frozen clock).
+    slack_posts_per_second: float = 1.0
+    slack_post_burst: int = 3
 
     @property
     def sqlite_path(self) -> str:
@@ -99,6 +104,11 @@ class Config:
             problems.append(
                 f"BLAST_ADMINS must list Slack user IDs (U…); bad: {', '.join(bad_admins)}"
             )
+        ops_channel = env.get("OPS_CHANNEL", "").strip()
+        if ops_channel and not _CHANNEL.fullmatch(ops_channel):
+            problems.append(
+                f"OPS_CHANNEL: {ops_channel!r} is not a Slack channel ID (like C0123ABCD)"
+            )
         port = _number("PORT", env.get("PORT", "3000"), problems, int)
         if "PORT must be a number" not in " ".join(problems) and not 1 <= port <= 65535:
             problems.append(f"PORT must be between 1 and 65535, got {port:g}")
@@ -144,6 +154,7 @@ class Config:
             public_url=public_url,
             database_url=database_url,
             blast_admins=admins,
+            ops_channel=ops_channel,
             port=int(port),
             thread_quiet_days=float(quiet_days),
             signatures=signatures,

@@ -227,6 +227,40 @@ def m005_slack_keys(db: Database) -> None:
 
 
 @migrations()
+def m006_slack_health(db: Database) -> None:
+    """Lanes, parked jobs, Slack problems and per-channel pacing of Slack posts.
+
+    A customer's queue splits into a ``slack`` and a ``crm`` lane (the kinds below are the
+    ``slack`` lane as of this migration; ``bridge.jobs.LANES`` is the list from now on).
+    """
+    _table(db, "jobs").add_column("park_key", str)
+    db.execute(
+        "UPDATE jobs SET queue = queue || CASE WHEN kind IN ('post_inbound', 'post_notice',"
+        " 'thread_resolved', 'refresh_thread', 'mark_note') THEN ':slack' ELSE ':crm' END"
+        " WHERE queue GLOB 'customer:[0-9]*' AND queue NOT GLOB 'customer:*:*'"
+    )
+    _table(db, "slack_problems").create(
+        {
+            "id": int,
+            "key": str,
+            "problem": str,
+            "fix": str,
+            "since": str,
+            "resolved_at": str,
+        },
+        pk="id",
+    )
+    db.execute(
+        "CREATE UNIQUE INDEX idx_slack_problems_open ON slack_problems (key)"
+        " WHERE resolved_at IS NULL"
+    )
+    _table(db, "slack_pacing").create({"channel": str, "tat": float}, pk="channel")
+    _table(db, "slack_slots").create(
+        {"channel": str, "job_id": int, "at": float}, pk=("channel", "job_id")
+    )
+
+
+@migrations()
 def m007_staff_decisions(db: Database) -> None:
     """Which way staff decided a text that may be a stop request ("opt_out" / "not_stop")."""
     _table(db, "messages").add_column("decision", str)

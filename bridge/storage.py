@@ -376,13 +376,16 @@ class Storage:
     ) -> int | None:
         """Add a durable job; with a dedupe_key already used, add nothing and return None.
 
-        Jobs in one ``queue`` run in order; ``customer_id`` names the customer's own queue, so
-        everything about one customer (posts, sends, opt-outs) happens in the order it arrived.
+        Jobs in one ``queue`` run in order; ``customer_id`` names the customer's own queue in the
+        job's lane (``bridge.jobs.LANES``), so everything about one customer happens in the order
+        it arrived within a lane, and a stuck Slack post never holds back a text or an opt-out.
         """
         if queue is None:
             if customer_id is None:
                 raise ValueError("enqueue needs a queue or a customer_id")
-            queue = f"customer:{customer_id}"
+            from bridge.jobs import customer_queue  # bridge.jobs builds on this module
+
+            queue = customer_queue(kind, customer_id)
         with self.transaction():
             cursor = self.db.execute(
                 "INSERT OR IGNORE INTO jobs (kind, payload, queue, dedupe_key, status, attempts,"
@@ -405,7 +408,7 @@ class Storage:
                 "SELECT * FROM jobs j WHERE j.status = 'pending' AND j.run_at <= ?"
                 " AND (j.locked_until IS NULL OR j.locked_until <= ?)"
                 " AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.queue = j.queue"
-                "   AND e.status = 'pending' AND e.id < j.id)"
+                "   AND e.status IN ('pending', 'parked') AND e.id < j.id)"
                 " ORDER BY j.run_at, j.id LIMIT 1",
                 [iso(now), iso(now)],
             )
@@ -424,11 +427,51 @@ class Storage:
                 job_id, {"status": status, "locked_until": None, "last_error": error}
             )
 
-    def retry_job(self, job_id: int, run_at: datetime, error: str) -> None:
+    def retry_job(self, job_id: int, run_at: datetime, error: str, *, refund: bool = False) -> None:
+        """Run the job again at ``run_at``; ``refund``: this attempt does not count."""
         with self.transaction():
-            self._t("jobs").update(
-                job_id, {"run_at": iso(run_at), "locked_until": None, "last_error": error}
+            self.db.execute(
+                "UPDATE jobs SET run_at = ?, locked_until = NULL, last_error = ?,"
+                " attempts = max(attempts - ?, 0) WHERE id = ?",
+                [iso(run_at), error, 1 if refund else 0, job_id],
             )
+
+    def park_job(self, job_id: int, key: str, error: str) -> None:
+        """Keep the job waiting until :meth:`unpark_jobs` (``key``); the attempt does not count."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE jobs SET status = 'parked', park_key = ?, locked_until = NULL,"
+                " last_error = ?, attempts = max(attempts - 1, 0) WHERE id = ?",
+                [key, error, job_id],
+            )
+
+    def park_pending(self, kinds: list[str], key: str, error: str, now: datetime) -> int:
+        """Park every waiting job of ``kinds`` (they would fail the same way); return how many.
+        A job running right now is left alone: it parks itself if it fails."""
+        marks = ", ".join("?" for _ in kinds)
+        with self.transaction():
+            return self.db.execute(
+                "UPDATE jobs SET status = 'parked', park_key = ?, last_error = ?"
+                f" WHERE status = 'pending' AND kind IN ({marks})"
+                " AND (locked_until IS NULL OR locked_until <= ?)",
+                [key, error, *kinds, iso(now)],
+            ).rowcount
+
+    def unpark_jobs(self, key: str, now: datetime) -> int:
+        """Make the jobs parked under ``key`` runnable now (they keep their order)."""
+        with self.transaction():
+            return self.db.execute(
+                "UPDATE jobs SET status = 'pending', park_key = NULL, run_at = ?"
+                " WHERE status = 'parked' AND park_key = ?",
+                [iso(now), key],
+            ).rowcount
+
+    def park_keys(self) -> dict[str, int]:
+        """How many jobs are parked under each key."""
+        rows = self._all(
+            "SELECT park_key, count(*) AS n FROM jobs WHERE status = 'parked' GROUP BY park_key"
+        )
+        return {row["park_key"]: row["n"] for row in rows}
 
     def jobs(self, status: str | None = None) -> list[Row]:
         if status is None:
@@ -438,6 +481,88 @@ class Storage:
     def next_job_time(self) -> datetime | None:
         row = self._one("SELECT min(run_at) AS t FROM jobs WHERE status = 'pending'")
         return parse_iso(row["t"]) if row and row["t"] else None
+
+    # -- Slack problems (what is wrong, since when, how to fix it) ------------------------
+
+    def open_problem(self, key: str, problem: str, fix: str, now: datetime) -> bool:
+        """Record a problem unless one is already open under ``key``; True when it is new."""
+        with self.transaction():
+            return (
+                self.db.execute(
+                    "INSERT OR IGNORE INTO slack_problems (key, problem, fix, since, resolved_at)"
+                    " VALUES (?, ?, ?, ?, NULL)",
+                    [key, problem, fix, iso(now)],
+                ).rowcount
+                == 1
+            )
+
+    def resolve_problem(self, key: str, now: datetime) -> Row | None:
+        """Close the open problem under ``key``; return it, or None if none was open."""
+        with self.transaction():
+            row = self._one(
+                "SELECT * FROM slack_problems WHERE key = ? AND resolved_at IS NULL", [key]
+            )
+            if row is None:
+                return None
+            self.db.execute(
+                "UPDATE slack_problems SET resolved_at = ? WHERE id = ?", [iso(now), row["id"]]
+            )
+            return {**row, "resolved_at": iso(now)}
+
+    def open_problems(self) -> list[Row]:
+        return self._all("SELECT * FROM slack_problems WHERE resolved_at IS NULL ORDER BY id")
+
+    # -- pacing of Slack posts (shared by every process using this database) --------------
+
+    def reserve_slot(
+        self, channel: str, job_id: int | None, now: float, interval: float, burst: int
+    ) -> float:
+        """The time (epoch seconds) at which a post to ``channel`` may go, keeping posts
+        ``interval`` apart after a burst of ``burst`` (a token bucket, as GCRA).
+
+        The slot is taken atomically in one statement, so processes sharing the database never
+        get the same one. A job keeps its slot when it waits for it and runs again.
+        """
+        if job_id is not None:
+            held = self._one(
+                "SELECT at FROM slack_slots WHERE channel = ? AND job_id = ?", [channel, job_id]
+            )
+            if held is not None and float(held["at"]) > now - 60:
+                return float(held["at"])  # a stale slot (the job failed meanwhile) is void
+        tolerance = max(burst - 1, 0) * interval
+        with self.transaction():
+            (row,) = self._all(  # every row read, so the statement is complete
+                "INSERT INTO slack_pacing (channel, tat) VALUES (?, ?)"
+                " ON CONFLICT (channel) DO UPDATE SET tat = max(tat, excluded.tat - ?) + ?"
+                " RETURNING tat",
+                [channel, now + interval, interval, interval],
+            )
+            at = max(now, float(row["tat"]) - interval - tolerance)
+            if job_id is not None:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO slack_slots (channel, job_id, at) VALUES (?, ?, ?)",
+                    [channel, job_id, at],
+                )
+                self.db.execute("DELETE FROM slack_slots WHERE at < ?", [now - 3600])
+            return at
+
+    def release_slot(self, channel: str, job_id: int) -> None:
+        """The job used its slot (or gave it back)."""
+        with self.transaction():
+            self.db.execute(
+                "DELETE FROM slack_slots WHERE channel = ? AND job_id = ?", [channel, job_id]
+            )
+
+    def hold_channel(self, channel: str, until: float, interval: float, burst: int) -> None:
+        """Slack said "slow down" for ``channel``: no slot before ``until``, then one per
+        ``interval`` (the burst allowance refills from there)."""
+        tat = until + max(burst - 1, 0) * interval
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO slack_pacing (channel, tat) VALUES (?, ?)"
+                " ON CONFLICT (channel) DO UPDATE SET tat = max(tat, excluded.tat)",
+                [channel, tat],
+            )
 
     # -- media ----------------------------------------------------------------------------
 
@@ -624,7 +749,7 @@ class Storage:
                     "DELETE FROM media WHERE created_at < ?", [iso(now - media_age)]
                 ).rowcount,
                 "jobs": self.db.execute(
-                    "DELETE FROM jobs WHERE status != 'pending' AND created_at < ?",
+                    "DELETE FROM jobs WHERE status NOT IN ('pending', 'parked') AND created_at < ?",
                     [iso(now - keep)],
                 ).rowcount,
                 "events": self.db.execute(

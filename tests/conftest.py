@@ -155,6 +155,7 @@ def make_config(tmp_path: Path, slack: FakeSlack, sim: Simulator, **overrides: A
         database_url=f"sqlite:///{tmp_path / 'smsbridge.db'}",
         blast_admins=frozenset({"USAM"}),
         run_workers=False,
+        slack_posts_per_second=0,  # no pacing on the frozen clock; see tests/test_slack_health.py
     )
     return replace(config, **overrides)
 

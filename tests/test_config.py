@@ -118,3 +118,13 @@ def test_values_that_would_misroute_are_refused(extra: dict[str, str], problem: 
     with pytest.raises(ConfigError) as caught:
         Config.from_env({**GOOD, **extra})
     assert caught.value.problems == [problem]
+
+
+def test_ops_channel_is_optional_and_must_be_a_channel_id() -> None:
+    assert Config.from_env(GOOD).ops_channel == ""
+    assert Config.from_env({**GOOD, "OPS_CHANNEL": " C0OPS1234 "}).ops_channel == "C0OPS1234"
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env({**GOOD, "OPS_CHANNEL": "#ops"})
+    assert caught.value.problems == [
+        "OPS_CHANNEL: '#ops' is not a Slack channel ID (like C0123ABCD)"
+    ]
