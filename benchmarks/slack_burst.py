@@ -145,7 +145,8 @@ def run(
 
 
 def _posted(slack: FakeSlack) -> int:
-    return sum(len(slack.thread(CHANNEL, p.ts)) for p in slack.top_level(CHANNEL))
+    """Texts shown so far (a combined post carries several, one per line)."""
+    return sum(len(texts) for texts in _threads(slack).values())
 
 
 def _threads(slack: FakeSlack) -> dict[str, list[str]]:
@@ -153,7 +154,8 @@ def _threads(slack: FakeSlack) -> dict[str, list[str]]:
     threads: dict[str, list[str]] = {}
     for parent in slack.top_level(CHANNEL):
         first = parent.text.split(": ", 1)[1]
-        replies = [m.text for m in slack.thread(CHANNEL, parent.ts)[1:]]
+        # The bench's texts have no line breaks: a combined post's fallback has one per line.
+        replies = [t for m in slack.thread(CHANNEL, parent.ts)[1:] for t in m.text.split("\n")]
         threads[first.rsplit(" ", 1)[1]] = [first, *replies]
     return threads
 
