@@ -19,12 +19,12 @@ import httpx
 
 from benchmarks import slack_burst
 from bot.app import create_app, services_of
-from bot.fakeslack import FakeSlack
-from bot.localrun import LiveServer
+from bot.dev.fake_crmtext import SimStore, Simulator
+from bot.dev.fake_slack import FakeSlack
+from bot.dev.live import LiveServer
 from bridge import preflight
 from bridge.blasts import BlastEngine
 from bridge.config import Config
-from bridge.simulator import SimStore, Simulator
 from bridge.storage import OPTED_IN, Storage
 
 AREA_CODES = ["415", "305", "212", "512", "206", "312", "617", "702", "808", "405"]

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.app import create_app, services_of
-from bot.fakeslack import FakeSlack
-from bot.localrun import LiveServer
+from bot.dev.fake_crmtext import SimStore, Simulator
+from bot.dev.fake_slack import FakeSlack
+from bot.dev.live import LiveServer
 from bridge.config import Config
 from bridge.crmtext import CrmTextClient
-from bridge.simulator import SimStore, Simulator
 from bridge.storage import OPTED_IN
 
 CHANNEL = "CBURST01"

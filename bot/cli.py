@@ -97,7 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bot.demo import run_demo
+    from bot.dev.demo import run_demo
 
     return run_demo(verbose=args.verbose)
 
@@ -142,19 +142,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _simulator(argv: list[str]) -> int:
-    from bridge.simulator import main as simulator_main
+    from bot.dev.fake_crmtext import main as simulator_main
 
     return simulator_main(argv)
 
 
 def _text(argv: list[str]) -> int:
-    from bridge.simulator import text_main
+    from bot.dev.fake_crmtext import text_main
 
     return text_main(argv)
 
 
 def _fake_slack(argv: list[str]) -> int:
-    from bot.fakeslack import serve_main
+    from bot.dev.fake_slack import serve_main
 
     return serve_main(argv)
 

@@ -10,7 +10,7 @@ from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot.fakeslack_limits import check_blocks, check_view
+from bot.dev.fake_slack_limits import check_blocks, check_view
 
 SECTION_TEXT = 3000
 MESSAGE_BLOCKS = 50

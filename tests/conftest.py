@@ -13,11 +13,11 @@ import pytest
 from flask import Flask
 
 from bot.app import Services, create_app, services_of
-from bot.fakeslack import FakeSlack
-from bot.localrun import LiveServer, SlackSender
+from bot.dev.fake_crmtext import SimStore, Simulator
+from bot.dev.fake_slack import FakeSlack
+from bot.dev.live import LiveServer, SlackSender
 from bridge.config import Config
 from bridge.crmtext import CrmTextClient
-from bridge.simulator import SimStore, Simulator
 
 SIGNING_SECRET = "test-signing-secret"
 CALLBACK_TOKEN = "cb-0123456789abcdef"

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from bot.cli import main
-from bridge.simulator import Simulator
+from bot.dev.fake_crmtext import Simulator
 from tests.conftest import CRM_PASSWORD, CRM_USER
 
 

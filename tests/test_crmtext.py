@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 from werkzeug.serving import make_server
 
+from bot.dev.fake_crmtext import Delivery, SimStore, Simulator, parse_auth, text_main
 from bridge.crmtext import (
     CrmTextClient,
     CrmTextError,
@@ -27,7 +28,6 @@ from bridge.crmtext import (
     SentMessage,
 )
 from bridge.phones import InvalidPhone
-from bridge.simulator import Delivery, SimStore, Simulator, parse_auth, text_main
 
 USER = "acct"
 PASSWORD = "s3cr:et"  # contains a colon on purpose (split rule U17)

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from bot.fakeslack import FakeSlack, Message
-from bridge.simulator import Simulator
+from bot.dev.fake_crmtext import Simulator
+from bot.dev.fake_slack import FakeSlack, Message
 from tests.conftest import PIZZA_CHANNEL, Clock, Harness, make_config
 
 JANE = "4155550101"

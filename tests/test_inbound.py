@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from bot.fakeslack import FakeSlack
+from bot.dev.fake_slack import FakeSlack
 from bridge.storage import OPTED_IN, OPTED_OUT
 from tests.conftest import CARS_CHANNEL, PIZZA_CHANNEL, Harness
 

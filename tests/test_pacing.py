@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.fakeslack import FakeSlack
+from bot.dev.fake_crmtext import Simulator
+from bot.dev.fake_slack import FakeSlack
 from bot.pacing import Pacer
 from bridge.jobs import Retry, running
-from bridge.simulator import Simulator
 from bridge.storage import Storage
 from tests.conftest import PIZZA_CHANNEL, Clock, Harness, make_config
 

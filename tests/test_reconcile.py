@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bot.fakeslack import Message
+from bot.dev.fake_slack import Message
 from tests.conftest import PIZZA_CHANNEL, Harness
 
 JANE = "4155550101"

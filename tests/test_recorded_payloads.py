@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from bot.blast_blocks import COMPOSE, CONFIRM
-from bot.fakeslack import Message
-from bridge.simulator import make_png
+from bot.dev.fake_crmtext import make_png
+from bot.dev.fake_slack import Message
 from tests.conftest import PIZZA_CHANNEL, Harness
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from bot.fakeslack import Message
+from bot.dev.fake_slack import Message
 from bridge.storage import OPTED_OUT
 from tests.conftest import PIZZA_CHANNEL, Harness
 

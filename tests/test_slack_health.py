@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.fakeslack import FakeSlack
+from bot.dev.fake_crmtext import Simulator
+from bot.dev.fake_slack import FakeSlack
 from bridge.jobs import LANES
 from bridge.schema import migrations
-from bridge.simulator import Simulator
 from bridge.storage import OPTED_OUT, Storage
 from tests.conftest import CARS_CHANNEL, PIZZA_CHANNEL, Clock, Harness, make_config
 from tests.test_replies import open_thread, staff_reply

@@ -8,7 +8,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
-from bot.fakeslack import FakeSlack
+from bot.dev.fake_slack import FakeSlack
 from tests.conftest import fail_on_refusals
 
 
@@ -933,7 +933,7 @@ def test_sender_uses_fake_triggers_and_checks_response_views(
 
     from flask import Flask, request
 
-    from bot.localrun import LiveServer, SlackSender
+    from bot.dev.live import LiveServer, SlackSender
 
     app = Flask("echo")
     bad_view = _modal(_checkbox_input(description=_plain(_text(129))))

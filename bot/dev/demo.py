@@ -17,11 +17,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.app import Services, create_app, services_of
-from bot.fakeslack import FakeSlack
-from bot.localrun import LiveServer, SlackSender
+from bot.dev.fake_crmtext import SimStore, Simulator
+from bot.dev.fake_slack import FakeSlack
+from bot.dev.live import LiveServer, SlackSender
 from bridge.config import Config
 from bridge.phones import pretty
-from bridge.simulator import SimStore, Simulator
 from bridge.storage import OPTED_IN
 
 STORE, CHANNEL = "PIZZA", "CDEMOPIZZA"

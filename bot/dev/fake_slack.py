@@ -8,7 +8,7 @@ can inject failures (HTTP 429 + ``Retry-After``, 5xx, or "processed, then the
 connection dropped"). ``smsbridge demo`` and the test suite both use it.
 
 It is as strict as Slack where that matters to us: every message and view is checked
-against Block Kit's limits (``fakeslack_limits``, a hand-written table independent of
+against Block Kit's limits (``fake_slack_limits``, a hand-written table independent of
 slack_sdk) and refused like Slack refuses it (``invalid_blocks`` / ``invalid_arguments`` /
 ``msg_too_long``), each refusal also landing in ``refusals`` so a test can fail on it;
 ``conversations.history``/``replies`` page (``limit``, ``cursor``, ``has_more``,
@@ -46,7 +46,7 @@ from types import TracebackType
 from typing import Any, cast
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from bot import fakeslack_limits as limits
+from bot.dev import fake_slack_limits as limits
 from bot.manifest import BOT_SCOPES
 
 JsonDict = dict[str, Any]
@@ -552,7 +552,7 @@ class FakeSlack:
 
     def _validate(self, name: str, args: JsonDict) -> _Reply | None:
         """Refuse what Slack would refuse in a message's or a view's content (see
-        fakeslack_limits), record it in ``refusals`` and answer like Slack."""
+        fake_slack_limits), record it in ``refusals`` and answer like Slack."""
         if name in _MESSAGE_METHODS:
             error, problems = _message_problems(name, args)
         elif name in _VIEW_METHODS:

@@ -13,7 +13,7 @@ import httpx
 from slack_sdk.signature import SignatureVerifier
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from bot.fakeslack import FakeSlack
+from bot.dev.fake_slack import FakeSlack
 
 # Interaction payloads that Slack gives a trigger_id (it can open one view within 3 s).
 _TRIGGERING = frozenset({"block_actions", "view_submission", "shortcut", "message_action"})
