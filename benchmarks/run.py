@@ -25,7 +25,7 @@ from bot.dev.live import LiveServer
 from bridge import preflight
 from bridge.blasts import BlastEngine
 from bridge.config import Config
-from bridge.storage import OPTED_IN, Storage
+from bridge.store import OPTED_IN, open_store
 
 AREA_CODES = ["415", "305", "212", "512", "206", "312", "617", "702", "808", "405"]
 
@@ -55,14 +55,14 @@ def bench_preflight(n: int = 10_000, runs: int = 5) -> None:
 def bench_preflight_with_storage(n: int = 10_000) -> None:
     """The same check as the bot runs it: audience read from SQLite, history from blasts."""
     with tempfile.TemporaryDirectory() as tmp:
-        storage = Storage(str(Path(tmp) / "b.db"))
+        storage = open_store("sqlite:///" + str(Path(tmp) / "b.db"))
         storage.migrate()
-        storage.sync_stores({"PIZZA": "C1"})
+        storage.stores.sync({"PIZZA": "C1"})
         now = datetime(2026, 11, 24, 19, 0, tzinfo=UTC)
         with storage.transaction():
             for phone in numbers(n):
-                row = storage.upsert_customer("PIZZA", phone, now=now)
-                storage.set_status(row["id"], OPTED_IN, how="bench", now=now)
+                row = storage.customers.upsert("PIZZA", phone, now=now)
+                storage.customers.set_status(row["id"], OPTED_IN, how="bench", now=now)
         config = _config(tmp, "http://127.0.0.1:9", "http://127.0.0.1:9/api/")
         engine = BlastEngine(config, storage, None, lambda: now)  # type: ignore[arg-type]
         began = time.perf_counter()
@@ -115,7 +115,10 @@ def bench_pacing(recipients: int = 20) -> None:
         engine.confirm(blast_id, "UADMIN", {"store_name_missing", "opt_out_missing"}, None, 10**9)
         services.runner.wake()
         deadline = time.monotonic() + recipients * 3 + 10
-        while time.monotonic() < deadline and services.storage.blast(blast_id)["status"] != "done":
+        while (
+            time.monotonic() < deadline
+            and services.storage.blasts.get(blast_id)["status"] != "done"
+        ):
             time.sleep(0.05)
         sends = [c["at"] for c in sim.calls if c["method"] == "sendsmsmsg"]
         gaps = [b - a for a, b in zip(sends, sends[1:], strict=False)]

@@ -34,7 +34,7 @@ from bot.dev.fake_slack import FakeSlack
 from bot.dev.live import LiveServer
 from bridge.config import Config
 from bridge.crmtext import CrmTextClient
-from bridge.storage import OPTED_IN
+from bridge.store import OPTED_IN
 
 CHANNEL = "CBURST01"
 
@@ -135,7 +135,9 @@ def run(
             ideal_seconds=texts / rate,
             in_order=all(threads.get(p[-4:], []) == sent[p] for p in phones),
             missing=sum(1 for p in phones for t in sent[p] if t not in posted),
-            lost=len([j for j in services.storage.jobs("failed") if j["kind"] == "post_inbound"]),
+            lost=len(
+                [j for j in services.storage.jobs.rows("failed") if j["kind"] == "post_inbound"]
+            ),
             duplicates=len(posted) - len(set(posted)),
         )
         services.close()

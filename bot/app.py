@@ -32,7 +32,7 @@ from bridge.crmtext import CrmTextClient
 from bridge.inbound import Inbound
 from bridge.jobs import JobRunner
 from bridge.optout import opt_out_handler, status_check_handler
-from bridge.storage import Storage, utcnow
+from bridge.store import Store, open_store, utcnow
 from bridge.webhook import MAX_CALLBACK_BYTES, inbound_blueprint, media_blueprint
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class Services:
     """What a running app is made of; tests and the CLI reach it via ``app.extensions``."""
 
     config: Config
-    storage: Storage
+    storage: Store
     crm: CrmTextClient
     slack: WebClient
     bolt: App
@@ -77,9 +77,9 @@ def create_app(
     crm: CrmTextClient | None = None,
 ) -> Flask:
     """Build the Flask app. Starts the job workers unless ``config.run_workers`` is false."""
-    storage = Storage(config.sqlite_path)
+    storage = open_store(config.database_url)
     storage.migrate()
-    storage.sync_stores(dict(config.stores))
+    storage.stores.sync(dict(config.stores))
     removed = storage.housekeeping(
         clock(), media_age=timedelta(hours=config.media_ttl_hours + 24), keep=timedelta(days=30)
     )
@@ -134,6 +134,8 @@ def create_app(
 
     def gave_up(job: dict[str, Any], error: str) -> None:
         """A job that will not be retried: tell the people who can act on it."""
+        if job["kind"] == "crm_opt_out":  # still blocked here, and still not at CRM Text
+            storage.customers.crm_push_failed(job["payload"]["customer_id"], error)
         if job["kind"] == "send_reply":
             sender.gave_up(job, error)
         elif job["kind"] in ("blast_step", "blast_start"):
@@ -187,10 +189,10 @@ def create_app(
     def healthz() -> ResponseReturnValue:
         """200 when all is well; 503 naming each open Slack problem, since when, and the fix."""
         ok, body = health.status()
-        pending = storage.jobs("pending")
+        pending = storage.jobs.rows("pending")
         body["pending_jobs"] = len(pending)
         body["oldest_pending"] = min((j["created_at"] for j in pending), default=None)
-        body["failed_jobs"] = len(storage.jobs("failed"))
+        body["failed_jobs"] = len(storage.jobs.rows("failed"))
         return jsonify(body), 200 if ok else 503
 
     @flask_app.get("/livez")

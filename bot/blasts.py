@@ -25,7 +25,7 @@ from bridge.config import Config
 from bridge.jobs import GiveUp, Retry
 from bridge.media import MediaError
 from bridge.outbound import NotSent
-from bridge.storage import Storage, iso
+from bridge.store import Store, iso
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class Blasts:
     """Slack side of blasts; :class:`~bridge.blasts.BlastEngine` decides, this renders."""
 
     config: Config
-    storage: Storage
+    storage: Store
     engine: BlastEngine
     client: WebClient
     sender: Sender
@@ -93,7 +93,7 @@ class Blasts:
             return
         ack()
         self._open_views[str(opened["view"]["id"])] = (store, channel, text, False)
-        self.storage.enqueue(
+        self.storage.jobs.enqueue(
             "blast_sync",
             {"store": store, "view_id": opened["view"]["id"]},
             queue=f"sync:{store}",
@@ -142,7 +142,7 @@ class Blasts:
             return
         self._open_views.pop(view["id"], None)
         blast_id = self.engine.draft(meta["store"], text, append, user, image)
-        blast = self.storage.blast(blast_id)
+        blast = self.storage.blasts.get(blast_id)
         view = views.confirm_view(
             blast_id,
             blast["name"],
@@ -192,7 +192,7 @@ class Blasts:
             "cancel": self.engine.cancel,
         }[verb](blast_id)
         if changed:
-            self.storage.enqueue(
+            self.storage.jobs.enqueue(
                 "blast_progress",
                 {"blast_id": blast_id},
                 queue=f"blast-progress:{blast_id}",
@@ -246,7 +246,7 @@ class Blasts:
         except (Retry, GiveUp) as exc:
             log.warning("blast %s progress not shown: %s", blast_id, exc)
             if force:  # make sure the final state shows once Slack is back
-                self.storage.enqueue(
+                self.storage.jobs.enqueue(
                     "blast_progress",
                     {"blast_id": blast_id},
                     queue=f"blast-progress:{blast_id}",
@@ -256,7 +256,7 @@ class Blasts:
     def progress(self, payload: dict[str, Any]) -> None:
         """Job ``blast_progress`` (and after each step): one message, updated every few s."""
         blast_id = payload["blast_id"]
-        blast = self.storage.blast(blast_id)
+        blast = self.storage.blasts.get(blast_id)
         final = blast["status"] in ("done", "cancelled", "blocked", "paused", "scheduled")
         if not (payload.get("force") or final) and (
             time.monotonic() - self._updated.get(blast_id, 0.0) < PROGRESS_EVERY
@@ -266,14 +266,14 @@ class Blasts:
             self._post_progress(blast_id)
 
     def _post_progress(self, blast_id: int) -> None:
-        blast = self.storage.blast(blast_id)
+        blast = self.storage.blasts.get(blast_id)
         self._updated[blast_id] = time.monotonic()
         text, body = views.progress(
             blast,
-            self.storage.recipient_counts(blast_id),
+            self.storage.blasts.recipient_counts(blast_id),
             self.clock(),
-            self.storage.recipient_reasons(blast_id, "failed"),
-            self.storage.recipient_reasons(blast_id, "skipped"),
+            self.storage.blasts.recipient_reasons(blast_id, "failed"),
+            self.storage.blasts.recipient_reasons(blast_id, "skipped"),
         )
         channel = self.config.stores[blast["store"]]
         with slack_job("blast progress"):
@@ -283,7 +283,7 @@ class Blasts:
                 )
             else:
                 response = self.client.chat_postMessage(channel=channel, text=text, blocks=body)
-                self.storage.update_blast(
+                self.storage.blasts.update(
                     blast_id,
                     progress_channel=channel,
                     progress_ts=str(response["ts"]),

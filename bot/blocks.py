@@ -24,7 +24,7 @@ from slack_sdk.models.blocks import (
 
 from bridge.keywords import Intent
 from bridge.phones import pretty
-from bridge.storage import STATUS_NAMES, Row
+from bridge.store import STATUS_NAMES, Row
 
 Block = dict[str, Any]
 

@@ -20,10 +20,10 @@ def _config() -> Config:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Apply database migrations (the Procfile's release step)."""
-    from bridge.storage import Storage
+    from bridge.store import open_store
 
     config = _config()
-    storage = Storage(config.sqlite_path)
+    storage = open_store(config.database_url)
     applied = storage.migrate()
     storage.close()
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
@@ -62,19 +62,19 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
 def cmd_blasts(args: argparse.Namespace) -> int:
     """List every blast: who, when, what, and how it went."""
-    from bridge.storage import Storage
+    from bridge.store import open_store
 
-    storage = Storage(_config().sqlite_path)
+    storage = open_store(_config().database_url)
     storage.migrate()
     store = args.store.upper() if args.store else None
     if store and store not in _config().stores:
         print(f"{store} is not a store in SMS_STORES", file=sys.stderr)
         return 2
-    rows = storage.blasts(store)
+    rows = storage.blasts.rows(store)
     if not rows:
         print("no blasts yet")
     for blast in rows:
-        counts = storage.recipient_counts(blast["id"])
+        counts = storage.blasts.recipient_counts(blast["id"])
         when = (blast["started_at"] or blast["created_at"] or "")[:16].replace("T", " ")
         print(
             f"#{blast['id']} {blast['store']} {when} UTC {blast['status']:<9} "

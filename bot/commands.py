@@ -21,7 +21,7 @@ from bridge.config import Config
 from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable
 from bridge.jobs import GiveUp, Retry
 from bridge.phones import InvalidPhone, pretty, split_leading_number
-from bridge.storage import NEW, OPTED_IN, OPTED_OUT, STATUS_NAMES, Row, Storage, iso
+from bridge.store import NEW, OPTED_IN, OPTED_OUT, STATUS_NAMES, Row, Store, iso
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class SmsCommand:
     """The /sms slash command and the opt-in request it can offer."""
 
     config: Config
-    storage: Storage
+    storage: Store
     client: WebClient
     crm: CrmTextClient
     clock: Callable[[], datetime]
@@ -60,7 +60,7 @@ class SmsCommand:
             "channel": command["channel_id"],
             "trigger": command.get("trigger_id", ""),
         }
-        self.storage.enqueue(
+        self.storage.jobs.enqueue(
             "sms_command",
             payload,
             queue=f"phone:{keyword}:{phone}",
@@ -84,10 +84,10 @@ class SmsCommand:
         quiet = timedelta(days=self.config.thread_quiet_days)
         with self.storage.transaction():
             source = f"command:{payload['trigger'] or iso(now)}"
-            if self.storage.message_by_source(source) is not None:
+            if self.storage.conversations.message_by_source(source) is not None:
                 return
-            thread = self.storage.current_thread(customer["id"], channel, now, quiet)
-            message_id = self.storage.add_message(
+            thread = self.storage.conversations.current_thread(customer["id"], channel, now, quiet)
+            message_id = self.storage.conversations.add_message(
                 {
                     "store": keyword,
                     "customer_id": customer["id"],
@@ -102,7 +102,7 @@ class SmsCommand:
                     "created_at": iso(now),
                 }
             )
-            self.storage.enqueue(
+            self.storage.jobs.enqueue(
                 "send_reply",
                 {"message_id": message_id},
                 customer_id=customer["id"],
@@ -121,9 +121,9 @@ class SmsCommand:
             reason = blocks.escape(exc.message)
             self._ephemeral(payload, f":x: CRM Text refused the opt-in request: {reason}")
             raise GiveUp(str(exc)) from exc
-        customer = self.storage.upsert_customer(keyword, phone, now=self.clock())
+        customer = self.storage.customers.upsert(keyword, phone, now=self.clock())
         how = f"staff confirmed consent and sent CRM Text's opt-in request ({payload['basis']})"
-        self.storage.set_status(
+        self.storage.customers.set_status(
             customer["id"], result.status, how=how, actor=payload["user"], now=self.clock()
         )
         if result.status == OPTED_IN:
@@ -141,7 +141,7 @@ class SmsCommand:
 
     def _customer(self, keyword: str, phone: str) -> Row:
         """The local record, refreshed from CRM Text when we do not know them as opted in."""
-        customer = self.storage.upsert_customer(keyword, phone, now=self.clock())
+        customer = self.storage.customers.upsert(keyword, phone, now=self.clock())
         if customer["status"] in (OPTED_IN, OPTED_OUT):
             return customer  # a local opt-out is never undone by a look-up
         try:
@@ -151,10 +151,10 @@ class SmsCommand:
         except CrmTextError:
             return customer  # CRM Text does not know the number: a new guest
         if info.status != customer["status"]:
-            self.storage.set_status(
+            self.storage.customers.set_status(
                 customer["id"], info.status, how="CRM Text getcustomerinfo", now=self.clock()
             )
-        return self.storage.customer(customer["id"])
+        return self.storage.customers.get(customer["id"])
 
     def _offer_opt_in(self, payload: dict[str, Any], customer: Row) -> None:
         status = STATUS_NAMES.get(customer["status"], "not opted in")

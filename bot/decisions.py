@@ -17,19 +17,19 @@ from bot.slackcalls import slack_job
 from bot.threads import ThreadPoster
 from bridge.jobs import Handler
 from bridge.keywords import Intent
-from bridge.storage import Storage
+from bridge.store import Store
 
 
-def show_decision_handler(storage: Storage, client: WebClient, poster: ThreadPoster) -> Handler:
+def show_decision_handler(storage: Store, client: WebClient, poster: ThreadPoster) -> Handler:
     def handle(payload: dict[str, Any]) -> None:
-        message = storage.message(payload["message_id"])
-        thread = storage.thread(message["thread_id"])
+        message = storage.conversations.message(payload["message_id"])
+        thread = storage.conversations.thread(message["thread_id"])
         if not message["slack_ts"] or thread["ts"] is None:
             return  # not in Slack yet: it is posted with the decision already shown
         if message["slack_ts"] == thread["ts"]:  # the buttons are on the thread's parent card
             poster.refresh_parent(thread)
             return
-        blast = storage.blast(message["blast_id"]) if message["blast_id"] else None
+        blast = storage.blasts.get(message["blast_id"]) if message["blast_id"] else None
         text, body = blocks.inbound_reply(
             message["text"],
             len(json.loads(message["media"] or "[]")),

@@ -17,7 +17,7 @@ from bot.blasts import Blasts
 from bot.commands import SmsCommand
 from bot.replies import Replies
 from bridge.optout import request_opt_out
-from bridge.storage import Storage
+from bridge.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class Registered:
 
 def register(
     app: App,
-    storage: Storage,
+    storage: Store,
     clock: Callable[[], datetime],
     wake: Callable[[], None],
     sms: SmsCommand,
@@ -69,13 +69,13 @@ def register(
     blasts.register(app, on_command, on_action, on_view)
 
     def resolve(channel: str, ts: str, user: str) -> bool:
-        thread = storage.thread_by_ts(channel, ts)
+        thread = storage.conversations.thread_by_ts(channel, ts)
         if thread is None:
             return False
         with storage.transaction():
-            if not storage.resolve_thread(thread["id"], user, clock()):
+            if not storage.conversations.resolve_thread(thread["id"], user, clock()):
                 return False
-            storage.enqueue(
+            storage.jobs.enqueue(
                 "thread_resolved",
                 {"thread_id": thread["id"], "user": user},
                 customer_id=thread["customer_id"],
@@ -101,7 +101,7 @@ def register(
 
     def show_decision(message: dict[str, Any]) -> None:
         """The flagged text's buttons give way to the decision (a durable Slack job)."""
-        storage.enqueue(
+        storage.jobs.enqueue(
             "show_decision",
             {"message_id": message["id"]},
             customer_id=message["customer_id"],
@@ -111,10 +111,12 @@ def register(
     @on_action("opt_out_customer")
     def on_opt_out_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
-        message = storage.message(int(action["value"]))
+        message = storage.conversations.message(int(action["value"]))
         user = body["user"]["id"]
         with storage.transaction():
-            storage.update_message(message["id"], decided_by=user, decision=blocks.OPT_OUT)
+            storage.conversations.update_message(
+                message["id"], decided_by=user, decision=blocks.OPT_OUT
+            )
             show_decision(message)
             request_opt_out(
                 storage,
@@ -130,14 +132,16 @@ def register(
     @on_action("not_a_stop_request")
     def on_not_a_stop_request(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
-        message = storage.message(int(action["value"]))
+        message = storage.conversations.message(int(action["value"]))
         user = body["user"]["id"]
         with storage.transaction():
             if message["decided_by"] is not None:
                 return
-            storage.update_message(message["id"], decided_by=user, decision=blocks.NOT_STOP)
+            storage.conversations.update_message(
+                message["id"], decided_by=user, decision=blocks.NOT_STOP
+            )
             show_decision(message)
-            storage.enqueue(
+            storage.jobs.enqueue(
                 "post_notice",
                 {"thread_id": message["thread_id"], "text": blocks.decided_not_stop(user)},
                 customer_id=message["customer_id"],
@@ -164,7 +168,7 @@ def register(
             "channel": body["channel"]["id"],
             "basis": "confirmed with the Send opt-in request button",
         }
-        storage.enqueue(
+        storage.jobs.enqueue(
             "crm_opt_in",
             payload,
             queue=f"phone:{target['keyword']}:{target['phone']}",

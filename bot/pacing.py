@@ -2,7 +2,7 @@
 
 Slack allows about one message per second per channel, with short bursts. :class:`Pacer` hands
 out posting slots per channel from the database (one atomic statement, see
-:meth:`bridge.storage.Storage.reserve_slot`), so several processes sharing the database share
+:meth:`bridge.store.Store.reserve_slot`), so several processes sharing the database share
 one allowance. A job whose slot is near sleeps until it; a ``slack``-lane job whose slot is
 further away is run again at its slot (:class:`~bridge.jobs.Retry`, not counted as an attempt),
 which frees the worker for other channels and for texting. Outside a job (interactive paths)
@@ -23,7 +23,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
 from bridge.jobs import SLACK, Retry, current_job, current_lane
-from bridge.storage import Storage
+from bridge.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class Pacer:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: Store,
         per_second: float,
         burst: int,
         *,
@@ -57,7 +57,7 @@ class Pacer:
         when the turn is more than ``max_sleep`` away (the job keeps its slot)."""
         job = current_job()
         now = self.now()
-        at = self.storage.reserve_slot(channel, job, now, self.interval, self.burst)
+        at = self.storage.slack.reserve_slot(channel, job, now, self.interval, self.burst)
         wait = at - now
         if wait <= 0:
             return
@@ -73,12 +73,12 @@ class Pacer:
         """The post went out (or was answered): its slot is used."""
         job = current_job()
         if job is not None:
-            self.storage.release_slot(channel, job)
+            self.storage.slack.release_slot(channel, job)
 
     def hold(self, channel: str, seconds: float) -> None:
         """Slack answered 429 for ``channel``: nobody posts there for ``seconds``."""
         log.info("Slack rate-limited channel %s for %.0fs", channel, seconds)
-        self.storage.hold_channel(channel, self.now() + seconds, self.interval, self.burst)
+        self.storage.slack.hold_channel(channel, self.now() + seconds, self.interval, self.burst)
 
 
 def retry_after(error: SlackApiError, default: float = 5.0) -> float:

@@ -17,7 +17,7 @@ from typing import Any
 from bot import blocks
 from bot.slacktext import to_plain
 from bridge import outbound
-from bridge.storage import Row, Storage, iso
+from bridge.store import Row, Store, iso
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def deleted_before_send(original: str) -> str:
 
 
 def store_reply(
-    storage: Storage, thread: Row, event: dict[str, Any], event_id: str, now: datetime
+    storage: Store, thread: Row, event: dict[str, Any], event_id: str, now: datetime
 ) -> None:
     """Store a staff message in a customer thread and queue its job (send or mark as note);
     nothing happens twice for one Slack message or one delivery."""
@@ -54,13 +54,13 @@ def store_reply(
     profile = event.get("user_profile") or {}
     name = profile.get("display_name") or profile.get("real_name") or None
     with storage.transaction():
-        if event_id and not storage.first_time(f"slack-event:{event_id}", now):
+        if event_id and not storage.conversations.first_time(f"slack-event:{event_id}", now):
             return
         source = f"slack:{channel}:{ts}"
-        if storage.message_by_source(source) is not None:
+        if storage.conversations.message_by_source(source) is not None:
             return
-        customer = storage.customer(thread["customer_id"])
-        message_id = storage.add_message(
+        customer = storage.customers.get(thread["customer_id"])
+        message_id = storage.conversations.add_message(
             {
                 "store": customer["store"],
                 "customer_id": customer["id"],
@@ -77,7 +77,7 @@ def store_reply(
                 "created_at": iso(now),
             }
         )
-        storage.enqueue(
+        storage.jobs.enqueue(
             "mark_note" if note else "send_reply",
             {"message_id": message_id},
             customer_id=customer["id"],
@@ -90,7 +90,7 @@ class Replies:
     """Turns Slack message events into stored outbound messages (or notes) and jobs."""
 
     def __init__(
-        self, storage: Storage, clock: Callable[[], datetime], wake: Callable[[], None]
+        self, storage: Store, clock: Callable[[], datetime], wake: Callable[[], None]
     ) -> None:
         self.storage = storage
         self.clock = clock
@@ -115,7 +115,7 @@ class Replies:
         )
         if not thread_ts or thread_ts == ts:
             return  # top-level channel chatter
-        thread = self.storage.thread_by_ts(channel, thread_ts)
+        thread = self.storage.conversations.thread_by_ts(channel, thread_ts)
         if thread is not None:
             store_reply(self.storage, thread, event, event_id, self.clock())
         else:
@@ -130,11 +130,13 @@ class Replies:
         now = self.clock()
         channel, ts = event.get("channel", ""), event.get("ts", "")
         with self.storage.transaction():
-            if event_id and not self.storage.first_time(f"slack-event:{event_id}", now):
+            if event_id and not self.storage.conversations.first_time(
+                f"slack-event:{event_id}", now
+            ):
                 return
-            if self.storage.message_by_source(f"slack:{channel}:{ts}") is not None:
+            if self.storage.conversations.message_by_source(f"slack:{channel}:{ts}") is not None:
                 return
-            self.storage.enqueue(
+            self.storage.jobs.enqueue(
                 "recover_reply",
                 {
                     "event": {k: event[k] for k in EVENT_FIELDS if k in event},
@@ -173,14 +175,14 @@ class Replies:
         the edit made it a ``note:`` (True if the edit was taken)."""
         now = self.clock()
         with self.storage.transaction():
-            message = self.storage.message_by_source(f"slack:{channel}:{ts}")
+            message = self.storage.conversations.message_by_source(f"slack:{channel}:{ts}")
             if message is None or message["status"] != "pending" or message["send_started"]:
                 return False
             if text.lstrip().lower().startswith(blocks.NOTE_PREFIX):
-                self.storage.update_message(
+                self.storage.conversations.update_message(
                     message["id"], text=text, direction="note", status="note"
                 )
-                self.storage.enqueue(
+                self.storage.jobs.enqueue(
                     "mark_note",
                     {"message_id": message["id"]},
                     customer_id=message["customer_id"],
@@ -192,7 +194,7 @@ class Replies:
             final = None
             if message["signature"] is not None:
                 final = outbound.with_signature(to_plain(text), message["signature"])
-            self.storage.update_message(message["id"], text=text, final_text=final)
+            self.storage.conversations.update_message(message["id"], text=text, final_text=final)
         log.info("queued reply %s edited before it was sent", message["id"])
         return True
 
@@ -200,11 +202,11 @@ class Replies:
         """A reply deleted before it was handed to CRM Text: it is not sent; say so."""
         now = self.clock()
         with self.storage.transaction():
-            message = self.storage.message_by_source(f"slack:{channel}:{ts}")
+            message = self.storage.conversations.message_by_source(f"slack:{channel}:{ts}")
             if message is None or message["status"] != "pending" or message["send_started"]:
                 return False
-            self.storage.update_message(message["id"], status="deleted")
-            self.storage.enqueue(
+            self.storage.conversations.update_message(message["id"], status="deleted")
+            self.storage.jobs.enqueue(
                 "post_notice",
                 {"thread_id": message["thread_id"], "text": deleted_before_send(message["text"])},
                 customer_id=message["customer_id"],
@@ -215,7 +217,7 @@ class Replies:
         return True
 
     def _after_send_notice(self, channel: str, ts: str, key: str, what: str, user: str) -> None:
-        message = self.storage.message_by_source(f"slack:{channel}:{ts}")
+        message = self.storage.conversations.message_by_source(f"slack:{channel}:{ts}")
         if message is None or message["status"] != "sent":
             return
         text = (
@@ -225,8 +227,8 @@ class Replies:
         )
         now = self.clock()
         with self.storage.transaction():
-            if self.storage.first_time(key, now):
-                self.storage.enqueue(
+            if self.storage.conversations.first_time(key, now):
+                self.storage.jobs.enqueue(
                     "post_notice",
                     {"thread_id": message["thread_id"], "text": text},
                     customer_id=message["customer_id"],

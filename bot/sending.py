@@ -32,7 +32,7 @@ from bridge.config import Config
 from bridge.crmtext import CrmTextClient, CrmTextUnavailable
 from bridge.jobs import GiveUp, Retry
 from bridge.media import MediaError, PreparedImage, media_secret, media_url, prepare_image
-from bridge.storage import OPTED_OUT, Row, Storage
+from bridge.store import OPTED_OUT, Row, Store
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class Sender:
     """Sends stored outbound messages and reports the outcome on the staff's Slack message."""
 
     config: Config
-    storage: Storage
+    storage: Store
     client: WebClient
     crm: CrmTextClient
     http: httpx.Client
@@ -64,12 +64,12 @@ class Sender:
     def send_reply(self, payload: dict[str, Any]) -> None:
         """Job ``send_reply`` (CRM Text lane): text the customer, record the outcome, and queue
         what staff should see about it as ``reply_feedback`` jobs (Slack lane)."""
-        message = self.storage.message(payload["message_id"])
+        message = self.storage.conversations.message(payload["message_id"])
         if message["status"] != "pending":
             return
-        customer = self.storage.customer(message["customer_id"])
+        customer = self.storage.customers.get(message["customer_id"])
         if not message["slack_ts"]:  # a /sms text: shown in its thread by a Slack-lane job
-            self.storage.enqueue(
+            self.storage.jobs.enqueue(
                 "post_outbound",
                 {"message_id": message["id"]},
                 customer_id=customer["id"],
@@ -99,12 +99,12 @@ class Sender:
                 )
             )
         with self.storage.transaction():
-            self.storage.update_message(message["id"], status="sent", error="")
+            self.storage.conversations.update_message(message["id"], status="sent", error="")
             self._feedback(message, blocks.REACTION_SENT, notes)
 
     def gave_up(self, job: Row, error: str) -> None:
         """After the last retry: record it and queue the explanation for the thread."""
-        message = self.storage.message(job["payload"]["message_id"])
+        message = self.storage.conversations.message(job["payload"]["message_id"])
         if message["status"] != "pending":
             return
         partial = bool(message["maybe_sent"] or message["media_posted"])
@@ -115,7 +115,7 @@ class Sender:
         else:
             note = gave_up_note(error, job["attempts"])
         with self.storage.transaction():
-            self.storage.update_message(
+            self.storage.conversations.update_message(
                 message["id"], status="unknown" if partial else "failed", error=error
             )
             self._feedback(message, blocks.REACTION_FAILED, [note])
@@ -124,8 +124,8 @@ class Sender:
         """Job ``reply_feedback`` (Slack lane): the reaction and/or note staff should see about
         a reply, retried until Slack shows it (429s and 5xx retry; token and channel problems
         park it)."""
-        message = self.storage.message(payload["message_id"])
-        thread = self.storage.thread(message["thread_id"])
+        message = self.storage.conversations.message(payload["message_id"])
+        thread = self.storage.conversations.thread(message["thread_id"])
         reaction = payload.get("reaction")
         if reaction and message["slack_ts"]:
             self._react(thread["channel_id"], message["slack_ts"], reaction)
@@ -156,23 +156,25 @@ class Sender:
             )
             signature = template.replace("{name}", name)
         with self.storage.transaction():
-            current = self.storage.message(message["id"])
+            current = self.storage.conversations.message(message["id"])
             if current["final_text"] is None:
                 final = outbound.with_signature(to_plain(current["text"]), signature)
-                self.storage.update_message(message["id"], signature=signature, final_text=final)
+                self.storage.conversations.update_message(
+                    message["id"], signature=signature, final_text=final
+                )
 
     def _claim(self, message_id: int) -> Row | None:
         """From here on an edit or deletion in Slack is too late; the text as it is now."""
         with self.storage.transaction():
-            message = self.storage.message(message_id)
+            message = self.storage.conversations.message(message_id)
             if message["status"] != "pending":
                 return None
             if not message["send_started"]:
-                self.storage.update_message(message_id, send_started=1)
+                self.storage.conversations.update_message(message_id, send_started=1)
             if message["final_text"] is None:  # edited before the signature was fixed
                 final = outbound.with_signature(to_plain(message["text"]), message["signature"])
-                self.storage.update_message(message_id, final_text=final)
-            return self.storage.message(message_id)
+                self.storage.conversations.update_message(message_id, final_text=final)
+            return self.storage.conversations.message(message_id)
 
     def _feedback(self, message: Row, reaction: str | None, notes: list[str]) -> None:
         """Queue what staff should see: the reaction first, then each note, in order."""
@@ -180,7 +182,7 @@ class Sender:
         items: list[dict[str, Any]] = [{"reaction": reaction}] if reaction else []
         items += [{"note": note} for note in notes]
         for item in items:
-            self.storage.enqueue(
+            self.storage.jobs.enqueue(
                 "reply_feedback",
                 {"message_id": message["id"], **item},
                 customer_id=message["customer_id"],
@@ -202,30 +204,32 @@ class Sender:
         done = message["media_posted"] or 0
         maybe_sent = bool(message["maybe_sent"])
         for n, (text, url) in enumerate(parts[done:], start=done + 1):
-            self.storage.update_message(message["id"], maybe_sent=1)
+            self.storage.conversations.update_message(message["id"], maybe_sent=1)
             try:
                 msg_id = outbound.send(
                     self.crm, customer["store"], customer["phone"], text, url, maybe_sent
                 )
             except CrmTextUnavailable as exc:
-                self.storage.update_message(
+                self.storage.conversations.update_message(
                     message["id"], maybe_sent=int(maybe_sent or exc.maybe_sent)
                 )
                 raise
             except outbound.NotSent:
-                self.storage.update_message(message["id"], maybe_sent=0)
+                self.storage.conversations.update_message(message["id"], maybe_sent=0)
                 raise
             fields: dict[str, Any] = {"media_posted": n, "maybe_sent": 0}
             if msg_id:
                 fields["provider_id"] = msg_id if n == 1 else f"{message['id']}:{msg_id}"
-            self.storage.update_message(message["id"], **fields)
+            self.storage.conversations.update_message(message["id"], **fields)
             maybe_sent = False
 
     def _refused(self, message: Row, customer: Row, refusal: outbound.NotSent) -> None:
         with self.storage.transaction():
-            self.storage.update_message(message["id"], status="blocked", error=refusal.reason)
+            self.storage.conversations.update_message(
+                message["id"], status="blocked", error=refusal.reason
+            )
             if refusal.code == "opted_out" and customer["status"] != OPTED_OUT:
-                self.storage.set_status(
+                self.storage.customers.set_status(
                     customer["id"],
                     OPTED_OUT,
                     how="CRM Text refused a reply: customer is opted out",
@@ -251,7 +255,7 @@ class Sender:
                 prepared.append({**item, "refused": reason})
                 refusals.append(blocks.refused_file(item.get("name") or "A file", reason))
         with self.storage.transaction():
-            self.storage.update_message(message["id"], media=json.dumps(prepared))
+            self.storage.conversations.update_message(message["id"], media=json.dumps(prepared))
             self._feedback(message, None, refusals)
         return [f["url"] for f in prepared if "url" in f]
 
@@ -272,7 +276,7 @@ class Sender:
     def _save_picture(self, message_id: int, image: PreparedImage) -> str:
         media_id = secrets.token_urlsafe(16)
         now = self.clock()
-        self.storage.add_media(
+        self.storage.media.add(
             media_id, message_id, image.content_type, image.extension, image.data, now
         )
         return media_url(
@@ -375,8 +379,8 @@ class Sender:
 
     def mark_note(self, payload: dict[str, Any]) -> None:
         """Job ``mark_note``: a ``note:`` reply stays in Slack; mark it so everyone sees that."""
-        message = self.storage.message(payload["message_id"])
-        thread = self.storage.thread(message["thread_id"])
+        message = self.storage.conversations.message(payload["message_id"])
+        thread = self.storage.conversations.thread(message["thread_id"])
         self._react(thread["channel_id"], message["slack_ts"], blocks.REACTION_NOTE)
 
 

@@ -41,7 +41,7 @@ from bot.slackcalls import (
 )
 from bridge.config import Config
 from bridge.jobs import LANES, SLACK, JobRunner, Park
-from bridge.storage import Row, Storage, parse_iso
+from bridge.store import Row, Store, parse_iso
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class SlackHealth:
     def __init__(
         self,
         config: Config,
-        storage: Storage,
+        storage: Store,
         client: WebClient,
         runner: JobRunner,
         clock: Callable[[], datetime],
@@ -91,7 +91,9 @@ class SlackHealth:
 
     def report(self, problem: Problem, *, slack_works: bool = True) -> bool:
         """Record ``problem`` unless it is already open; log and alert when it is new."""
-        if not self.storage.open_problem(problem.key, problem.problem, problem.fix, self.clock()):
+        if not self.storage.slack.open_problem(
+            problem.key, problem.problem, problem.fix, self.clock()
+        ):
             return False
         log.error("Slack problem: %s Fix: %s", problem.problem, problem.fix)
         if slack_works:
@@ -103,7 +105,7 @@ class SlackHealth:
 
     def resolve(self, key: str, why: str) -> int:
         """Close the problem under ``key`` and resume its parked work; return jobs resumed."""
-        row = self.storage.resolve_problem(key, self.clock())
+        row = self.storage.slack.resolve_problem(key, self.clock())
         resumed = self.runner.unpark(key)
         if row is not None:
             log.warning(
@@ -119,7 +121,7 @@ class SlackHealth:
         return resumed
 
     def problems(self) -> list[Row]:
-        return self.storage.open_problems()
+        return self.storage.slack.open_problems()
 
     def on_park(self, job: Row, park: Park) -> None:
         """A job was parked: record what is wrong (once) and tell people."""
@@ -190,8 +192,8 @@ class SlackHealth:
                 "Slack start-up check: token, scopes and %d channel(s) fine", len(self._channels())
             )
         current = {p.key for p in problems} | unknown
-        waiting = {row["key"] for row in self.storage.open_problems()} | set(
-            self.storage.park_keys()
+        waiting = {row["key"] for row in self.storage.slack.open_problems()} | set(
+            self.storage.jobs.park_keys()
         )
         for key in sorted(waiting - current):
             self.resolve(key, "start-up check passed")
@@ -259,7 +261,7 @@ class SlackHealth:
         """The token no longer works: record it and park waiting Slack work under it."""
         self.report(problem, slack_works=False)
         kinds = sorted(kind for kind, lane in LANES.items() if lane == SLACK)
-        parked = self.storage.park_pending(kinds, TOKEN_KEY, problem.problem, self.clock())
+        parked = self.storage.jobs.park_pending(kinds, TOKEN_KEY, problem.problem, self.clock())
         log.warning("parked %d waiting Slack job(s) until the token is fixed", parked)
 
     # -- alerts ---------------------------------------------------------------------------
@@ -275,7 +277,7 @@ class SlackHealth:
             log.warning("no OPS_CHANNEL or BLAST_ADMINS to alert; the log and /healthz say it")
         now = self.clock()
         for target in targets:
-            self.storage.enqueue(
+            self.storage.jobs.enqueue(
                 "ops_alert", {"channel": target, "text": text}, queue=f"ops:{target}", now=now
             )
         self.runner.wake()
@@ -289,13 +291,13 @@ class SlackHealth:
 
     def status(self) -> tuple[bool, dict[str, Any]]:
         """What ``/healthz`` answers: ok, and the open problems with since and fix."""
-        problems = self.storage.open_problems()
+        problems = self.storage.slack.open_problems()
         return not problems, {
             "ok": not problems,
             "problems": [
                 {"problem": p["problem"], "since": p["since"], "fix": p["fix"]} for p in problems
             ],
-            "parked_jobs": sum(self.storage.park_keys().values()),
+            "parked_jobs": sum(self.storage.jobs.park_keys().values()),
         }
 
 

@@ -30,7 +30,7 @@ from bot.replies import store_reply
 from bot.slackcalls import slack_job
 from bridge.jobs import GiveUp, Retry
 from bridge.keywords import Intent
-from bridge.storage import NEW, Row, Storage, iso, parse_iso
+from bridge.store import NEW, Row, Store, iso, parse_iso
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class HistoryBudget:
 class ThreadPoster:
     """Posts inbound texts: a parent for a new thread, replies in order after it."""
 
-    storage: Storage
+    storage: Store
     client: WebClient
     http: httpx.Client
     clock: Callable[[], datetime]
@@ -153,11 +153,11 @@ class ThreadPoster:
 
     def post_inbound(self, payload: dict[str, Any]) -> None:
         """Post the text (a new parent or a reply), then its pictures; resumable after a crash."""
-        message = self.storage.message(payload["message_id"])
-        thread = self.storage.thread(message["thread_id"])
-        customer = self.storage.customer(message["customer_id"])
+        message = self.storage.conversations.message(payload["message_id"])
+        thread = self.storage.conversations.thread(message["thread_id"])
+        customer = self.storage.customers.get(message["customer_id"])
         media = json.loads(message["media"] or "[]")
-        blast = self.storage.blast(message["blast_id"]) if message["blast_id"] else None
+        blast = self.storage.blasts.get(message["blast_id"]) if message["blast_id"] else None
         if not message["slack_ts"]:
             intent = Intent(message["intent"] or "")
             if thread["ts"] is None:
@@ -178,13 +178,15 @@ class ThreadPoster:
                 ts = self._post_in_thread(thread, customer, message, text, body, as_customer=True)
                 with self.storage.transaction():
                     for other in group[1:]:
-                        self.storage.update_message(other["id"], slack_ts=ts, status="posted")
-            self.storage.update_message(message["id"], slack_ts=ts, status="posted")
-            thread = self.storage.thread(thread["id"])
+                        self.storage.conversations.update_message(
+                            other["id"], slack_ts=ts, status="posted"
+                        )
+            self.storage.conversations.update_message(message["id"], slack_ts=ts, status="posted")
+            thread = self.storage.conversations.thread(thread["id"])
         done = message["media_posted"] or 0
         for n, item in enumerate(media[done:], start=done + 1):
             self._share_picture(thread["channel_id"], thread["ts"], item["url"], n, customer)
-            self.storage.update_message(message["id"], media_posted=n)
+            self.storage.conversations.update_message(message["id"], media_posted=n)
 
     def _backlog(self, thread: Row, message: Row) -> list[Row]:
         """The texts this post carries: just ``message``, or, when the customer's plain texts
@@ -193,7 +195,7 @@ class ThreadPoster:
         (no answer from Slack), so a retry posts, and looks for, the same group. Fewer
         chat.postMessage calls under Slack's 1 message/s per channel."""
         if message["post_tried"]:  # the last attempt may have landed: post the same again
-            fixed = self.storage.posted_with(message["id"])
+            fixed = self.storage.conversations.posted_with(message["id"])
             return fixed if message["posted_with"] == message["id"] else [message]
         if not _combinable(message):
             return [message]
@@ -201,7 +203,9 @@ class ThreadPoster:
         if waited < COMBINE_AFTER:
             return [message]
         group = [message]
-        for other in self.storage.unposted_after(thread["id"], message["id"], COMBINE_MAX - 1):
+        for other in self.storage.conversations.unposted_after(
+            thread["id"], message["id"], COMBINE_MAX - 1
+        ):
             if other["slack_ts"] or not _combinable(other):
                 break
             if other["posted_with"] not in (None, message["id"]):
@@ -210,10 +214,10 @@ class ThreadPoster:
                 break
             group.append(other)
         with self.storage.transaction():  # nothing landed before: the group may have grown
-            for member in self.storage.posted_with(message["id"]):
-                self.storage.update_message(member["id"], posted_with=None)
+            for member in self.storage.conversations.posted_with(message["id"]):
+                self.storage.conversations.update_message(member["id"], posted_with=None)
             for member in group if len(group) > 1 else []:
-                self.storage.update_message(member["id"], posted_with=message["id"])
+                self.storage.conversations.update_message(member["id"], posted_with=message["id"])
         if len(group) > 1:
             log.info("posting %s queued texts of thread %s as one", len(group), thread["id"])
         return group
@@ -221,21 +225,21 @@ class ThreadPoster:
     def post_outbound(self, payload: dict[str, Any]) -> None:
         """Job ``post_outbound``: show a ``/sms`` text in its thread (opening it if needed), once.
         It runs in the Slack lane, so a stuck Slack never holds the text itself back."""
-        message = self.storage.message(payload["message_id"])
+        message = self.storage.conversations.message(payload["message_id"])
         if message["slack_ts"]:
             return
-        thread = self.storage.thread(message["thread_id"])
-        customer = self.storage.customer(message["customer_id"])
+        thread = self.storage.conversations.thread(message["thread_id"])
+        customer = self.storage.customers.get(message["customer_id"])
         if thread["ts"] is None:
             ts = self._open_thread(thread, customer, message)
         else:
             who = f"<@{message['staff_user']}>" if message["staff_user"] else "Staff"
             text = blocks.outbound_post(who, customer, message["text"])
             ts = self._post_in_thread(thread, customer, message, text, None, as_customer=False)
-        self.storage.update_message(message["id"], slack_ts=ts)
+        self.storage.conversations.update_message(message["id"], slack_ts=ts)
 
     def post_notice(self, payload: dict[str, Any]) -> None:
-        thread = self.storage.thread(payload["thread_id"])
+        thread = self.storage.conversations.thread(payload["thread_id"])
         if thread["ts"] is None:
             raise GiveUp("the thread was never posted")
         self._reply(thread["channel_id"], thread["ts"], payload["text"])
@@ -250,12 +254,12 @@ class ThreadPoster:
         if thread["post_tried"]:
             found = self._find_parent(thread, customer)
             if found:
-                self.storage.set_thread_ts(thread["id"], found)
-                self.storage.update_thread(thread["id"], post_tried=0)
+                self.storage.conversations.set_thread_ts(thread["id"], found)
+                self.storage.conversations.update_thread(thread["id"], post_tried=0)
                 return found
         else:  # posts older than this one: where a later look-up may stop
-            anchor = self.storage.newest_parent_ts(channel)
-            self.storage.update_thread(thread["id"], post_tried=1, post_after=anchor)
+            anchor = self.storage.conversations.newest_parent_ts(channel)
+            self.storage.conversations.update_thread(thread["id"], post_tried=1, post_after=anchor)
         text, body = self._parent(thread, customer, message)
         with slack_job("open thread"), self._answered(lambda: self._untried("threads", thread)):
             response = self.client.chat_postMessage(
@@ -266,8 +270,8 @@ class ThreadPoster:
                 unfurl_links=False,
             )
         ts = str(response["ts"])
-        self.storage.set_thread_ts(thread["id"], ts)
-        self.storage.update_thread(thread["id"], post_tried=0)
+        self.storage.conversations.set_thread_ts(thread["id"], ts)
+        self.storage.conversations.update_thread(thread["id"], post_tried=0)
         return ts
 
     def _post_in_thread(
@@ -284,11 +288,13 @@ class ThreadPoster:
         if message["post_tried"]:
             found = self._find_in_thread(thread, customer, message)
             if found:
-                self.storage.update_message(message["id"], post_tried=0)
+                self.storage.conversations.update_message(message["id"], post_tried=0)
                 return found
         else:
-            anchor = self.storage.newest_thread_ts(thread["id"], but=message["id"])
-            self.storage.update_message(message["id"], post_tried=1, post_after=anchor)
+            anchor = self.storage.conversations.newest_thread_ts(thread["id"], but=message["id"])
+            self.storage.conversations.update_message(
+                message["id"], post_tried=1, post_after=anchor
+            )
         extra: dict[str, Any] = {"metadata": message_metadata(customer, message)}
         if as_customer:
             extra.update(username=blocks.customer_label(customer), icon_emoji=":iphone:")
@@ -303,14 +309,14 @@ class ThreadPoster:
                 blocks=body,
                 **extra,
             )
-        self.storage.update_message(message["id"], post_tried=0)
+        self.storage.conversations.update_message(message["id"], post_tried=0)
         return str(response["ts"])
 
     def _untried(self, table: str, row: Row) -> None:
         if table == "threads":
-            self.storage.update_thread(row["id"], post_tried=0)
+            self.storage.conversations.update_thread(row["id"], post_tried=0)
         else:
-            self.storage.update_message(row["id"], post_tried=0)
+            self.storage.conversations.update_message(row["id"], post_tried=0)
 
     @staticmethod
     @contextmanager
@@ -331,7 +337,7 @@ class ThreadPoster:
 
     def _parent(self, thread: Row, customer: Row, first: Row) -> tuple[str, list[blocks.Block]]:
         """The parent card for a thread whose first message is ``first``, as things are now."""
-        store = self.storage.store(customer["store"])
+        store = self.storage.stores.get(customer["store"])
         assert store is not None
         media = json.loads(first["media"] or "[]")
         words = first["text"] if first["text"].strip() else f"(sent {len(media)} picture(s))"
@@ -345,7 +351,7 @@ class ThreadPoster:
         notice = blocks.notice_blocks(intent, first["id"], blocks.decision_of(first))
         if first["blast_id"]:
             notice.insert(
-                0, blocks.context(blast_label(self.storage.blast(first["blast_id"])["name"]))
+                0, blocks.context(blast_label(self.storage.blasts.get(first["blast_id"])["name"]))
             )
         return blocks.parent_post(customer, store, words, link, resolved_by, notice=notice)
 
@@ -406,9 +412,9 @@ class ThreadPoster:
         in the thread; anyone else's thread is left alone."""
         event = payload["event"]
         channel, thread_ts = event["channel"], event["thread_ts"]
-        thread = self.storage.thread_by_ts(channel, thread_ts)
+        thread = self.storage.conversations.thread_by_ts(channel, thread_ts)
         if thread is None:
-            if self.storage.blast_by_progress(channel, thread_ts) is not None:
+            if self.storage.blasts.by_progress(channel, thread_ts) is not None:
                 log.info("reply %s is in a blast's progress thread", event.get("ts"))
                 return
             parent = self._parent_of(channel, thread_ts)
@@ -458,16 +464,18 @@ class ThreadPoster:
         store, phone = str(data.get("store") or ""), str(data.get("phone") or "")
         if meta.get("event_type") != blocks.THREAD_EVENT or not phone.startswith("+"):
             return None
-        known = self.storage.store(store)
+        known = self.storage.stores.get(store)
         if known is None or known["channel_id"] != channel:
             return None
         now = self.clock()
         with self.storage.transaction():
-            customer = self.storage.upsert_customer(known["keyword"], phone, now=now)
+            customer = self.storage.customers.upsert(known["keyword"], phone, now=now)
             key = str(data.get("thread_key") or "") or _new_key()
-            thread = self.storage.add_known_thread(customer["id"], channel, thread_ts, key, now)
+            thread = self.storage.conversations.add_known_thread(
+                customer["id"], channel, thread_ts, key, now
+            )
             if customer["status"] == NEW:  # consent lives in CRM Text: ask before sending
-                self.storage.enqueue(
+                self.storage.jobs.enqueue(
                     "crm_status_check",
                     {"customer_id": customer["id"], "thread_id": thread["id"]},
                     customer_id=customer["id"],
@@ -490,7 +498,7 @@ class ThreadPoster:
     def _previous_link(self, thread: Row) -> str | None:
         if thread["previous_id"] is None:
             return None
-        previous = self.storage.thread(thread["previous_id"])
+        previous = self.storage.conversations.thread(thread["previous_id"])
         if previous["ts"] is None:
             return None
         try:
@@ -541,17 +549,17 @@ class ThreadPoster:
 
     def thread_resolved(self, payload: dict[str, Any]) -> None:
         """Job ``thread_resolved``: mark the parent resolved and say so in the thread."""
-        thread = self.storage.thread(payload["thread_id"])
+        thread = self.storage.conversations.thread(payload["thread_id"])
         self.refresh_parent(thread)
         self._reply(thread["channel_id"], thread["ts"], blocks.resolved_notice(payload["user"]))
 
     def refresh_thread(self, payload: dict[str, Any]) -> None:
         """Job ``refresh_thread``: the customer's status changed; update the parent card."""
-        self.refresh_parent(self.storage.thread(payload["thread_id"]))
+        self.refresh_parent(self.storage.conversations.thread(payload["thread_id"]))
 
     def refresh_parent(self, thread: Row) -> None:
         """Re-render the parent card: current opt-in status, resolved or not."""
-        messages = self.storage.thread_messages(thread["id"])
+        messages = self.storage.conversations.thread_messages(thread["id"])
         if thread["ts"] is None or not messages:
             return
         if messages[0]["slack_ts"] != thread["ts"]:
@@ -559,7 +567,7 @@ class ThreadPoster:
                 "thread %s was rebuilt without its first text; card left as it is", thread["id"]
             )
             return
-        customer = self.storage.customer(thread["customer_id"])
+        customer = self.storage.customers.get(thread["customer_id"])
         text, body = self._parent(thread, customer, messages[0])
         with slack_job("refresh parent"):
             self.client.chat_update(

@@ -19,7 +19,7 @@ from bridge.config import Config
 from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable, Customer
 from bridge.jobs import Retry
 from bridge.optout import request_opt_out
-from bridge.storage import OPTED_IN, OPTED_OUT, PENDING, Row, Storage, iso, parse_iso
+from bridge.store import OPTED_IN, OPTED_OUT, PENDING, Row, Store, iso, parse_iso
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class BlastEngine:
     def __init__(
         self,
         config: Config,
-        storage: Storage,
+        storage: Store,
         crm: CrmTextClient,
         clock: Callable[[], datetime],
     ) -> None:
@@ -93,14 +93,14 @@ class BlastEngine:
 
     def _merge(self, store: str, remote: Customer, now: datetime) -> bool:
         phone = "+1" + remote.mobile
-        local = self.storage.find_customer(store, phone)
+        local = self.storage.customers.find(store, phone)
         if local is None:
-            local = self.storage.upsert_customer(
+            local = self.storage.customers.upsert(
                 store, phone, name=remote.name, crm_id=remote.cust_id, now=now
             )
         if local["status"] == remote.status:
             return False
-        if local["status"] == OPTED_OUT and self.storage.opt_out_unpushed(local["id"]):
+        if local["status"] == OPTED_OUT and self.storage.customers.opt_out_unpushed(local["id"]):
             return request_opt_out(
                 self.storage,
                 local["id"],
@@ -111,7 +111,7 @@ class BlastEngine:
                 now=now,
                 push=True,
             )
-        return self.storage.set_status(
+        return self.storage.customers.set_status(
             local["id"], remote.status, how="CRM Text customer list", now=now
         )
 
@@ -122,7 +122,7 @@ class BlastEngine:
     ) -> preflight.Preflight:
         """Run every compliance check on the store's current audience and history."""
         now = self.clock()
-        row = self.storage.store(store)
+        row = self.storage.stores.get(store)
         name = (row["name"] if row else "") or store
         draft = preflight.Draft(
             name,
@@ -132,7 +132,8 @@ class BlastEngine:
             image.content_type if image else None,
         )
         audience = [
-            preflight.Audience(c["phone"], c["status"]) for c in self.storage.customers_of(store)
+            preflight.Audience(c["phone"], c["status"])
+            for c in self.storage.customers.of_store(store)
         ]
         return preflight.run(draft, audience, self.history(store, now), now, self.settings)
 
@@ -141,12 +142,12 @@ class BlastEngine:
             day=1, hour=0, minute=0, second=0, microsecond=0
         )
         since = min(month_start, now - preflight.DUPLICATE_WINDOW)
-        sent = [b for b in self.storage.blast_history(store, since) if b["status"] != "blocked"]
+        sent = [b for b in self.storage.blasts.history(store, since) if b["status"] != "blocked"]
         return preflight.History(
             blasts_this_month=sum(parse_iso(b["started_at"]) >= month_start for b in sent),
             recent_texts=tuple((parse_iso(b["started_at"]), b["final_text"]) for b in sent),
-            pending_revocations=self.storage.pending_opt_outs(store),
-            undecided_stop_requests=self.storage.undecided_stop_requests(store),
+            pending_revocations=self.storage.customers.pending_opt_outs(store),
+            undecided_stop_requests=self.storage.customers.undecided_stop_requests(store),
         )
 
     # -- draft and confirmation -----------------------------------------------------------
@@ -162,7 +163,7 @@ class BlastEngine:
     ) -> int:
         now = self.clock()
         label = name.strip() or _default_name(text, now)
-        return self.storage.add_blast(
+        return self.storage.blasts.add(
             {
                 "store": store,
                 "name": label,
@@ -204,7 +205,7 @@ class BlastEngine:
         The preflight runs outside the storage lock (it reads the whole audience); the launch
         itself is one short transaction that re-checks the draft is still a draft.
         """
-        blast = self.storage.blast(blast_id)
+        blast = self.storage.blasts.get(blast_id)
         if blast["status"] != "draft":
             raise BlastRefused(ALREADY_CONFIRMED)
         result = self.check_blast(blast)
@@ -217,19 +218,19 @@ class BlastEngine:
         total = len(result.recipients)
         if total > typed_over and (typed_count or "").strip() != str(total):
             raise BlastRefused(f"Type the number of recipients ({total}) to confirm.")
-        ids = {c["phone"]: c["id"] for c in self.storage.customers_of(blast["store"])}
+        ids = {c["phone"]: c["id"] for c in self.storage.customers.of_store(blast["store"])}
         meta = json.loads(blast["acknowledged"] or "{}")
         with self.storage.transaction():
-            if self.storage.blast(blast_id)["status"] != "draft":
+            if self.storage.blasts.get(blast_id)["status"] != "draft":
                 raise BlastRefused(ALREADY_CONFIRMED)
-            active = self.storage.active_blast(blast["store"])
+            active = self.storage.blasts.active(blast["store"])
             if active is not None:
                 raise BlastRefused(
                     f"Blast “{active['name']}” is still running for this store. "
                     "A store runs one blast at a time."
                 )
-            self.storage.add_recipients(blast_id, [(ids[p], p) for p in result.recipients])
-            self.storage.update_blast(
+            self.storage.blasts.add_recipients(blast_id, [(ids[p], p) for p in result.recipients])
+            self.storage.blasts.update(
                 blast_id,
                 status="confirmed",
                 confirmed_by=user,
@@ -239,7 +240,7 @@ class BlastEngine:
                 final_text=result.final_text,
                 acknowledged=json.dumps({**meta, "warnings": sorted(acknowledged)}),
             )
-            self.storage.enqueue(
+            self.storage.jobs.enqueue(
                 "blast_start",
                 {"blast_id": blast_id},
                 queue=f"blast:{blast_id}",
@@ -255,7 +256,7 @@ class BlastEngine:
 
         Safe to run again after a crash at any point. Returns the new status.
         """
-        blast = self.storage.blast(blast_id)
+        blast = self.storage.blasts.get(blast_id)
         if blast["status"] == "sending":
             return self._continue(blast)
         if blast["status"] not in ("confirmed", "scheduled"):
@@ -272,23 +273,23 @@ class BlastEngine:
                 return self._schedule(blast_id, result.next_allowed)
         if hard:
             report = "; ".join(f"{f.title} {f.detail}" for f in hard)
-            self.storage.move_blast(blast_id, ("confirmed", "scheduled"), "blocked", report=report)
-            self.storage.skip_pending(blast_id, "blast blocked before sending", now)
+            self.storage.blasts.move(blast_id, ("confirmed", "scheduled"), "blocked", report=report)
+            self.storage.blasts.skip_pending(blast_id, "blast blocked before sending", now)
             return "blocked"
         self._skip_no_longer_opted_in(blast_id, now)
         with self.storage.transaction():
-            if not self.storage.move_blast(
+            if not self.storage.blasts.move(
                 blast_id, ("confirmed", "scheduled"), "sending", started_at=iso(now)
             ):
-                return str(self.storage.blast(blast_id)["status"])
+                return str(self.storage.blasts.get(blast_id)["status"])
             if blast["mode"] != "campaign":
                 self.schedule_step(blast_id, 0.0)
-        return self._continue(self.storage.blast(blast_id))
+        return self._continue(self.storage.blasts.get(blast_id))
 
     def _continue_later(self, blast_id: int) -> None:
         """After Resume: a campaign goes back through ``start``, a one-by-one blast steps on."""
-        if self.storage.blast(blast_id)["mode"] == "campaign":
-            self.storage.enqueue(
+        if self.storage.blasts.get(blast_id)["mode"] == "campaign":
+            self.storage.jobs.enqueue(
                 "blast_start", {"blast_id": blast_id}, queue=f"blast:{blast_id}", now=self.clock()
             )
         else:
@@ -300,14 +301,16 @@ class BlastEngine:
         if blast["mode"] == "campaign":
             self._send_campaign(blast)
             return "done"
-        if not self.storage.has_pending_job("blast_step", "blast_id", blast["id"]):
+        if not self.storage.jobs.has_pending("blast_step", "blast_id", blast["id"]):
             self.schedule_step(blast["id"], 0.0)
         return "sending"
 
     def _schedule(self, blast_id: int, when: datetime) -> str:
-        self.storage.move_blast(blast_id, ("confirmed", "scheduled"), "scheduled", run_at=iso(when))
+        self.storage.blasts.move(
+            blast_id, ("confirmed", "scheduled"), "scheduled", run_at=iso(when)
+        )
         delay = max(0.0, (when - self.clock()).total_seconds())
-        self.storage.enqueue(
+        self.storage.jobs.enqueue(
             "blast_start",
             {"blast_id": blast_id},
             queue=f"blast:{blast_id}",
@@ -318,9 +321,9 @@ class BlastEngine:
         return "scheduled"
 
     def _skip_no_longer_opted_in(self, blast_id: int, now: datetime) -> None:
-        for row in self.storage.recipients(blast_id, "pending"):
-            if self.storage.customer(row["customer_id"])["status"] != OPTED_IN:
-                self.storage.update_recipient(
+        for row in self.storage.blasts.recipients(blast_id, "pending"):
+            if self.storage.customers.get(row["customer_id"])["status"] != OPTED_IN:
+                self.storage.blasts.update_recipient(
                     blast_id,
                     row["customer_id"],
                     status="skipped",
@@ -334,7 +337,7 @@ class BlastEngine:
         if blast["campaign_attempted_at"]:
             self._campaign_unknown(blast["id"])
             return
-        self.storage.update_blast(blast["id"], campaign_attempted_at=iso(now))
+        self.storage.blasts.update(blast["id"], campaign_attempted_at=iso(now))
         name = f"smsbridge-{blast['store']}-{blast['id']}"
         try:
             self.crm.send_campaign(
@@ -342,29 +345,24 @@ class BlastEngine:
             )
         except CrmTextUnavailable as exc:
             if not exc.maybe_sent:  # it never reached CRM Text: safe to request again
-                self.storage.update_blast(blast["id"], campaign_attempted_at=None)
+                self.storage.blasts.update(blast["id"], campaign_attempted_at=None)
             raise Retry(f"CRM Text unreachable: {exc}") from exc
         except CrmTextError as exc:
-            self.storage.skip_pending(
+            self.storage.blasts.skip_pending(
                 blast["id"], f"CRM Text refused the campaign: {exc.message}", now
             )
             self._finish(blast["id"], "done", f"CRM Text refused the campaign: {exc.message}")
             return
-        with self.storage.transaction():
-            self.storage.db.execute(
-                "UPDATE blast_recipients SET status = 'sent', reason = 'campaign', finished_at = ?"
-                " WHERE blast_id = ? AND status = 'pending'",
-                [iso(now), blast["id"]],
-            )
+        self.storage.blasts.campaign_sent(blast["id"], now)
         self._finish(blast["id"], "done", f"Handed to CRM Text as campaign {name}.")
 
     def schedule_step(self, blast_id: int, delay: float) -> None:
         """Queue the blast's next step. Each step has a number and only the newest one runs,
         so a step retried after a crash can never start a second, parallel chain of sends."""
         with self.storage.transaction():
-            seq = (self.storage.blast(blast_id)["step_seq"] or 0) + 1
-            self.storage.update_blast(blast_id, step_seq=seq)
-            self.storage.enqueue(
+            seq = (self.storage.blasts.get(blast_id)["step_seq"] or 0) + 1
+            self.storage.blasts.update(blast_id, step_seq=seq)
+            self.storage.jobs.enqueue(
                 "blast_step",
                 {"blast_id": blast_id, "seq": seq},
                 queue=f"blast:{blast_id}",
@@ -375,17 +373,17 @@ class BlastEngine:
 
     def step(self, blast_id: int, seq: int) -> float | None:
         """Job ``blast_step``: text one recipient; return seconds until the next step, or None."""
-        blast = self.storage.blast(blast_id)
+        blast = self.storage.blasts.get(blast_id)
         now = self.clock()
         if seq != blast["step_seq"] or blast["mode"] == "campaign":
             return None  # a stale copy of a step that already scheduled its successor
         if blast["status"] == "cancelled":
-            self.storage.skip_pending(blast_id, "cancelled", now)
+            self.storage.blasts.skip_pending(blast_id, "cancelled", now)
             self._finish(blast_id, "cancelled", "")
             return None
         if blast["status"] != "sending":
             return None  # paused (Resume queues a new step), done or blocked
-        pending = self.storage.recipients(blast_id, "pending")
+        pending = self.storage.blasts.recipients(blast_id, "pending")
         if not pending:
             self._finish(blast_id, "done", "")
             return None
@@ -393,16 +391,16 @@ class BlastEngine:
         ready = [r for r in pending if allowed[r["phone"]].ok]
         if not ready:
             wake = min(a.next_allowed for a in allowed.values() if a.next_allowed is not None)
-            self.storage.update_blast(blast_id, run_at=iso(wake))
+            self.storage.blasts.update(blast_id, run_at=iso(wake))
             return max(1.0, (wake - now).total_seconds())
         self._text_one(blast, ready[0], now)
         return 1.0 / self.settings.individual_rate
 
     def _text_one(self, blast: Row, recipient: Row, now: datetime) -> None:
-        customer = self.storage.customer(recipient["customer_id"])
+        customer = self.storage.customers.get(recipient["customer_id"])
         key = (blast["id"], customer["id"])
-        if self.storage.asked_to_stop(customer["id"]):
-            self.storage.update_recipient(
+        if self.storage.customers.asked_to_stop(customer["id"]):
+            self.storage.blasts.update_recipient(
                 *key,
                 status="skipped",
                 reason="asked to stop; no decision yet",
@@ -410,12 +408,12 @@ class BlastEngine:
             )
             return
         if customer["status"] != OPTED_IN:
-            self.storage.update_recipient(
+            self.storage.blasts.update_recipient(
                 *key, status="skipped", reason="opted out during the blast", finished_at=iso(now)
             )
             return
         maybe_sent = bool(recipient["attempted_at"])
-        self.storage.update_recipient(*key, attempted_at=iso(now))
+        self.storage.blasts.update_recipient(*key, attempted_at=iso(now))
         try:
             msg_id = outbound.send(
                 self.crm,
@@ -427,17 +425,19 @@ class BlastEngine:
             )
         except CrmTextUnavailable as exc:
             if not (maybe_sent or exc.maybe_sent):
-                self.storage.update_recipient(*key, attempted_at=None)
+                self.storage.blasts.update_recipient(*key, attempted_at=None)
             raise Retry(f"CRM Text unreachable: {exc}") from exc
         except outbound.NotSent as refusal:
-            self.storage.update_recipient(
+            self.storage.blasts.update_recipient(
                 *key, status="failed", reason=_reason(refusal), finished_at=iso(now)
             )
             return
-        self.storage.update_recipient(*key, status="sent", provider_id=msg_id, finished_at=iso(now))
+        self.storage.blasts.update_recipient(
+            *key, status="sent", provider_id=msg_id, finished_at=iso(now)
+        )
 
     def _finish(self, blast_id: int, status: str, report: str) -> None:
-        self.storage.move_blast(
+        self.storage.blasts.move(
             blast_id,
             ("sending", "cancelled", "paused"),
             status,
@@ -448,19 +448,19 @@ class BlastEngine:
     # -- admin controls -------------------------------------------------------------------
 
     def pause(self, blast_id: int) -> bool:
-        return self.storage.move_blast(blast_id, ("sending",), "paused", report="")
+        return self.storage.blasts.move(blast_id, ("sending",), "paused", report="")
 
     def halt(self, blast_id: int, report: str) -> None:
         """Pause a blast whose job gave up; one that never started becomes ``blocked``."""
-        blast = self.storage.blast(blast_id)
+        blast = self.storage.blasts.get(blast_id)
         if blast["mode"] == "campaign" and blast["campaign_attempted_at"]:
             self._campaign_unknown(blast_id)
-        elif not self.storage.move_blast(blast_id, ("sending",), "paused", report=report):
-            self.storage.move_blast(blast_id, ("confirmed", "scheduled"), "blocked", report=report)
+        elif not self.storage.blasts.move(blast_id, ("sending",), "paused", report=report):
+            self.storage.blasts.move(blast_id, ("confirmed", "scheduled"), "blocked", report=report)
 
     def _campaign_unknown(self, blast_id: int) -> None:
         """The sendcampaign request may have reached CRM Text: never send it again."""
-        self.storage.skip_pending(blast_id, "campaign outcome unknown", self.clock())
+        self.storage.blasts.skip_pending(blast_id, "campaign outcome unknown", self.clock())
         self._finish(
             blast_id,
             "done",
@@ -470,7 +470,7 @@ class BlastEngine:
 
     def resume(self, blast_id: int) -> bool:
         with self.storage.transaction():
-            if not self.storage.move_blast(blast_id, ("paused",), "sending", report=""):
+            if not self.storage.blasts.move(blast_id, ("paused",), "sending", report=""):
                 return False
             self._continue_later(blast_id)
             return True
@@ -478,12 +478,12 @@ class BlastEngine:
     def cancel(self, blast_id: int) -> bool:
         """Stop further sends; texts already sent stay sent."""
         with self.storage.transaction():
-            moved = self.storage.move_blast(
+            moved = self.storage.blasts.move(
                 blast_id, ("confirmed", "scheduled", "sending", "paused"), "cancelled"
             )
             if moved:
-                self.storage.skip_pending(blast_id, "cancelled", self.clock())
-                self.storage.update_blast(blast_id, finished_at=iso(self.clock()))
+                self.storage.blasts.skip_pending(blast_id, "cancelled", self.clock())
+                self.storage.blasts.update(blast_id, finished_at=iso(self.clock()))
             return moved
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_CRMTEXT_API_URL = "https://restapi.crmtext.com/smapi/rest"
@@ -170,7 +172,14 @@ _CHANNEL = re.compile(r"[CG][A-Z0-9]{2,}")
 
 def _check_database(url: str, problems: list[str]) -> None:
     if url.startswith(("postgres://", "postgresql://")):
-        problems.append("DATABASE_URL: the Postgres backend is not available yet; use sqlite:///")
+        parts = urlsplit(url)
+        if not parts.hostname and "host=" not in parts.query:
+            problems.append("DATABASE_URL must name a server, like postgresql://user@host/db")
+        elif importlib.util.find_spec("psycopg") is None:
+            problems.append(
+                "DATABASE_URL is a PostgreSQL URL but psycopg is not installed:"
+                " pip install 'smsbridge[postgres]'"
+            )
     elif not url.startswith("sqlite:///"):
         problems.append("DATABASE_URL must start with sqlite:/// or postgresql://")
     else:

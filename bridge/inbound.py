@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from bridge.callback import InboundSms
 from bridge.keywords import Intent, classify, normalise
-from bridge.storage import OPTED_IN, OPTED_OUT, Row, Storage, iso
+from bridge.store import OPTED_IN, OPTED_OUT, Row, Store, iso
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class Inbound:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: Store,
         stores: Mapping[str, str],
         *,
         quiet: timedelta,
@@ -44,18 +44,20 @@ class Inbound:
             raise UnknownStore(f"keyword {sms.keyword} is not configured in SMS_STORES")
         now = self.clock()
         with self.storage.transaction():
-            seen = self.storage.message_by_provider_id(sms.keyword, sms.msg_id)
+            seen = self.storage.conversations.message_by_provider_id(sms.keyword, sms.msg_id)
             if seen is not None:
                 return seen["id"], False
-            self.storage.set_store_details(sms.keyword, sms.store_name, sms.store_id)
-            customer = self.storage.upsert_customer(
+            self.storage.stores.set_details(sms.keyword, sms.store_name, sms.store_id)
+            customer = self.storage.customers.upsert(
                 sms.keyword, sms.phone, name=sms.customer_name, crm_id=sms.cust_id, now=now
             )
             intent = classify(sms.text)
             changed = self._apply_consent(customer, sms, intent, now)
-            thread = self.storage.current_thread(customer["id"], channel, now, self.quiet)
-            blast = self.storage.recent_blast_for(customer["id"], now - BLAST_REPLY_WINDOW)
-            message_id = self.storage.add_message(
+            thread = self.storage.conversations.current_thread(
+                customer["id"], channel, now, self.quiet
+            )
+            blast = self.storage.blasts.recent_for(customer["id"], now - BLAST_REPLY_WINDOW)
+            message_id = self.storage.conversations.add_message(
                 {
                     "store": sms.keyword,
                     "customer_id": customer["id"],
@@ -72,7 +74,7 @@ class Inbound:
                     "blast_id": blast["id"] if blast else None,
                 }
             )
-            self.storage.enqueue(
+            self.storage.jobs.enqueue(
                 "post_inbound",
                 {"message_id": message_id},
                 customer_id=customer["id"],
@@ -80,21 +82,21 @@ class Inbound:
                 now=now,
             )
             if sms.opted_in is False and intent not in (Intent.STOP, Intent.REVOKE):
-                self.storage.enqueue(
+                self.storage.jobs.enqueue(
                     "crm_status_check",
                     {"customer_id": customer["id"], "thread_id": thread["id"]},
                     customer_id=customer["id"],
                     now=now,
                 )
             if changed and thread["ts"] is not None:  # the parent card shows the status
-                self.storage.enqueue(
+                self.storage.jobs.enqueue(
                     "refresh_thread",
                     {"thread_id": thread["id"]},
                     customer_id=customer["id"],
                     now=now,
                 )
             if intent is Intent.REVOKE and changed:
-                self.storage.enqueue(
+                self.storage.jobs.enqueue(
                     "crm_opt_out",
                     {"customer_id": customer["id"], "message_id": message_id},
                     customer_id=customer["id"],
@@ -115,7 +117,7 @@ class Inbound:
         elif sms.opted_in and (
             customer["status"] != OPTED_OUT
             or intent is Intent.START
-            or not self.storage.opt_out_unpushed(customer["id"])
+            or not self.storage.customers.opt_out_unpushed(customer["id"])
         ):
             # A local opt-out that CRM Text has not heard of yet is not undone by a callback;
             # once CRM Text has it, an opt-in there (START, the keyword) is the customer's own.
@@ -125,4 +127,11 @@ class Inbound:
             # The callback says Opt-out for anyone not opted in (never asked, pending, opted
             # out): the exact status comes from getcustomerinfo (job crm_status_check).
             return False
-        return self.storage.set_status(customer["id"], status, how=how, text=sms.text, now=now)
+        return self.storage.customers.set_status(
+            customer["id"],
+            status,
+            how=how,
+            text=sms.text,
+            now=now,
+            crm_synced=intent is not Intent.REVOKE,  # smsbridge still has to tell CRM Text
+        )

@@ -1,4 +1,4 @@
-"""A durable job queue on :class:`~bridge.storage.Storage`: worker threads, retries, backoff.
+"""A durable job queue on :class:`~bridge.store.Store`: worker threads, retries, backoff.
 
 A job is written in the same transaction as the data it acts on, so a restart never loses
 work: unfinished jobs are picked up again when the runner starts. Jobs that share a ``queue``
@@ -24,7 +24,7 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
-from bridge.storage import Row, Storage, parse_iso, utcnow
+from bridge.store import Row, Store, parse_iso, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class JobRunner:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: Store,
         handlers: dict[str, Handler],
         *,
         workers: int = 2,
@@ -185,7 +185,7 @@ class JobRunner:
 
     def unpark(self, key: str) -> int:
         """Resume the jobs parked under ``key``, in their order; return how many."""
-        count = self.storage.unpark_jobs(key, self.clock())
+        count = self.storage.jobs.unpark(key, self.clock())
         if count:
             log.info("resumed %d job(s) parked under %s", count, key)
             self._wake.set()
@@ -193,7 +193,7 @@ class JobRunner:
 
     def run_one(self) -> bool:
         """Claim and run one job; False when nothing is runnable now."""
-        job = self.storage.claim_job(self.clock(), self.lease)
+        job = self.storage.jobs.claim(self.clock(), self.lease)
         if job is None:
             return False
         self._run(job)
@@ -217,7 +217,7 @@ class JobRunner:
             self._wake.clear()
 
     def _idle_wait(self) -> float:
-        upcoming = self.storage.next_job_time()
+        upcoming = self.storage.jobs.next_time()
         if upcoming is None:
             return 1.0
         return max(0.01, min(1.0, (upcoming - self.clock()).total_seconds()))
@@ -244,7 +244,7 @@ class JobRunner:
             )
             self._retry_or_give_up(job, f"{type(exc).__name__}: {exc}", None)
         else:
-            self.storage.finish_job(job["id"])
+            self.storage.jobs.finish(job["id"])
 
     def _retry_or_give_up(self, job: Row, error: str, delay: float | None) -> None:
         """Retry with backoff; give up after the kind's attempt limit (if it has one, e.g. a
@@ -259,13 +259,13 @@ class JobRunner:
             return
         wait = backoff(job["attempts"]) if delay is None else delay
         log.info("job %s (%s) retries in %.1fs: %s", job["id"], job["kind"], wait, error)
-        self.storage.retry_job(job["id"], self.clock() + timedelta(seconds=wait), error)
+        self.storage.jobs.retry(job["id"], self.clock() + timedelta(seconds=wait), error)
         self._wake.set()
 
     def _wait(self, job: Row, reason: str, delay: float) -> None:
         """Run the job again after ``delay`` without counting this attempt."""
         log.debug("job %s (%s) waits %.1fs: %s", job["id"], job["kind"], delay, reason)
-        self.storage.retry_job(
+        self.storage.jobs.retry(
             job["id"], self.clock() + timedelta(seconds=delay), reason, refund=True
         )
         self._wake.set()
@@ -273,7 +273,7 @@ class JobRunner:
     def _park(self, job: Row, park: Park) -> None:
         """Keep the job (and its queue) waiting until ``unpark(park.key)``."""
         log.warning("job %s (%s) parked under %s: %s", job["id"], job["kind"], park.key, park)
-        self.storage.park_job(job["id"], park.key, str(park))
+        self.storage.jobs.park(job["id"], park.key, str(park))
         if self.on_park is not None:
             try:
                 self.on_park(job, park)
@@ -282,7 +282,7 @@ class JobRunner:
 
     def _give_up(self, job: Row, error: str) -> None:
         log.warning("job %s (%s) gave up: %s", job["id"], job["kind"], error)
-        self.storage.finish_job(job["id"], "failed", error)
+        self.storage.jobs.finish(job["id"], "failed", error)
         if self.on_give_up is not None:
             try:
                 self.on_give_up(job, error)

@@ -9,13 +9,13 @@ from typing import Any
 
 from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable
 from bridge.jobs import GiveUp, Handler, Retry
-from bridge.storage import OPTED_OUT, Storage
+from bridge.store import OPTED_OUT, Store
 
 log = logging.getLogger(__name__)
 
 
 def request_opt_out(
-    storage: Storage,
+    storage: Store,
     customer_id: int,
     *,
     how: str,
@@ -32,14 +32,14 @@ def request_opt_out(
     local opt-out must be pushed to CRM Text, which still lists them as opted in.
     """
     with storage.transaction():
-        changed = storage.set_status(
-            customer_id, OPTED_OUT, how=how, text=text, actor=actor, now=now
+        changed = storage.customers.set_status(
+            customer_id, OPTED_OUT, how=how, text=text, actor=actor, now=now, crm_synced=False
         )
-        if not (changed or push) or storage.has_pending_job(
+        if not (changed or push) or storage.jobs.has_pending(
             "crm_opt_out", "customer_id", customer_id
         ):
             return False
-        storage.enqueue(
+        storage.jobs.enqueue(
             "crm_opt_out",
             {"customer_id": customer_id, "thread_id": thread_id, "actor": actor},
             customer_id=customer_id,
@@ -48,11 +48,11 @@ def request_opt_out(
         return True
 
 
-def opt_out_handler(storage: Storage, crm: CrmTextClient, clock: Callable[[], datetime]) -> Handler:
+def opt_out_handler(storage: Store, crm: CrmTextClient, clock: Callable[[], datetime]) -> Handler:
     """Job ``crm_opt_out``: call optoutcustomer, then tell the thread."""
 
     def handle(payload: dict[str, Any]) -> None:
-        customer = storage.customer(payload["customer_id"])
+        customer = storage.customers.get(payload["customer_id"])
         try:
             crm.opt_out(customer["store"], customer["phone"])
         except CrmTextUnavailable as exc:
@@ -66,7 +66,9 @@ def opt_out_handler(storage: Storage, crm: CrmTextClient, clock: Callable[[], da
                 f":warning: CRM Text refused the opt-out ({_literal(exc.message)}). "
                 "This number stays blocked here; opt them out in the CRM Text admin too.",
             )
+            storage.customers.crm_push_failed(customer["id"], str(exc))
             raise GiveUp(str(exc)) from exc
+        storage.customers.mark_crm_synced(customer["id"])
         _notice(
             storage,
             payload,
@@ -84,14 +86,14 @@ def _literal(text: str) -> str:
 
 
 def _notice(
-    storage: Storage, payload: dict[str, Any], customer_id: int, now: datetime, text: str
+    storage: Store, payload: dict[str, Any], customer_id: int, now: datetime, text: str
 ) -> None:
     thread_id = payload.get("thread_id")
     if thread_id is None and payload.get("message_id") is not None:
-        thread_id = storage.message(payload["message_id"])["thread_id"]
+        thread_id = storage.conversations.message(payload["message_id"])["thread_id"]
     if thread_id is None:
         return
-    storage.enqueue(
+    storage.jobs.enqueue(
         "post_notice",
         {"thread_id": thread_id, "text": text, "refresh": True},
         customer_id=customer_id,
@@ -100,7 +102,7 @@ def _notice(
 
 
 def status_check_handler(
-    storage: Storage, crm: CrmTextClient, clock: Callable[[], datetime]
+    storage: Store, crm: CrmTextClient, clock: Callable[[], datetime]
 ) -> Handler:
     """Job ``crm_status_check``: learn a customer's exact status (1/3/4/5) from CRM Text.
 
@@ -108,7 +110,7 @@ def status_check_handler(
     """
 
     def handle(payload: dict[str, Any]) -> None:
-        customer = storage.customer(payload["customer_id"])
+        customer = storage.customers.get(payload["customer_id"])
         try:
             status = crm.customer_info(customer["store"], customer["phone"]).status
         except CrmTextUnavailable as exc:
@@ -117,9 +119,11 @@ def status_check_handler(
             raise GiveUp(f"getcustomerinfo: {exc}") from exc
         if customer["status"] == OPTED_OUT or status == customer["status"]:
             return
-        storage.set_status(customer["id"], status, how="CRM Text getcustomerinfo", now=clock())
+        storage.customers.set_status(
+            customer["id"], status, how="CRM Text getcustomerinfo", now=clock()
+        )
         if payload.get("thread_id") is not None:
-            storage.enqueue(
+            storage.jobs.enqueue(
                 "refresh_thread",
                 {"thread_id": payload["thread_id"]},
                 customer_id=customer["id"],

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable
 from bridge.segments import SegmentInfo, count
-from bridge.storage import NEW, OPTED_IN, OPTED_OUT, PENDING
+from bridge.store import NEW, OPTED_IN, OPTED_OUT, PENDING
 
 MAX_CHARS = 1600
 

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from bridge import quiet_hours
 from bridge.phones import InvalidPhone, parse_us
 from bridge.segments import SegmentInfo, apply_replacements, count, suggest_replacements
-from bridge.storage import OPTED_IN, OPTED_OUT, PENDING
+from bridge.store import OPTED_IN, OPTED_OUT, PENDING
 
 BLOCK, WARN, INFO = "block", "warn", "info"
 _LEVEL_ORDER = {BLOCK: 0, WARN: 1, INFO: 2}

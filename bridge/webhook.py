@@ -13,7 +13,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from bridge.callback import CallbackError, parse_callback
 from bridge.inbound import Inbound, UnknownStore
 from bridge.media import verify
-from bridge.storage import Storage
+from bridge.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,14 @@ def inbound_blueprint(
     return blueprint
 
 
-def media_blueprint(storage: Storage, secret: bytes, clock: Callable[[], datetime]) -> Blueprint:
+def media_blueprint(storage: Store, secret: bytes, clock: Callable[[], datetime]) -> Blueprint:
     """``GET /media/<expires>/<signature>/<id>.<ext>``: pictures CRM Text fetches for MMS."""
     blueprint = Blueprint("media", __name__)
 
     @blueprint.get("/media/<expires>/<signature>/<filename>")
     def serve(expires: str, signature: str, filename: str) -> tuple[Response | str, int]:
         media_id = verify(expires, signature, filename, secret, clock())
-        row = storage.media(media_id) if media_id else None
+        row = storage.media.get(media_id) if media_id else None
         if row is None:
             log.info("media link refused: %s", filename)
             return "not found\n", 404

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.storage import OPTED_OUT
+from bridge.store import OPTED_IN, OPTED_OUT
 from tests.conftest import CARS_CHANNEL, PIZZA_CHANNEL, Harness
 
 OPTED_IN_NUMBERS = ["4155550201", "4155550202", "3105550203"]
@@ -120,7 +120,7 @@ def start_blast(harness: Harness, count: int) -> tuple[list[str], dict[str, Any]
     seed(harness, numbers)
     confirm(harness, compose(harness, MESSAGE, append=False))
     harness.drain()
-    return numbers, harness.services.storage.blasts("PIZZA")[0]
+    return numbers, harness.services.storage.blasts.rows("PIZZA")[0]
 
 
 MESSAGE = "Main St Pizza: 2 large pizzas for $20 this Friday! Reply STOP to opt out"
@@ -153,7 +153,7 @@ def test_one_text_per_opted_in_customer_and_none_to_anyone_else(harness: Harness
     send_all(harness)
 
     assert texts_to(harness) == sorted((p, MESSAGE) for p in OPTED_IN_NUMBERS)
-    [blast] = harness.services.storage.blasts("PIZZA")
+    [blast] = harness.services.storage.blasts.rows("PIZZA")
     assert (blast["status"], blast["confirmed_by"], blast["mode"]) == ("done", "USAM", "individual")
     [progress] = [m for m in harness.slack.top_level(PIZZA_CHANNEL) if m.ts == blast["progress_ts"]]
     assert progress.blocks[0]["text"]["text"].endswith(
@@ -219,16 +219,16 @@ def test_kill_and_restart_mid_blast_sends_the_rest_exactly_once(harness: Harness
         harness.clock.advance(seconds=1)
     assert len(texts_to(harness)) == 4
     # The process dies right after CRM Text accepted the 5th text, before it was recorded.
-    blast = harness.services.storage.blasts("PIZZA")[0]
-    nxt = harness.services.storage.recipients(blast["id"], "pending")[0]
-    harness.services.storage.update_recipient(
+    blast = harness.services.storage.blasts.rows("PIZZA")[0]
+    nxt = harness.services.storage.blasts.recipients(blast["id"], "pending")[0]
+    harness.services.storage.blasts.update_recipient(
         blast["id"], nxt["customer_id"], attempted_at="2026-11-24T18:00:04+00:00"
     )
     harness.services.crm.send_sms("PIZZA", nxt["phone"], MESSAGE)
     harness.restart()
     send_all(harness, 20)
     assert delivered(harness) == sorted((p, MESSAGE) for p in numbers)  # once each, 5th included
-    assert harness.services.storage.recipient_counts(blast["id"]) == {"sent": 10}
+    assert harness.services.storage.blasts.recipient_counts(blast["id"]) == {"sent": 10}
 
 
 def test_cancel_stops_further_sends(harness: Harness) -> None:
@@ -239,7 +239,7 @@ def test_cancel_stops_further_sends(harness: Harness) -> None:
     harness.clock.advance(seconds=1)
     harness.drain()
     assert len(texts_to(harness)) == 2
-    blast = harness.services.storage.blasts("PIZZA")[0]
+    blast = harness.services.storage.blasts.rows("PIZZA")[0]
     [progress] = [m for m in harness.slack.messages if m.ts == blast["progress_ts"]]
     cancel = next(e for e in progress.blocks[-1]["elements"] if e["action_id"] == "blast_cancel")
     harness.press("blast_cancel", cancel["value"])
@@ -255,9 +255,9 @@ def test_non_admin_cannot_press_the_controls(harness: Harness) -> None:
     seed(harness)
     confirm(harness, compose(harness, MESSAGE, append=False))
     harness.drain()
-    blast = harness.services.storage.blasts("PIZZA")[0]
+    blast = harness.services.storage.blasts.rows("PIZZA")[0]
     harness.press("blast_cancel", str(blast["id"]), user="UALEX")
-    assert harness.services.storage.blast(blast["id"])["status"] == "sending"
+    assert harness.services.storage.blasts.get(blast["id"])["status"] == "sending"
     [ephemeral] = [m for m in harness.slack.messages if m.ephemeral_for == "UALEX"]
     assert ephemeral.text.startswith("Only blast admins can text every customer")
 
@@ -272,12 +272,12 @@ def test_campaign_mode_above_700_recipients(harness: Harness) -> None:
     assert confirm(harness, view, typed="701").text == ""
     harness.drain()
     [call] = [c for c in harness.sim.calls if c["method"] == "sendcampaign"]
-    blast = harness.services.storage.blasts("PIZZA")[0]
+    blast = harness.services.storage.blasts.rows("PIZZA")[0]
     assert call["params"]["name"] == f"smsbridge-PIZZA-{blast['id']}"
     assert call["params"]["message"] == MESSAGE
     assert texts_to(harness) == []
     assert len([d for d in harness.sim.outbox if d.kind == "campaign"]) == 701
-    assert harness.services.storage.recipient_counts(blast["id"]) == {"sent": 701}
+    assert harness.services.storage.blasts.recipient_counts(blast["id"]) == {"sent": 701}
 
 
 def test_reply_to_a_blast_in_an_open_thread_is_marked(harness: Harness) -> None:
@@ -289,7 +289,7 @@ def test_reply_to_a_blast_in_an_open_thread_is_marked(harness: Harness) -> None:
     harness.drain()
     parent = harness.slack.top_level(PIZZA_CHANNEL)[0]
     [reply] = [m for m in harness.slack.thread(PIZZA_CHANNEL, parent.ts)[1:]]
-    blast = harness.services.storage.blasts("PIZZA")[0]
+    blast = harness.services.storage.blasts.rows("PIZZA")[0]
     assert reply.text == "Count me in"
     assert reply.blocks[1]["elements"][0]["text"] == (
         f":loudspeaker: Reply to blast “{blast['name']}”"
@@ -304,7 +304,7 @@ def test_replies_to_a_blast_land_in_the_customers_thread_marked(harness: Harness
     harness.drain()
     parent = harness.slack.top_level(PIZZA_CHANNEL)[-1]
     assert parent.text == "Text from (415) 555-0201: Save me two!"
-    blast = harness.services.storage.blasts("PIZZA")[0]
+    blast = harness.services.storage.blasts.rows("PIZZA")[0]
     labels = [b["elements"][0]["text"] for b in parent.blocks if b["type"] == "context"]
     assert f":loudspeaker: Reply to blast “{blast['name']}”" in labels
 
@@ -427,7 +427,7 @@ def test_local_opt_out_blocks_until_pushed_to_crm_text(harness: Harness) -> None
     shown = modal_for_no_seed(harness, MESSAGE)
     assert ":no_entry:" in shown
     harness.drain()
-    customer = harness.services.storage.find_customer("PIZZA", "+14155550201")
+    customer = harness.services.storage.customers.find("PIZZA", "+14155550201")
     assert customer["status"] == OPTED_OUT
     assert harness.sim.customer_status("PIZZA", "4155550201") == OPTED_OUT
 
@@ -470,12 +470,12 @@ def test_individual_blast_stops_at_quiet_hours_and_resumes_next_window(harness: 
     confirm(harness, view)
     send_all(harness, 5)
     assert len(delivered(harness)) == 2  # 8:59:57 and 8:59:58; 8:59:59 would end at 9 PM
-    blast = harness.services.storage.blasts("PIZZA")[0]
-    assert harness.services.storage.blast(blast["id"])["status"] == "sending"
+    blast = harness.services.storage.blasts.rows("PIZZA")[0]
+    assert harness.services.storage.blasts.get(blast["id"])["status"] == "sending"
     harness.clock.now = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)  # 8:00 AM in California
     send_all(harness, 3)
     assert len(delivered(harness)) == 3
-    assert harness.services.storage.blast(blast["id"])["status"] == "done"
+    assert harness.services.storage.blasts.get(blast["id"])["status"] == "done"
 
 
 def test_pause_and_resume(harness: Harness) -> None:
@@ -503,14 +503,14 @@ def test_slack_failing_progress_updates_never_stop_the_sends(harness: Harness) -
     harness.slack.fail_next("chat.update", status=200, error="msg_too_long", times=20)
     send_all(harness, 10)
     assert delivered(harness) == sorted((p, MESSAGE) for p in numbers)
-    blast = harness.services.storage.blasts("PIZZA")[0]
-    assert harness.services.storage.blast(blast["id"])["status"] == "done"
+    blast = harness.services.storage.blasts.rows("PIZZA")[0]
+    assert harness.services.storage.blasts.get(blast["id"])["status"] == "done"
 
 
 def test_a_stale_copy_of_a_step_never_starts_a_second_chain(harness: Harness) -> None:
     numbers, blast = start_blast(harness, 4)
     # A worker that died after scheduling its successor runs its step again.
-    harness.services.storage.enqueue(
+    harness.services.storage.jobs.enqueue(
         "blast_step", {"blast_id": blast["id"], "seq": 1}, queue="stale", now=harness.clock()
     )
     harness.drain()
@@ -525,8 +525,8 @@ def test_one_failing_number_never_stops_the_rest(harness: Harness) -> None:
     confirm(harness, compose(harness, MESSAGE, append=False))
     send_all(harness)
     assert delivered(harness) == sorted((p, MESSAGE) for p in OPTED_IN_NUMBERS)
-    blast = harness.services.storage.blasts("PIZZA")[0]
-    assert harness.services.storage.recipient_counts(blast["id"]) == {"sent": 2, "failed": 1}
+    blast = harness.services.storage.blasts.rows("PIZZA")[0]
+    assert harness.services.storage.blasts.recipient_counts(blast["id"]) == {"sent": 2, "failed": 1}
     [progress] = [m for m in harness.slack.messages if m.ts == blast["progress_ts"]]
     assert progress.blocks[2]["text"]["text"] == ("• failed, CRM Text 12-hour duplicate block: 1")
 
@@ -540,8 +540,8 @@ def test_crm_text_outage_pauses_the_blast_and_resume_finishes_it(harness: Harnes
     for _ in range(25):
         harness.clock.advance(minutes=6)
         harness.drain()
-    blast = harness.services.storage.blasts("PIZZA")[0]
-    assert harness.services.storage.blast(blast["id"])["status"] == "paused"
+    blast = harness.services.storage.blasts.rows("PIZZA")[0]
+    assert harness.services.storage.blasts.get(blast["id"])["status"] == "paused"
     [progress] = [m for m in harness.slack.messages if m.ts == blast["progress_ts"]]
     assert "— paused" in progress.blocks[0]["text"]["text"]
     assert "Press Resume to continue where it stopped." in progress.blocks[2]["text"]["text"]
@@ -549,7 +549,7 @@ def test_crm_text_outage_pauses_the_blast_and_resume_finishes_it(harness: Harnes
     harness.press("blast_resume", str(blast["id"]), user="USAM")
     send_all(harness, 6)
     assert delivered(harness) == sorted((p, MESSAGE) for p in OPTED_IN_NUMBERS)
-    assert harness.services.storage.blast(blast["id"])["status"] == "done"
+    assert harness.services.storage.blasts.get(blast["id"])["status"] == "done"
 
 
 def test_an_undecided_stop_request_blocks_blasts_until_staff_decide(harness: Harness) -> None:
@@ -588,8 +588,8 @@ def test_a_stop_request_arriving_mid_blast_skips_that_customer(harness: Harness)
     harness.text("PIZZA", other, "please stop texting me")
     send_all(harness)
     assert other not in {p for p, _ in delivered(harness)}
-    blast = harness.services.storage.blasts("PIZZA")[0]
-    assert harness.services.storage.recipient_reasons(blast["id"], "skipped") == {
+    blast = harness.services.storage.blasts.rows("PIZZA")[0]
+    assert harness.services.storage.blasts.recipient_reasons(blast["id"], "skipped") == {
         "asked to stop; no decision yet": 1
     }
 
@@ -606,8 +606,8 @@ def test_a_campaign_whose_request_may_have_landed_is_never_sent_again(harness: H
     assert len([c for c in harness.sim.calls if c["method"] == "sendcampaign"]) == 1
     assert len([d for d in harness.sim.outbox if d.kind == "campaign"]) == 701  # once each
     assert texts_to(harness) == []
-    blast = harness.services.storage.blasts("PIZZA")[0]
-    done = harness.services.storage.blast(blast["id"])
+    blast = harness.services.storage.blasts.rows("PIZZA")[0]
+    done = harness.services.storage.blasts.get(blast["id"])
     assert done["status"] == "done" and "not sent again" in done["report"]
 
 
@@ -655,3 +655,26 @@ def test_a_blast_with_a_picture_goes_out_as_mms(harness: Harness) -> None:
     assert url.startswith("https://bridge.example.com/media/") and url.endswith(".png")
     served = httpx.get(harness.server.url + url.removeprefix("https://bridge.example.com"))
     assert served.status_code == 200 and served.content == buffer.getvalue()
+
+
+def test_a_failed_opt_out_push_keeps_blocking_after_housekeeping(harness: Harness) -> None:
+    """Consent lives on the customer: housekeeping dropping the failed optoutcustomer job a
+    month later must not let the next audience sync opt the customer back in and text them."""
+    seed(harness)
+    harness.sim.fail_next(1, status=401, method="optoutcustomer")  # CRM Text refuses the push
+    harness.text("PIZZA", "4155550201", "unsubscribe")
+    harness.drain()
+    assert [
+        j["status"] for j in harness.services.storage.jobs.rows() if j["kind"] == "crm_opt_out"
+    ] == ["failed"]
+    assert harness.sim.customer_status("PIZZA", "4155550201") == OPTED_IN  # CRM Text: still in
+    harness.clock.advance(days=31)
+    harness.restart()  # start-up housekeeping deletes jobs finished 30 days ago
+    assert not any(j["kind"] == "crm_opt_out" for j in harness.services.storage.jobs.rows())
+    confirm(harness, compose(harness, MESSAGE, append=False))
+    send_all(harness)
+    assert "4155550201" not in {p for p, _ in delivered(harness)}
+    assert {p for p, _ in delivered(harness)} == set(OPTED_IN_NUMBERS) - {"4155550201"}
+    customer = harness.services.storage.customers.find("PIZZA", "+14155550201")
+    assert customer["status"] == OPTED_OUT
+    assert harness.sim.customer_status("PIZZA", "4155550201") == OPTED_OUT  # pushed again

@@ -68,6 +68,14 @@ def test_every_problem_is_named_in_one_message() -> None:
 
 
 @pytest.mark.parametrize(
+    "url", ["postgres://u:p@db.example.com:5432/d", "postgresql://u@127.0.0.1/smsbridge"]
+)
+def test_postgres_urls_are_accepted(url: str) -> None:
+    """Heroku sets postgres://, Render postgresql://: both work as given."""
+    assert Config.from_env({**GOOD, "DATABASE_URL": url}).database_url == url
+
+
+@pytest.mark.parametrize(
     ("name", "value", "problem"),
     [
         ("PORT", "99999", "PORT must be between 1 and 65535, got 99999"),
@@ -83,8 +91,8 @@ def test_every_problem_is_named_in_one_message() -> None:
         ),
         (
             "DATABASE_URL",
-            "postgresql://u@h/db",
-            "DATABASE_URL: the Postgres backend is not available yet; use sqlite:///",
+            "postgresql:///db",
+            "DATABASE_URL must name a server, like postgresql://user@host/db",
         ),
     ],
 )

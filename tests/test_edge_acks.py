@@ -134,7 +134,7 @@ def test_a_command_while_slack_rate_limits_auth_test_tells_the_person_to_try_aga
     )
     harness.drain()
     assert texted(harness) == []
-    assert harness.services.storage.jobs("pending") == []
+    assert harness.services.storage.jobs.rows("pending") == []
 
 
 def test_a_button_press_while_slack_rate_limits_auth_test_is_answered_5xx(storm: Any) -> None:

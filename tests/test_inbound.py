@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from bot.dev.fake_slack import FakeSlack
-from bridge.storage import OPTED_IN, OPTED_OUT
+from bridge.store import OPTED_IN, OPTED_OUT
 from tests.conftest import CARS_CHANNEL, PIZZA_CHANNEL, Harness
 
 JANE = "4155550101"
@@ -35,7 +35,7 @@ def test_first_text_opens_a_thread_with_the_customer_card(harness: Harness) -> N
         ":speech_balloon: *Jane Doe · (415) 555-0101*\nMain St Pizza · keyword PIZZA · opted in"
     )
     assert parent.blocks[1]["text"]["text"] == "> Is my pizza on the way?"
-    thread = harness.services.storage.thread_by_ts(PIZZA_CHANNEL, parent.ts)
+    thread = harness.services.storage.conversations.thread_by_ts(PIZZA_CHANNEL, parent.ts)
     assert parent.metadata == {
         "event_type": "smsbridge_thread",
         "event_payload": {
@@ -126,7 +126,7 @@ def test_urlencoded_callback_with_lowercase_fields_and_trailing_junk(harness: Ha
     assert response.status_code == 200
     [parent] = parents(harness.slack)
     assert parent.text == "Text from (415) 555-0101: lower-case fields"
-    stored = harness.services.storage.message_by_provider_id("PIZZA", "555002")
+    stored = harness.services.storage.conversations.message_by_provider_id("PIZZA", "555002")
     assert stored is not None
     assert stored["provider_time"] == "2026-07-04T16:30:00.000000+00:00"  # PDT is UTC-7
 
@@ -186,10 +186,10 @@ def test_stop_marks_the_customer_opted_out(harness: Harness, word: str) -> None:
     assert reply.blocks[1]["elements"][0]["text"].startswith(
         ":no_entry: *Opted out.* They texted STOP"
     )
-    customer = harness.services.storage.find_customer("PIZZA", "+14155550101")
+    customer = harness.services.storage.customers.find("PIZZA", "+14155550101")
     assert customer["status"] == OPTED_OUT
     assert parent.blocks[0]["text"]["text"].endswith("Main St Pizza · keyword PIZZA · opted out")
-    ledger = harness.services.storage.consent_history(customer["id"])
+    ledger = harness.services.storage.customers.consent_history(customer["id"])
     assert ledger[-1]["how"] == f"texted {word.strip(' .').upper()}; CRM Text opted them out"
     # CRM Text did it itself: smsbridge made no optoutcustomer call.
     assert [c for c in harness.sim.calls if c["method"] == "optoutcustomer"] == []
@@ -222,7 +222,7 @@ def test_revocation_words_make_smsbridge_opt_the_customer_out(harness: Harness, 
     assert harness.sim.customer_status("PIZZA", JANE) == OPTED_OUT
     [done] = replies(harness.slack, parent.ts)
     assert done.text == ":no_entry: Opted out in CRM Text. No more texts will go to this number."
-    customer = harness.services.storage.find_customer("PIZZA", "+14155550101")
+    customer = harness.services.storage.customers.find("PIZZA", "+14155550101")
     assert customer["status"] == OPTED_OUT
 
 
@@ -240,7 +240,7 @@ def test_soft_stop_request_is_flagged_with_an_opt_out_button(harness: Harness) -
     )
     button = reply.blocks[2]["elements"][0]
     assert (button["action_id"], button["text"]["text"]) == ("opt_out_customer", "Opt out")
-    assert harness.services.storage.find_customer("PIZZA", "+14155550101")["status"] == OPTED_IN
+    assert harness.services.storage.customers.find("PIZZA", "+14155550101")["status"] == OPTED_IN
     assert [c for c in harness.sim.calls if c["method"] == "optoutcustomer"] == []
 
     response = harness.sender.interaction(
@@ -263,8 +263,8 @@ def test_soft_stop_request_is_flagged_with_an_opt_out_button(harness: Harness) -
     assert response.status_code == 200
     harness.drain()
     assert harness.sim.customer_status("PIZZA", JANE) == OPTED_OUT
-    customer = harness.services.storage.find_customer("PIZZA", "+14155550101")
-    assert harness.services.storage.consent_history(customer["id"])[-1]["actor"] == "USAM"
+    customer = harness.services.storage.customers.find("PIZZA", "+14155550101")
+    assert harness.services.storage.customers.consent_history(customer["id"])[-1]["actor"] == "USAM"
     assert replies(harness.slack, parent.ts)[-1].text == (
         ":no_entry: Opted out in CRM Text. No more texts will go to this number."
     )
@@ -288,9 +288,12 @@ def test_help_and_start_are_shown_as_such(harness: Harness) -> None:
     assert start_reply.blocks[1]["elements"][0]["text"] == (
         ":white_check_mark: They texted START/YES and are opted in."
     )
-    customer = harness.services.storage.find_customer("PIZZA", "+14155550101")
+    customer = harness.services.storage.customers.find("PIZZA", "+14155550101")
     assert customer["status"] == OPTED_IN
-    assert harness.services.storage.consent_history(customer["id"])[-1]["how"] == "texted START"
+    assert (
+        harness.services.storage.customers.consent_history(customer["id"])[-1]["how"]
+        == "texted START"
+    )
     [parent] = parents(harness.slack)
     assert parent.blocks[0]["text"]["text"].endswith("· opted in")
 
@@ -299,8 +302,8 @@ def test_wrong_token_answers_404_and_stores_nothing(harness: Harness) -> None:
     form = {"message": "hi", "keyword": "PIZZA", "mobileNum": JANE, "msgID": "1"}
     response = httpx.post(harness.callback_url("wrong-token-0000000"), data=form)
     assert response.status_code == 404
-    assert harness.services.storage.message_by_provider_id("PIZZA", "1") is None
-    assert harness.services.storage.jobs() == []
+    assert harness.services.storage.conversations.message_by_provider_id("PIZZA", "1") is None
+    assert harness.services.storage.jobs.rows() == []
 
 
 @pytest.mark.parametrize(
@@ -354,7 +357,7 @@ def test_malformed_callback_answers_400_with_a_reason(
     response = httpx.post(harness.callback_url(), data=form)
     assert response.status_code == 400
     assert reason in response.text
-    assert harness.services.storage.jobs() == []
+    assert harness.services.storage.jobs.rows() == []
 
 
 def test_unknown_keyword_answers_422(harness: Harness) -> None:
@@ -373,7 +376,7 @@ def test_oversized_and_garbage_bodies_get_4xx_not_5xx(harness: Harness) -> None:
         headers={"Content-Type": "multipart/form-data; boundary=zzz"},
     )
     assert garbage.status_code == 400
-    assert harness.services.storage.jobs() == []
+    assert harness.services.storage.jobs.rows() == []
 
 
 def test_restart_between_stored_and_posted_posts_exactly_once(harness: Harness) -> None:
@@ -403,7 +406,7 @@ def test_slack_rate_limit_is_waited_out_and_posts_once(harness: Harness) -> None
 
     for _ in range(2):
         assert parents(harness.slack) == []
-        [job] = harness.services.storage.jobs("pending")
+        [job] = harness.services.storage.jobs.rows("pending")
         assert "rate limit" in job["last_error"]
         assert job["attempts"] == 0  # waiting for Slack is not a failed attempt
         harness.clock.advance(seconds=1.5)
@@ -520,7 +523,7 @@ def test_a_post_that_landed_before_the_connection_dropped_is_not_posted_again(
     harness.drain()
     posted = [m.text for m in harness.slack.messages if "posted once" in m.text]
     assert len(posted) == 1
-    message = harness.services.storage.jobs()
+    message = harness.services.storage.jobs.rows()
     assert all(j["status"] == "done" for j in message)
 
 
@@ -529,11 +532,11 @@ def test_a_customer_who_never_opted_in_shows_as_new_and_can_opt_in(harness: Harn
     harness.drain()
     [parent] = parents(harness.slack)
     assert parent.blocks[0]["text"]["text"].endswith("keyword PIZZA · new guest")
-    customer = harness.services.storage.find_customer("PIZZA", "+14155550188")
+    customer = harness.services.storage.customers.find("PIZZA", "+14155550188")
     assert customer["status"] == 1
     harness.text("PIZZA", "4155550188", "PIZZA")  # the store keyword opts them in
     harness.drain()
-    assert harness.services.storage.customer(customer["id"])["status"] == OPTED_IN
+    assert harness.services.storage.customers.get(customer["id"])["status"] == OPTED_IN
     [parent] = parents(harness.slack)
     assert parent.blocks[0]["text"]["text"].endswith("keyword PIZZA · opted in")
 
@@ -545,9 +548,9 @@ def test_an_opt_out_made_in_crm_text_reaches_the_thread(harness: Harness) -> Non
     harness.sim.add_customer("PIZZA", JANE, status=5)  # opted out in CRM Text's admin UI
     harness.text("PIZZA", JANE, "are you there?")
     harness.drain()
-    customer = harness.services.storage.find_customer("PIZZA", "+14155550101")
+    customer = harness.services.storage.customers.find("PIZZA", "+14155550101")
     assert customer["status"] == OPTED_OUT
-    assert harness.services.storage.consent_history(customer["id"])[-1]["how"] == (
+    assert harness.services.storage.customers.consent_history(customer["id"])[-1]["how"] == (
         "CRM Text getcustomerinfo"
     )
     [parent] = parents(harness.slack)
@@ -587,8 +590,8 @@ def test_a_customer_who_opted_out_can_rejoin_with_the_keyword(harness: Harness) 
     harness.text("PIZZA", JANE, "STOP")
     harness.text("PIZZA", JANE, "PIZZA")  # CRM Text opts them in again
     harness.drain()
-    customer = harness.services.storage.find_customer("PIZZA", "+14155550101")
+    customer = harness.services.storage.customers.find("PIZZA", "+14155550101")
     assert customer["status"] == OPTED_IN
-    assert harness.services.storage.consent_history(customer["id"])[-1]["how"] == (
+    assert harness.services.storage.customers.consent_history(customer["id"])[-1]["how"] == (
         "CRM Text callback says Opt-in"
     )

@@ -13,7 +13,7 @@ from bot.dev.fake_crmtext import Simulator
 from bot.dev.fake_slack import FakeSlack
 from bot.pacing import Pacer
 from bridge.jobs import Retry, running
-from bridge.storage import Storage
+from bridge.store import Store, open_store
 from tests.conftest import PIZZA_CHANNEL, Clock, Harness, make_config
 
 
@@ -33,29 +33,22 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> Iterator[Storage]:
-    store = Storage(str(tmp_path / "pacing.db"))
+def storage(tmp_path: Path) -> Iterator[Store]:
+    store = open_store("sqlite:///" + str(tmp_path / "pacing.db"))
     store.migrate()
     yield store
     store.close()
 
 
-def test_a_burst_then_one_post_per_interval(storage: Storage) -> None:
-    slots = [storage.reserve_slot("C1", None, 100.0, 1.0, 3) for _ in range(6)]
-    assert slots == [100.0, 100.0, 100.0, 101.0, 102.0, 103.0]
-    assert storage.reserve_slot("C2", None, 100.0, 1.0, 3) == 100.0  # per channel
-    assert storage.reserve_slot("C1", None, 110.0, 1.0, 3) == 110.0  # refilled meanwhile
-
-
 def _reserve_many(path: str, count: int, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    store = Storage(path)
-    out.put([store.reserve_slot("C1", None, 100.0, 1.0, 2) for _ in range(count)])
+    store = open_store("sqlite:///" + str(path))
+    out.put([store.slack.reserve_slot("C1", None, 100.0, 1.0, 2) for _ in range(count)])
     store.close()
 
 
 def test_processes_sharing_the_database_share_one_allowance(tmp_path: Path) -> None:
     path = str(tmp_path / "shared.db")
-    Storage(path).migrate()
+    open_store("sqlite:///" + str(path)).migrate()
     context = multiprocessing.get_context("fork")
     out: multiprocessing.Queue = context.Queue()  # type: ignore[type-arg]
     workers = [context.Process(target=_reserve_many, args=(path, 25, out)) for _ in range(3)]
@@ -68,7 +61,7 @@ def test_processes_sharing_the_database_share_one_allowance(tmp_path: Path) -> N
     assert slots == [100.0, 100.0] + [100.0 + n for n in range(1, 74)]
 
 
-def test_in_a_job_a_near_turn_is_slept_and_a_far_one_frees_the_worker(storage: Storage) -> None:
+def test_in_a_job_a_near_turn_is_slept_and_a_far_one_frees_the_worker(storage: Store) -> None:
     now = [100.0]
     slept: list[float] = []
     pacer = Pacer(storage, 1.0, 1, max_sleep=1.5, now=lambda: now[0], sleep=slept.append)
@@ -95,7 +88,7 @@ def test_in_a_job_a_near_turn_is_slept_and_a_far_one_frees_the_worker(storage: S
     assert slept == [1.0, 1.0, 2.0]
 
 
-def test_outside_a_job_nothing_sleeps(storage: Storage) -> None:
+def test_outside_a_job_nothing_sleeps(storage: Store) -> None:
     slept: list[float] = []
     pacer = Pacer(storage, 1.0, 1, now=lambda: 100.0, sleep=slept.append)
     for _ in range(3):
@@ -103,11 +96,11 @@ def test_outside_a_job_nothing_sleeps(storage: Storage) -> None:
     assert slept == []
 
 
-def test_a_429_holds_the_channel_for_everyone(storage: Storage) -> None:
+def test_a_429_holds_the_channel_for_everyone(storage: Store) -> None:
     pacer = Pacer(storage, 1.0, 3, now=lambda: 100.0, sleep=lambda _: None)
     pacer.hold("C1", 30)
-    assert storage.reserve_slot("C1", None, 100.0, 1.0, 3) == 130.0
-    assert storage.reserve_slot("C1", None, 100.0, 1.0, 3) == 131.0
+    assert storage.slack.reserve_slot("C1", None, 100.0, 1.0, 3) == 130.0
+    assert storage.slack.reserve_slot("C1", None, 100.0, 1.0, 3) == 131.0
 
 
 def _burst(harness: Harness, customers: int, texts: int) -> list[tuple[str, list[str]]]:

@@ -23,7 +23,7 @@ from bridge.preflight import (
     run,
     shortener_of,
 )
-from bridge.storage import NEW, OPTED_IN, OPTED_OUT, PENDING
+from bridge.store import NEW, OPTED_IN, OPTED_OUT, PENDING
 
 NY = ZoneInfo("America/New_York")
 LA = ZoneInfo("America/Los_Angeles")

@@ -74,7 +74,9 @@ def world(harness: Harness) -> dict[str, Any]:
         ],
         "texts": [(d.phone, d.text) for d in harness.sim.outbox],
         "crm calls": len(harness.sim.calls),
-        "jobs": [(j["kind"], j["status"]) for s in ("pending", "failed") for j in storage.jobs(s)],
+        "jobs": [
+            (j["kind"], j["status"]) for s in ("pending", "failed") for j in storage.jobs.rows(s)
+        ],
     }
 
 
@@ -178,7 +180,7 @@ def test_a_slack_connect_picture_reply_is_stored_before_the_ack(harness: Harness
         "F12345678", make_png("photo.png"), "image/png", "photo.png", connect=True
     )
     ok(post_event(harness, body))
-    stored = harness.services.storage.message_by_source(
+    stored = harness.services.storage.conversations.message_by_source(
         f"slack:{PIZZA_CHANNEL}:{body['event']['ts']}"
     )
     assert stored is not None

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from bot.dev.fake_slack import Message
-from bridge.storage import OPTED_OUT
+from bridge.store import OPTED_OUT
 from tests.conftest import PIZZA_CHANNEL, Harness
 
 JANE = "4155550101"
@@ -83,7 +83,9 @@ def test_reply_is_texted_once_and_marked_sent(harness: Harness) -> None:
         "Yes! It left 5 minutes ago & will be there soon."
     ]
     assert reactions(harness, reply) == ["outbox_tray"]
-    stored = harness.services.storage.message_by_source(f"slack:{PIZZA_CHANNEL}:{reply.ts}")
+    stored = harness.services.storage.conversations.message_by_source(
+        f"slack:{PIZZA_CHANNEL}:{reply.ts}"
+    )
     assert stored["status"] == "sent" and stored["staff_user"] == "USAM"
 
 
@@ -129,16 +131,16 @@ def test_crash_after_crm_accepted_but_before_it_was_recorded_texts_once(harness:
     parent = open_thread(harness)
     reply = staff_reply(harness, parent, "Exactly once")
     services = harness.services
-    message = services.storage.message_by_source(f"slack:{PIZZA_CHANNEL}:{reply.ts}")
+    message = services.storage.conversations.message_by_source(f"slack:{PIZZA_CHANNEL}:{reply.ts}")
     # The attempt that died: it marked the message, CRM Text took the text, then the worker died.
-    services.storage.update_message(message["id"], maybe_sent=1)
+    services.storage.conversations.update_message(message["id"], maybe_sent=1)
     services.crm.send_sms("PIZZA", JANE, "Exactly once")
-    job = services.storage.claim_job(harness.clock(), __import__("datetime").timedelta(0))
+    job = services.storage.jobs.claim(harness.clock(), __import__("datetime").timedelta(0))
     assert job["kind"] == "send_reply"  # the crashed attempt: claimed, never finished
-    services.storage.retry_job(job["id"], harness.clock(), "worker died")
+    services.storage.jobs.retry(job["id"], harness.clock(), "worker died")
     harness.drain()
     assert [d.text for d in harness.sim.outbox if d.phone == JANE] == ["Exactly once"]
-    assert services.storage.message(message["id"])["status"] == "sent"
+    assert services.storage.conversations.message(message["id"])["status"] == "sent"
     assert reactions(harness, reply) == ["outbox_tray"]
 
 
@@ -196,14 +198,14 @@ def test_events_not_acted_on_are_acknowledged_and_do_nothing(
     harness: Harness, event: dict[str, Any]
 ) -> None:
     parent = open_thread(harness)
-    jobs_before = len(harness.services.storage.jobs())
+    jobs_before = len(harness.services.storage.jobs.rows())
     ts = harness.slack.add_message(PIZZA_CHANNEL, "x", user="USAM").ts
     event = {"channel": PIZZA_CHANNEL, "ts": ts, "event_ts": ts, **event}
     response = harness.sender.event(event)
     assert response.status_code == 200
     harness.drain()
     assert sends(harness) == []
-    assert len(harness.services.storage.jobs()) == jobs_before
+    assert len(harness.services.storage.jobs.rows()) == jobs_before
     assert thread_texts(harness, parent) == []
 
 
@@ -255,8 +257,10 @@ def test_reply_to_a_customer_who_cannot_be_texted_is_blocked_before_crm_text(
     harness: Harness, status: int, reason: str
 ) -> None:
     parent = open_thread(harness)
-    customer = harness.services.storage.find_customer("PIZZA", "+14155550101")
-    harness.services.storage.set_status(customer["id"], status, how="test", now=harness.clock())
+    customer = harness.services.storage.customers.find("PIZZA", "+14155550101")
+    harness.services.storage.customers.set_status(
+        customer["id"], status, how="test", now=harness.clock()
+    )
     reply = staff_reply(harness, parent, "Your order is ready")
     harness.drain()
     assert sends(harness) == []
@@ -516,8 +520,8 @@ def test_sms_command_to_a_new_number_offers_the_opt_in_request(harness: Harness)
     [call] = [c for c in harness.sim.calls if c["method"] == "optincustomer"]
     assert call["params"]["phone_number"] == "4155550177"
     assert harness.sim.customer_status("PIZZA", "4155550177") == 3
-    customer = harness.services.storage.find_customer("PIZZA", "+14155550177")
-    [entry] = harness.services.storage.consent_history(customer["id"])
+    customer = harness.services.storage.customers.find("PIZZA", "+14155550177")
+    [entry] = harness.services.storage.customers.consent_history(customer["id"])
     assert (entry["status_to"], entry["actor"]) == (3, "USAM")
     assert "staff confirmed consent" in entry["how"]
 
@@ -599,10 +603,10 @@ def test_expired_pictures_are_removed_at_start(harness: Harness) -> None:
     harness.drain()
     path = urlparse(sends(harness)[0]["params"]["mmsurl"]).path
     media_id = path.rsplit("/", 1)[1].split(".")[0]
-    assert harness.services.storage.media(media_id) is not None
+    assert harness.services.storage.media.get(media_id) is not None
     harness.clock.advance(hours=73)
     harness.restart()
-    assert harness.services.storage.media(media_id) is None
+    assert harness.services.storage.media.get(media_id) is None
 
 
 def test_a_504_after_crm_text_accepted_the_reply_counts_as_sent(harness: Harness) -> None:

@@ -31,7 +31,7 @@ def retry_until_idle(harness: Harness, rounds: int = 12, minutes: float = 6) -> 
     """Let time pass and run what is due until no job waits (or ``rounds`` are used up)."""
     for _ in range(rounds):
         harness.drain()
-        if not harness.services.storage.jobs("pending"):
+        if not harness.services.storage.jobs.rows("pending"):
             return
         harness.clock.advance(minutes=minutes)
 

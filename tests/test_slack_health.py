@@ -8,12 +8,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlite_utils import Database
 
 from bot.dev.fake_crmtext import Simulator
 from bot.dev.fake_slack import FakeSlack
 from bridge.jobs import LANES
-from bridge.schema import migrations
-from bridge.storage import OPTED_OUT, Storage
+from bridge.store import OPTED_OUT, open_store
+from bridge.store.schema import migrations
 from tests.conftest import CARS_CHANNEL, PIZZA_CHANNEL, Clock, Harness, make_config
 from tests.test_replies import open_thread, staff_reply
 
@@ -84,7 +85,7 @@ def test_bot_removed_from_the_channel_never_holds_back_a_reply_or_an_opt_out(
     assert (opt_out["keyword"], opt_out["params"]["phone_number"]) == ("PIZZA", JANE)
     assert harness.sim.customer_status("PIZZA", JANE) == OPTED_OUT
     assert thread_texts(harness) == ["Sure, added!"]  # the customer's texts wait, parked
-    assert {j["kind"] for j in harness.services.storage.jobs("parked")} == {"post_inbound"}
+    assert {j["kind"] for j in harness.services.storage.jobs.rows("parked")} == {"post_inbound"}
 
     # Someone invites the bot back: the parked posts go out in order, then the notice.
     harness.slack.set_channel_state(PIZZA_CHANNEL, "ok")
@@ -96,7 +97,7 @@ def test_bot_removed_from_the_channel_never_holds_back_a_reply_or_an_opt_out(
         "UNSUBSCRIBE",
         ":no_entry: Opted out in CRM Text. No more texts will go to this number.",
     ]
-    assert harness.services.storage.jobs("parked") == []
+    assert harness.services.storage.jobs.rows("parked") == []
     assert healthz(harness).status_code == 200
 
 
@@ -150,7 +151,7 @@ def test_tokens_revoked_event_records_the_problem_and_parks_waiting_slack_work(
     assert healthz(harness).json()["problems"] == [
         {"problem": REVOKED, "since": SINCE, "fix": REINSTALL}
     ]
-    [parked] = harness.services.storage.jobs("parked")
+    [parked] = harness.services.storage.jobs.rows("parked")
     assert parked["kind"] == "post_inbound"
     harness.drain()
     assert harness.slack.calls_to("chat.postMessage")[1:] == []  # no doomed calls
@@ -169,7 +170,7 @@ def test_starting_with_a_revoked_token_parks_waiting_slack_work_and_says_so(
     assert healthz(harness).json()["problems"] == [
         {"problem": REVOKED, "since": SINCE, "fix": REINSTALL}
     ]
-    [parked] = harness.services.storage.jobs("parked")
+    [parked] = harness.services.storage.jobs.rows("parked")
     assert parked["kind"] == "post_inbound"
     assert len(harness.slack.calls_to("chat.postMessage")) == posts  # no doomed call
     assert dms(harness) == []
@@ -249,7 +250,7 @@ def test_someone_else_joining_the_channel_resumes_nothing(harness: Harness) -> N
     )
     assert response.status_code == 200
     harness.drain()
-    assert [j["kind"] for j in harness.services.storage.jobs("parked")] == ["post_inbound"]
+    assert [j["kind"] for j in harness.services.storage.jobs.rows("parked")] == ["post_inbound"]
     assert healthz(harness).status_code == 503
 
 
@@ -298,7 +299,7 @@ def test_a_message_slack_refuses_as_built_is_kept_and_reported_not_dropped(
     harness.text("PIZZA", JANE, "this one trips a bug")
     harness.drain()
 
-    [parked] = harness.services.storage.jobs("parked")
+    [parked] = harness.services.storage.jobs.rows("parked")
     assert parked["kind"] == "post_inbound"
     problem = (
         "Slack refused a message smsbridge built (invalid_blocks). This is a bug in smsbridge."
@@ -325,26 +326,29 @@ def test_healthz_is_ok_when_slack_is_fine(harness: Harness) -> None:
 
 
 def test_migration_splits_waiting_customer_queues_into_lanes(tmp_path: Path) -> None:
-    store = Storage(str(tmp_path / "old.db"))
-    migrations.apply(store.db, stop_before="m006_slack_health")
+    path = str(tmp_path / "old.db")
+    old = Database(path)
+    migrations.apply(old, stop_before="m006_slack_health")
     for kind in ("post_inbound", "send_reply", "crm_opt_out", "post_notice"):
-        store.db.execute(
+        old.execute(
             "INSERT INTO jobs (kind, payload, queue, status, attempts, run_at, created_at)"
             " VALUES (?, '{}', 'customer:7', 'pending', 0, '2026', '2026')",
             [kind],
         )
-    store.db.execute(
+    old.execute(
         "INSERT INTO jobs (kind, payload, queue, status, attempts, run_at, created_at)"
         " VALUES ('blast_step', '{}', 'blast:3', 'pending', 0, '2026', '2026')"
     )
-    store.db.conn.commit()
+    old.conn.commit()
+    old.close()
+    store = open_store("sqlite:///" + path)
     store.migrate()
-    assert [(j["kind"], j["queue"]) for j in store.jobs()] == [
-        ("post_inbound", "customer:7:slack"),
-        ("send_reply", "customer:7:crm"),
-        ("crm_opt_out", "customer:7:crm"),
-        ("post_notice", "customer:7:slack"),
-        ("blast_step", "blast:3"),
+    assert [(j["kind"], j["queue"], j["lane"], j["head"]) for j in store.jobs.rows()] == [
+        ("post_inbound", "customer:7:slack", "slack", 1),
+        ("send_reply", "customer:7:crm", "crm", 1),
+        ("crm_opt_out", "customer:7:crm", "crm", 0),
+        ("post_notice", "customer:7:slack", "slack", 0),
+        ("blast_step", "blast:3", "crm", 1),
     ]
     store.close()
 
@@ -359,7 +363,7 @@ def test_a_start_up_check_slack_will_not_answer_resolves_nothing(harness: Harnes
     harness.restart()  # Slack is busy: the check cannot tell whether the bot is back
     harness.drain()
 
-    assert [j["kind"] for j in harness.services.storage.jobs("parked")] == ["post_inbound"]
+    assert [j["kind"] for j in harness.services.storage.jobs.rows("parked")] == ["post_inbound"]
     assert healthz(harness).status_code == 503
     harness.restart()
     harness.drain()

@@ -22,7 +22,7 @@ from bot.dev.fake_slack import FakeSlack
 from bot.dev.live import LiveServer, SlackSender
 from bridge.config import Config
 from bridge.phones import pretty
-from bridge.storage import OPTED_IN
+from bridge.store import OPTED_IN
 
 STORE, CHANNEL = "PIZZA", "CDEMOPIZZA"
 JANE, BOB = "4155550101", "3055550102"
@@ -43,7 +43,7 @@ def wait_idle(services: Services, timeout: float = 20.0) -> None:
     """Wait until the job queue has nothing left to do now."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not services.storage.jobs("pending"):
+        if not services.storage.jobs.rows("pending"):
             return
         time.sleep(0.05)
     raise TimeoutError("jobs still pending after the demo's wait")

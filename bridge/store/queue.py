@@ -1,0 +1,205 @@
+"""The durable job queue, in the application's own database.
+
+Jobs sharing a ``queue`` run one at a time, in order. Only a queue's *head* (its oldest
+unfinished job, pending or parked; ``head = 1``) can be claimed, and the next job becomes head
+in the same transaction that finishes the current one. So two workers, in any number of
+processes, never run two jobs of one queue at once, and claiming is one indexed look-up among
+runnable heads (``idx_jobs_claim``), whatever the backlog behind them. On PostgreSQL a claim
+uses ``FOR UPDATE SKIP LOCKED``, and enqueue/finish take a per-queue advisory lock so a job
+enqueued while its queue's head finishes still becomes head. Attempts are counted at claim.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from bridge.clock import iso, parse_iso
+from bridge.store.db import Database, Row, greatest
+
+UNFINISHED = "('pending', 'parked')"
+
+
+class Jobs:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def enqueue(
+        self,
+        kind: str,
+        payload: Row,
+        *,
+        now: datetime,
+        queue: str | None = None,
+        customer_id: int | None = None,
+        dedupe_key: str | None = None,
+        delay: float = 0.0,
+    ) -> int | None:
+        """Add a durable job; with a dedupe_key already used, add nothing and return None.
+
+        Jobs in one ``queue`` run in order; ``customer_id`` names the customer's own queue in the
+        job's lane (``bridge.jobs.LANES``), so everything about one customer happens in the order
+        it arrived within a lane, and a stuck Slack post never holds back a text or an opt-out.
+        """
+        from bridge.jobs import LANES, customer_queue  # bridge.jobs builds on the store
+
+        if queue is None:
+            if customer_id is None:
+                raise ValueError("enqueue needs a queue or a customer_id")
+            queue = customer_queue(kind, customer_id)
+        with self.db.transaction():
+            self.db.lock(f"queue {queue}")
+            row = self.db.one(
+                "INSERT INTO jobs (kind, payload, queue, dedupe_key, status, attempts, run_at,"
+                " created_at, lane, head) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?,"
+                f" CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE queue = ? AND status IN {UNFINISHED})"
+                " THEN 0 ELSE 1 END) ON CONFLICT DO NOTHING RETURNING id",
+                [
+                    kind,
+                    json.dumps(payload),
+                    queue,
+                    dedupe_key,
+                    iso(now + timedelta(seconds=delay)),
+                    iso(now),
+                    LANES.get(kind),
+                    queue,
+                ],
+            )
+            return int(row["id"]) if row else None
+
+    def claim(
+        self, now: datetime, lease: timedelta, lanes: Iterable[str] | None = None
+    ) -> Row | None:
+        """Take the oldest runnable job that heads its queue (of ``lanes``, if given); its
+        attempt counts now, so a job that kills its worker still runs out of attempts."""
+        lane_test, lane_params = "", []
+        if lanes is not None:
+            lane_params = list(lanes)
+            if not lane_params:
+                return None
+            lane_test = f" AND lane IN ({', '.join('?' for _ in lane_params)})"
+        skip = " FOR UPDATE SKIP LOCKED" if self.db.backend == "postgres" else ""
+        with self.db.transaction():
+            row = self.db.one(
+                "UPDATE jobs SET locked_until = ?, attempts = attempts + 1 WHERE id ="
+                " (SELECT id FROM jobs WHERE status = 'pending' AND head = 1 AND run_at <= ?"
+                f" AND (locked_until IS NULL OR locked_until <= ?){lane_test}"
+                f" ORDER BY run_at, id LIMIT 1{skip}) RETURNING *",
+                [iso(now + lease), iso(now), iso(now), *lane_params],
+            )
+        if row is None:
+            return None
+        row["payload"] = json.loads(row["payload"])
+        return row
+
+    def renew(self, job_id: int, until: datetime) -> None:
+        """Extend the lease of a running job."""
+        self.db.execute(
+            "UPDATE jobs SET locked_until = ? WHERE id = ? AND status = 'pending'",
+            [iso(until), job_id],
+        )
+
+    def release(self, job_id: int, now: datetime | None = None) -> None:
+        """Give a claimed job back, runnable now, without charging the attempt (SIGTERM)."""
+        most = greatest(self.db)
+        if now is None:
+            self.db.execute(
+                f"UPDATE jobs SET locked_until = NULL, attempts = {most}(attempts - 1, 0)"
+                " WHERE id = ?",
+                [job_id],
+            )
+            return
+        self.db.execute(
+            f"UPDATE jobs SET locked_until = NULL, attempts = {most}(attempts - 1, 0),"
+            " run_at = ? WHERE id = ?",
+            [iso(now), job_id],
+        )
+
+    def finish(self, job_id: int, status: str = "done", error: str = "") -> None:
+        with self.db.transaction():
+            row = self.db.one("SELECT queue FROM jobs WHERE id = ?", [job_id])
+            if row is None:
+                return
+            self.db.lock(f"queue {row['queue']}")
+            self.db.execute(
+                "UPDATE jobs SET status = ?, locked_until = NULL, last_error = ?, head = 0"
+                " WHERE id = ?",
+                [status, error, job_id],
+            )
+            self._promote(row["queue"])
+
+    def _promote(self, queue: str) -> None:
+        """Make the queue's oldest unfinished job its head."""
+        self.db.execute(
+            "UPDATE jobs SET head = 1 WHERE head = 0 AND id = (SELECT min(id) FROM jobs"
+            f" WHERE queue = ? AND status IN {UNFINISHED})",
+            [queue],
+        )
+
+    def retry(self, job_id: int, run_at: datetime, error: str, *, refund: bool = False) -> None:
+        """Run the job again at ``run_at``; ``refund``: this attempt does not count."""
+        self.db.execute(
+            "UPDATE jobs SET run_at = ?, locked_until = NULL, last_error = ?,"
+            f" attempts = {greatest(self.db)}(attempts - ?, 0) WHERE id = ?",
+            [iso(run_at), error, 1 if refund else 0, job_id],
+        )
+
+    def park(self, job_id: int, key: str, error: str) -> None:
+        """Keep the job waiting until :meth:`unpark` (``key``); the attempt does not count."""
+        self.db.execute(
+            "UPDATE jobs SET status = 'parked', park_key = ?, locked_until = NULL,"
+            f" last_error = ?, attempts = {greatest(self.db)}(attempts - 1, 0) WHERE id = ?",
+            [key, error, job_id],
+        )
+
+    def park_pending(self, kinds: list[str], key: str, error: str, now: datetime) -> int:
+        """Park every waiting job of ``kinds`` (they would fail the same way); return how many.
+        A job running right now is left alone: it parks itself if it fails."""
+        marks = ", ".join("?" for _ in kinds)
+        return self.db.execute(
+            "UPDATE jobs SET status = 'parked', park_key = ?, last_error = ?"
+            f" WHERE status = 'pending' AND kind IN ({marks})"
+            " AND (locked_until IS NULL OR locked_until <= ?)",
+            [key, error, *kinds, iso(now)],
+        )
+
+    def unpark(self, key: str, now: datetime) -> int:
+        """Make the jobs parked under ``key`` runnable now (they keep their order)."""
+        return self.db.execute(
+            "UPDATE jobs SET status = 'pending', park_key = NULL, run_at = ?"
+            " WHERE status = 'parked' AND park_key = ?",
+            [iso(now), key],
+        )
+
+    def park_keys(self) -> dict[str, int]:
+        """How many jobs are parked under each key."""
+        rows = self.db.all(
+            "SELECT park_key, count(*) AS n FROM jobs WHERE status = 'parked' GROUP BY park_key"
+        )
+        return {row["park_key"]: int(row["n"]) for row in rows}
+
+    def rows(self, status: str | None = None) -> list[Row]:
+        if status is None:
+            return self.db.all("SELECT * FROM jobs ORDER BY id")
+        return self.db.all("SELECT * FROM jobs WHERE status = ? ORDER BY id", [status])
+
+    def next_time(self) -> datetime | None:
+        """When the next job becomes runnable (only queue heads can run)."""
+        row = self.db.one(
+            "SELECT run_at FROM jobs WHERE status = 'pending' AND head = 1 ORDER BY run_at LIMIT 1"
+        )
+        return parse_iso(row["run_at"]) if row else None
+
+    def has_pending(self, kind: str, field: str, value: Any) -> bool:
+        """Is a job of ``kind`` whose payload has ``field == value`` still waiting?"""
+        if self.db.backend == "sqlite":
+            test = "CAST(json_extract(payload, '$.' || ?) AS TEXT) = ?"
+        else:
+            test = "(payload::jsonb ->> ?) = ?"
+        row = self.db.one(
+            f"SELECT 1 AS x FROM jobs WHERE kind = ? AND status = 'pending' AND {test} LIMIT 1",
+            [kind, field, str(value)],
+        )
+        return row is not None
