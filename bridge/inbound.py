@@ -44,6 +44,7 @@ class Inbound:
             raise UnknownStore(f"keyword {sms.keyword} is not configured in SMS_STORES")
         now = self.clock()
         with self.storage.transaction():
+            self.storage.lock(f"sms {sms.keyword} {sms.msg_id}")
             seen = self.storage.conversations.message_by_provider_id(sms.keyword, sms.msg_id)
             if seen is not None:
                 return seen["id"], False

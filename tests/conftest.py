@@ -18,6 +18,7 @@ from bot.dev.fake_slack import FakeSlack
 from bot.dev.live import LiveServer, SlackSender
 from bridge.config import Config
 from bridge.crmtext import CrmTextClient
+from tests import pg_server
 
 SIGNING_SECRET = "test-signing-secret"
 CALLBACK_TOKEN = "cb-0123456789abcdef"
@@ -141,6 +142,21 @@ class Harness:
         return f"{self.server.url}/sms/inbound/{token}"
 
 
+def backend_under_test() -> str:
+    """``SMSBRIDGE_TEST_BACKEND=postgres`` runs the whole suite on PostgreSQL (a fresh database
+    per test, see tests/pg_server.py); the default is SQLite."""
+    backend = os.environ.get("SMSBRIDGE_TEST_BACKEND", "sqlite").strip() or "sqlite"
+    if backend not in ("sqlite", "postgres"):
+        raise RuntimeError(f"SMSBRIDGE_TEST_BACKEND must be sqlite or postgres, not {backend!r}")
+    return backend
+
+
+def database_url_for(tmp_path: Path) -> str:
+    if backend_under_test() == "postgres":
+        return pg_server.fresh_database()
+    return f"sqlite:///{tmp_path / 'smsbridge.db'}"
+
+
 def make_config(tmp_path: Path, slack: FakeSlack, sim: Simulator, **overrides: Any) -> Config:
     config = Config(
         slack_bot_token=slack.bot_token,
@@ -152,7 +168,7 @@ def make_config(tmp_path: Path, slack: FakeSlack, sim: Simulator, **overrides: A
         stores={"PIZZA": PIZZA_CHANNEL, "CARS": CARS_CHANNEL},
         callback_token=CALLBACK_TOKEN,
         public_url="https://bridge.example.com",
-        database_url=f"sqlite:///{tmp_path / 'smsbridge.db'}",
+        database_url=database_url_for(tmp_path),
         blast_admins=frozenset({"USAM"}),
         run_workers=False,
         slack_posts_per_second=0,  # no pacing on the frozen clock; see tests/test_slack_health.py

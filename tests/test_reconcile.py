@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.dev.fake_slack import Message
+from tests import pg_server
 from tests.conftest import PIZZA_CHANNEL, Harness
 
 JANE = "4155550101"
@@ -27,9 +28,12 @@ def texted(harness: Harness) -> list[tuple[str, str]]:
 
 def lose_the_database(harness: Harness) -> None:
     harness.stop()
-    path = Path(harness.config.sqlite_path)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    if harness.config.database_url.startswith("postgresql://"):
+        pg_server.reset_database(harness.config.database_url)
+    else:
+        path = Path(harness.config.sqlite_path)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
     harness.start()
 
 
@@ -59,7 +63,7 @@ def test_parent_metadata_carries_store_number_and_a_random_thread_key(harness: H
     harness.text("PIZZA", JANE, "again")
     harness.drain()
     [parent] = parents(harness)
-    thread = harness.services.storage.thread_by_ts(PIZZA_CHANNEL, parent.ts)
+    thread = harness.services.storage.conversations.thread_by_ts(PIZZA_CHANNEL, parent.ts)
     assert parent.metadata == {
         "event_type": "smsbridge_thread",
         "event_payload": {
@@ -71,7 +75,9 @@ def test_parent_metadata_carries_store_number_and_a_random_thread_key(harness: H
     assert len(thread["thread_key"]) == 32
     [reply] = harness.slack.thread(PIZZA_CHANNEL, parent.ts)[1:]
     [message] = [
-        m for m in harness.services.storage.thread_messages(thread["id"]) if m["text"] == "again"
+        m
+        for m in harness.services.storage.conversations.thread_messages(thread["id"])
+        if m["text"] == "again"
     ]
     assert reply.metadata == {
         "event_type": "smsbridge_message",
@@ -129,7 +135,7 @@ def test_a_landed_parent_is_found_behind_twenty_parents_opened_meanwhile(harness
     mine = [m for m in parents(harness) if "posted once" in m.text]
     assert len(mine) == 1
     assert len(parents(harness)) == 21
-    assert all(j["status"] == "done" for j in harness.services.storage.jobs())
+    assert all(j["status"] == "done" for j in harness.services.storage.jobs.rows())
 
 
 def test_a_landed_reply_is_found_in_a_thread_of_250_replies(harness: Harness) -> None:
@@ -201,7 +207,7 @@ def test_a_reply_in_a_staff_members_own_thread_is_left_alone(harness: Harness) -
     harness.drain()
     assert texted(harness) == []
     assert replies(harness, parent) == ["Pizza!"]
-    assert harness.services.storage.jobs() == []
+    assert harness.services.storage.jobs.rows() == []
 
 
 def test_a_landed_parent_is_found_behind_150_channel_posts_on_a_later_page(
@@ -248,7 +254,7 @@ def test_a_reconciliation_over_budget_waits_and_still_posts_once(harness: Harnes
     harness.clock.advance(seconds=5)
     harness.drain()
     assert harness.slack.calls_to("conversations.history") == []  # not yet: over budget
-    [job] = harness.services.storage.jobs("pending")
+    [job] = harness.services.storage.jobs.rows("pending")
     assert "budget" in job["last_error"]
     seconds[0] += 60
     harness.clock.advance(seconds=60)
@@ -304,14 +310,14 @@ def test_a_combined_post_that_landed_unanswered_is_not_posted_again(harness: Har
     harness.drain()
     [combined] = harness.slack.thread(PIZZA_CHANNEL, parent.ts)[1:]
     assert combined.text == "one\ntwo"
-    assert all(j["status"] == "done" for j in harness.services.storage.jobs())
+    assert all(j["status"] == "done" for j in harness.services.storage.jobs.rows())
 
 
 def test_a_reply_under_a_blast_progress_message_is_not_explained_as_a_lost_thread(
     harness: Harness,
 ) -> None:
     progress = harness.slack.add_message(PIZZA_CHANNEL, "Blast: 40 of 120 sent", user="UBOT")
-    harness.services.storage.add_blast(
+    harness.services.storage.blasts.add(
         {
             "store": "PIZZA",
             "name": "Friday special",

@@ -69,6 +69,11 @@ class Store:
         with self.db.transaction():
             yield
 
+    def lock(self, key: str) -> None:
+        """Inside a transaction: other processes' transactions locking ``key`` wait for this one
+        (the same SMS delivered to two web processes at once is stored once)."""
+        self.db.lock(key)
+
     def housekeeping(self, now: datetime, media_age: timedelta, keep: timedelta) -> dict[str, int]:
         """Drop what nobody needs any more: expired pictures, old finished jobs and old
         idempotency keys (Slack and CRM Text never redeliver after a few hours). Consent lives

@@ -187,6 +187,7 @@ class PostgresDatabase:
             kwargs={"autocommit": True, "row_factory": dict_row},
             open=True,
             name="smsbridge",
+            check=ConnectionPool.check_connection,  # a server restart leaves dead connections
         )
         self._local = threading.local()
 

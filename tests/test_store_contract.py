@@ -1,0 +1,411 @@
+"""Every storage behaviour, run against both backends (SQLite and a real PostgreSQL), each test
+on a fresh database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bridge.store import NEW, OPTED_IN, OPTED_OUT, Store, iso, open_store
+from tests import pg_server
+
+NOW = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=5)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'contract.db'}"
+    else:
+        url = pg_server.fresh_database()
+    opened = open_store(url)
+    opened.migrate()
+    opened.stores.sync({"PIZZA": "CPIZZA01", "CARS": "CCARS001"})
+    yield opened
+    opened.close()
+
+
+def customer(store: Store, phone: str = "+14155550101", keyword: str = "PIZZA") -> int:
+    return int(store.customers.upsert(keyword, phone, now=NOW)["id"])
+
+
+# -- schema -------------------------------------------------------------------------------------
+
+
+def test_migrating_again_applies_nothing(store: Store) -> None:
+    assert store.migrate() == []
+
+
+def test_a_fresh_database_gets_every_migration(tmp_path: Path) -> None:
+    sqlite = open_store(f"sqlite:///{tmp_path / 'new.db'}")
+    postgres = open_store(pg_server.empty_database())
+    try:
+        applied = sqlite.migrate()
+        assert applied[0] == "m001_initial" and applied[-2:] == [
+            "m007_staff_decisions",
+            "m008_indexes",
+        ]
+        assert postgres.migrate() == ["m007_baseline", "m008_indexes"]
+        assert sqlite.migrate() == postgres.migrate() == []
+    finally:
+        sqlite.close()
+        postgres.close()
+
+
+# -- stores -------------------------------------------------------------------------------------
+
+
+def test_stores_follow_configuration(store: Store) -> None:
+    store.stores.sync({"PIZZA": "CNEW0001"})
+    store.stores.set_details("PIZZA", "Main St Pizza", "1001")
+    store.stores.set_details("PIZZA", "", "")
+    assert store.stores.get("pizza") == {
+        "keyword": "PIZZA",
+        "channel_id": "CNEW0001",
+        "name": "Main St Pizza",
+        "store_id": "1001",
+    }
+    assert store.stores.get("NOPE") is None
+
+
+# -- customers and consent ----------------------------------------------------------------------
+
+
+def test_upsert_finds_the_same_customer_and_fills_in_what_it_learns(store: Store) -> None:
+    first = store.customers.upsert("pizza", "+14155550101", now=NOW)
+    again = store.customers.upsert("PIZZA", "+14155550101", name="Ana", crm_id="77", now=NOW)
+    blank = store.customers.upsert("PIZZA", "+14155550101", name="", now=NOW)
+    assert first["id"] == again["id"] == blank["id"]
+    assert (blank["name"], blank["crm_id"], blank["status"], blank["store"]) == (
+        "Ana",
+        "77",
+        NEW,
+        "PIZZA",
+    )
+    assert store.customers.find("PIZZA", "+14155550101") == blank
+    assert store.customers.find("CARS", "+14155550101") is None
+    with pytest.raises(KeyError):
+        store.customers.get(999_999)
+
+
+def test_a_status_change_writes_the_ledger_once(store: Store) -> None:
+    cid = customer(store)
+    assert store.customers.set_status(cid, OPTED_IN, how="texted START", text="START", now=NOW)
+    assert not store.customers.set_status(cid, OPTED_IN, how="again", now=NOW)
+    [entry] = store.customers.consent_history(cid)
+    assert (entry["status_from"], entry["status_to"], entry["how"], entry["text"]) == (
+        NEW,
+        OPTED_IN,
+        "texted START",
+        "START",
+    )
+    row = store.customers.get(cid)
+    assert (row["status"], row["consent_source"], row["crm_synced"]) == (
+        OPTED_IN,
+        "texted START",
+        1,
+    )
+    assert [c["id"] for c in store.customers.with_status("PIZZA", OPTED_IN)] == [cid]
+    assert [c["id"] for c in store.customers.of_store("pizza")] == [cid]
+
+
+def test_a_local_opt_out_is_unpushed_until_crm_text_has_it(store: Store) -> None:
+    cid = customer(store)
+    store.customers.set_status(cid, OPTED_IN, how="callback", now=NOW)
+    store.customers.set_status(cid, OPTED_OUT, how="staff", now=NOW, crm_synced=False)
+    assert store.customers.opt_out_unpushed(cid)
+    assert store.customers.pending_opt_outs("PIZZA") == 1
+    store.customers.crm_push_failed(cid, "CRM Text refused")
+    assert store.customers.opt_out_unpushed(cid)  # still not at CRM Text: still blocks
+    assert store.customers.pending_opt_outs("PIZZA") == 0  # but nothing is on its way
+    store.customers.mark_crm_synced(cid)
+    assert not store.customers.opt_out_unpushed(cid)
+
+
+def test_housekeeping_never_changes_who_may_be_texted(store: Store) -> None:
+    cid = customer(store)
+    store.customers.set_status(cid, OPTED_OUT, how="staff", now=NOW, crm_synced=False)
+    job = store.jobs.enqueue("crm_opt_out", {"customer_id": cid}, customer_id=cid, now=NOW)
+    assert job is not None
+    store.jobs.claim(NOW, LEASE)
+    store.jobs.finish(job, "failed", "refused")
+    later = NOW + timedelta(days=60)
+    removed = store.housekeeping(later, media_age=timedelta(days=1), keep=timedelta(days=30))
+    assert removed["jobs"] == 1 and store.jobs.rows() == []
+    assert store.customers.opt_out_unpushed(cid)
+    assert store.customers.get(cid)["status"] == OPTED_OUT
+
+
+def test_stop_requests_nobody_decided(store: Store) -> None:
+    cid = customer(store)
+    store.customers.set_status(cid, OPTED_IN, how="callback", now=NOW)
+    thread = store.conversations.current_thread(cid, "CPIZZA01", NOW, timedelta(days=1))
+    message = store.conversations.add_message(
+        {"store": "PIZZA", "customer_id": cid, "thread_id": thread["id"], "intent": "soft_stop"}
+    )
+    assert store.customers.asked_to_stop(cid)
+    assert store.customers.undecided_stop_requests("PIZZA") == 1
+    store.conversations.update_message(message, decided_by="USAM")
+    assert not store.customers.asked_to_stop(cid)
+    assert store.customers.undecided_stop_requests("PIZZA") == 0
+
+
+# -- conversations ------------------------------------------------------------------------------
+
+
+def test_current_thread_is_kept_then_renewed_after_quiet_resolve_or_move(store: Store) -> None:
+    cid, quiet = customer(store), timedelta(days=1)
+    first = store.conversations.current_thread(cid, "CPIZZA01", NOW, quiet)
+    same = store.conversations.current_thread(cid, "CPIZZA01", NOW + timedelta(hours=20), quiet)
+    assert same["id"] == first["id"] and same["last_activity_at"] == iso(NOW + timedelta(hours=20))
+    after_quiet = store.conversations.current_thread(
+        cid, "CPIZZA01", NOW + timedelta(days=3), quiet
+    )
+    assert after_quiet["id"] != first["id"] and after_quiet["previous_id"] == first["id"]
+    assert store.conversations.resolve_thread(after_quiet["id"], "USAM", NOW)
+    assert not store.conversations.resolve_thread(after_quiet["id"], "USAM", NOW)
+    after_resolve = store.conversations.current_thread(cid, "CPIZZA01", NOW, quiet)
+    assert after_resolve["id"] not in (first["id"], after_quiet["id"])
+    moved = store.conversations.current_thread(cid, "CCARS001", NOW, quiet)
+    assert moved["id"] != after_resolve["id"] and moved["channel_id"] == "CCARS001"
+    assert len({first["thread_key"], after_quiet["thread_key"], moved["thread_key"]}) == 3
+
+
+def test_threads_and_messages_by_slack_ts(store: Store) -> None:
+    cid = customer(store)
+    thread = store.conversations.current_thread(cid, "CPIZZA01", NOW, timedelta(days=1))
+    store.conversations.set_thread_ts(thread["id"], "1700000000.000100")
+    assert store.conversations.thread_by_ts("CPIZZA01", "1700000000.000100")["id"] == thread["id"]
+    first = store.conversations.add_message(
+        {"store": "PIZZA", "customer_id": cid, "thread_id": thread["id"], "text": "a",
+         "media": ["https://x/1.png"], "provider_id": "m1", "source_key": "crm:m1"}
+    )  # fmt: skip
+    second = store.conversations.add_message(
+        {"store": "PIZZA", "customer_id": cid, "thread_id": thread["id"], "text": "b",
+         "posted_with": first}
+    )  # fmt: skip
+    store.conversations.update_message(first, slack_ts="1700000000.000200", status="posted")
+    assert store.conversations.message(first)["media"] == '["https://x/1.png"]'
+    assert store.conversations.message_by_provider_id("pizza", "m1")["id"] == first
+    assert store.conversations.message_by_source("crm:m1")["id"] == first
+    assert [m["id"] for m in store.conversations.unposted_after(thread["id"], first, 5)] == [second]
+    assert [m["id"] for m in store.conversations.posted_with(first)] == [second]
+    assert [m["text"] for m in store.conversations.thread_messages(thread["id"])] == ["a", "b"]
+    assert store.conversations.newest_thread_ts(thread["id"], but=second) == "1700000000.000200"
+    assert store.conversations.newest_thread_ts(thread["id"], but=first) == "1700000000.000100"
+    assert store.conversations.newest_parent_ts("CPIZZA01") == "1700000000.000100"
+    assert store.conversations.newest_parent_ts("CCARS001") is None
+
+
+def test_a_known_thread_is_added_once_with_a_unique_key(store: Store) -> None:
+    cid = customer(store)
+    mine = store.conversations.current_thread(cid, "CPIZZA01", NOW, timedelta(days=1))
+    known = store.conversations.add_known_thread(cid, "CPIZZA01", "17.1", mine["thread_key"], NOW)
+    again = store.conversations.add_known_thread(cid, "CPIZZA01", "17.1", "other", NOW)
+    assert known["id"] == again["id"] != mine["id"]
+    assert known["thread_key"] != mine["thread_key"]
+
+
+def test_an_event_key_counts_the_first_time_only(store: Store) -> None:
+    assert store.conversations.first_time("slack-event:E1", NOW)
+    assert not store.conversations.first_time("slack-event:E1", NOW)
+    store.housekeeping(NOW + timedelta(days=31), timedelta(days=1), timedelta(days=30))
+    assert store.conversations.first_time("slack-event:E1", NOW)
+
+
+def test_a_transaction_rolls_back_everything_in_it(store: Store) -> None:
+    cid = customer(store)
+    with pytest.raises(RuntimeError), store.transaction():
+        store.customers.set_status(cid, OPTED_IN, how="x", now=NOW)
+        with store.transaction():
+            store.jobs.enqueue("post_notice", {}, customer_id=cid, now=NOW)
+        raise RuntimeError("boom")
+    assert store.customers.get(cid)["status"] == NEW
+    assert store.jobs.rows() == []
+
+
+# -- jobs ---------------------------------------------------------------------------------------
+
+
+def test_a_queue_runs_in_order_one_job_at_a_time(store: Store) -> None:
+    a = store.jobs.enqueue("k", {"n": 1}, queue="q", now=NOW)
+    b = store.jobs.enqueue("k", {"n": 2}, queue="q", now=NOW)
+    other = store.jobs.enqueue("k", {"n": 3}, queue="r", now=NOW + timedelta(seconds=1))
+    first = store.jobs.claim(NOW + timedelta(seconds=2), LEASE)
+    assert first is not None and (first["id"], first["payload"], first["attempts"]) == (
+        a,
+        {"n": 1},
+        1,
+    )
+    second = store.jobs.claim(NOW + timedelta(seconds=2), LEASE)
+    assert second is not None and second["id"] == other  # b waits behind a
+    assert store.jobs.claim(NOW + timedelta(seconds=2), LEASE) is None
+    store.jobs.finish(a)
+    third = store.jobs.claim(NOW + timedelta(seconds=2), LEASE)
+    assert third is not None and third["id"] == b
+
+
+def test_a_dedupe_key_adds_a_job_once(store: Store) -> None:
+    assert store.jobs.enqueue("k", {}, queue="q", dedupe_key="d", now=NOW) is not None
+    assert store.jobs.enqueue("k", {}, queue="q", dedupe_key="d", now=NOW) is None
+    assert len(store.jobs.rows()) == 1
+
+
+def test_a_customer_job_goes_to_its_lane(store: Store) -> None:
+    store.jobs.enqueue("post_inbound", {}, customer_id=7, now=NOW)
+    store.jobs.enqueue("send_reply", {}, customer_id=7, now=NOW)
+    assert [(j["queue"], j["lane"]) for j in store.jobs.rows()] == [
+        ("customer:7:slack", "slack"),
+        ("customer:7:crm", "crm"),
+    ]
+    crm = store.jobs.claim(NOW, LEASE, lanes=["crm"])
+    assert crm is not None and crm["kind"] == "send_reply"
+    assert store.jobs.claim(NOW, LEASE, lanes=["crm"]) is None
+    assert store.jobs.claim(NOW, LEASE, lanes=[]) is None
+    slack = store.jobs.claim(NOW, LEASE)
+    assert slack is not None and slack["kind"] == "post_inbound"
+    with pytest.raises(ValueError):
+        store.jobs.enqueue("k", {}, now=NOW)
+
+
+def test_attempts_count_at_claim_and_a_lost_lease_is_claimed_again(store: Store) -> None:
+    job = store.jobs.enqueue("k", {}, queue="q", now=NOW)
+    assert store.jobs.claim(NOW, LEASE)["attempts"] == 1  # type: ignore[index]
+    assert store.jobs.claim(NOW + timedelta(minutes=4), LEASE) is None
+    store.jobs.renew(job, NOW + timedelta(minutes=10))  # type: ignore[arg-type]
+    assert store.jobs.claim(NOW + timedelta(minutes=6), LEASE) is None
+    again = store.jobs.claim(NOW + timedelta(minutes=11), LEASE)  # the worker died
+    assert again is not None and again["attempts"] == 2
+
+
+def test_a_released_job_runs_again_at_once_without_charging_the_attempt(store: Store) -> None:
+    job = store.jobs.enqueue("k", {}, queue="q", now=NOW)
+    assert job is not None
+    store.jobs.claim(NOW, LEASE)
+    store.jobs.release(job)
+    again = store.jobs.claim(NOW, LEASE)
+    assert again is not None and (again["id"], again["attempts"]) == (job, 1)
+
+
+def test_retry_waits_and_refund_gives_the_attempt_back(store: Store) -> None:
+    job = store.jobs.enqueue("k", {}, queue="q", now=NOW)
+    assert job is not None
+    store.jobs.claim(NOW, LEASE)
+    store.jobs.retry(job, NOW + timedelta(seconds=30), "503")
+    assert store.jobs.next_time() == NOW + timedelta(seconds=30)
+    assert store.jobs.claim(NOW + timedelta(seconds=29), LEASE) is None
+    store.jobs.claim(NOW + timedelta(seconds=30), LEASE)
+    store.jobs.retry(job, NOW + timedelta(seconds=40), "429", refund=True)
+    [row] = store.jobs.rows()
+    assert (row["attempts"], row["last_error"], row["locked_until"]) == (1, "429", None)
+
+
+def test_a_parked_job_holds_its_queue_until_unparked(store: Store) -> None:
+    a = store.jobs.enqueue("post_inbound", {}, queue="q", now=NOW)
+    b = store.jobs.enqueue("post_inbound", {}, queue="q", now=NOW)
+    c = store.jobs.enqueue("post_notice", {}, queue="r", now=NOW)
+    assert a is not None and b is not None and c is not None
+    store.jobs.claim(NOW, LEASE)
+    store.jobs.park(a, "token_revoked", "token revoked")
+    assert store.jobs.park_pending(["post_notice"], "token_revoked", "token revoked", NOW) == 1
+    assert store.jobs.park_keys() == {"token_revoked": 2}
+    assert store.jobs.claim(NOW, LEASE) is None
+    assert store.jobs.unpark("token_revoked", NOW + timedelta(seconds=1)) == 2
+    later = NOW + timedelta(seconds=1)
+    claimed = [store.jobs.claim(later, LEASE), store.jobs.claim(later, LEASE)]
+    assert sorted(j["id"] for j in claimed if j) == [a, c]
+    assert [j["attempts"] for j in claimed if j and j["id"] == a] == [1]  # parking refunded
+
+
+def test_has_pending_looks_into_payloads(store: Store) -> None:
+    store.jobs.enqueue("blast_step", {"blast_id": 3}, queue="blast:3", now=NOW)
+    assert store.jobs.has_pending("blast_step", "blast_id", 3)
+    assert not store.jobs.has_pending("blast_step", "blast_id", 4)
+    assert not store.jobs.has_pending("blast_start", "blast_id", 3)
+
+
+# -- blasts -------------------------------------------------------------------------------------
+
+
+def test_a_blast_and_its_recipients(store: Store) -> None:
+    a, b, c = (customer(store, f"+1415555010{n}") for n in range(3))
+    blast = store.blasts.add({"store": "PIZZA", "name": "b1", "status": "draft", "text": "hi"})
+    assert store.blasts.active("PIZZA") is None
+    assert store.blasts.move(blast, ("draft",), "confirmed", confirmed_by="USAM")
+    assert not store.blasts.move(blast, ("draft",), "confirmed")
+    assert store.blasts.active("PIZZA")["id"] == blast  # type: ignore[index]
+    store.blasts.update(blast, started_at=iso(NOW), progress_channel="C1", progress_ts="1.2")
+    assert store.blasts.by_progress("C1", "1.2")["id"] == blast  # type: ignore[index]
+    assert [x["id"] for x in store.blasts.history("PIZZA", NOW)] == [blast]
+    assert store.blasts.history("PIZZA", NOW + timedelta(seconds=1)) == []
+    store.blasts.add_recipients(blast, [(a, "+14155550100"), (b, "+14155550101")])
+    store.blasts.add_recipients(blast, [(a, "+14155550100"), (c, "+14155550102")])
+    store.blasts.update_recipient(blast, a, status="sent", finished_at=iso(NOW))
+    store.blasts.update_recipient(blast, b, status="skipped", reason="opted out")
+    assert store.blasts.skip_pending(blast, "cancelled", NOW) == 1
+    assert store.blasts.recipient_counts(blast) == {"sent": 1, "skipped": 2}
+    assert store.blasts.recipient_reasons(blast, "skipped") == {"cancelled": 1, "opted out": 1}
+    assert [r["customer_id"] for r in store.blasts.recipients(blast)] == [a, b, c]
+    assert [r["customer_id"] for r in store.blasts.recipients(blast, "sent")] == [a]
+    assert store.blasts.recent_for(a, NOW)["id"] == blast  # type: ignore[index]
+    assert store.blasts.recent_for(b, NOW) is None
+    assert (
+        [x["id"] for x in store.blasts.rows("PIZZA")]
+        == [blast]
+        == [x["id"] for x in store.blasts.rows()]
+    )
+
+
+def test_a_campaign_marks_every_pending_recipient_sent(store: Store) -> None:
+    a, b = customer(store, "+14155550100"), customer(store, "+14155550101")
+    blast = store.blasts.add({"store": "PIZZA", "status": "sending"})
+    store.blasts.add_recipients(blast, [(a, "+14155550100"), (b, "+14155550101")])
+    store.blasts.update_recipient(blast, b, status="skipped")
+    assert store.blasts.campaign_sent(blast, NOW) == 1
+    assert store.blasts.recipient_reasons(blast, "sent") == {"campaign": 1}
+
+
+# -- media --------------------------------------------------------------------------------------
+
+
+def test_media_round_trips_bytes_and_expires(store: Store) -> None:
+    store.media.add("m1", 1, "image/png", "png", b"\x89PNG\x00", NOW)
+    store.media.add("m1", 1, "image/jpeg", "jpg", b"\xff\xd8", NOW)
+    row = store.media.get("m1")
+    assert row is not None and (row["content_type"], row["data"]) == ("image/jpeg", b"\xff\xd8")
+    removed = store.housekeeping(NOW + timedelta(days=2), timedelta(days=1), timedelta(days=30))
+    assert removed["media"] == 1 and store.media.get("m1") is None
+
+
+# -- Slack problems and pacing ------------------------------------------------------------------
+
+
+def test_a_problem_is_opened_once_and_resolved(store: Store) -> None:
+    assert store.slack.open_problem("token", "Token revoked", "Reinstall", NOW)
+    assert not store.slack.open_problem("token", "Token revoked", "Reinstall", NOW)
+    assert [p["key"] for p in store.slack.open_problems()] == ["token"]
+    resolved = store.slack.resolve_problem("token", NOW)
+    assert resolved is not None and resolved["resolved_at"] == iso(NOW)
+    assert store.slack.resolve_problem("token", NOW) is None
+    assert store.slack.open_problems() == []
+    assert store.slack.open_problem("token", "Token revoked", "Reinstall", NOW)
+
+
+def test_a_burst_then_one_post_per_interval(store: Store) -> None:
+    slots = [store.slack.reserve_slot("C1", None, 100.0, 1.0, 3) for _ in range(6)]
+    assert slots == [100.0, 100.0, 100.0, 101.0, 102.0, 103.0]
+    assert store.slack.reserve_slot("C2", None, 100.0, 1.0, 3) == 100.0  # per channel
+    assert store.slack.reserve_slot("C1", None, 110.0, 1.0, 3) == 110.0  # refilled meanwhile
+
+
+def test_a_job_keeps_its_slot_and_a_hold_delays_the_channel(store: Store) -> None:
+    first = store.slack.reserve_slot("C1", 7, 100.0, 1.0, 1)
+    assert store.slack.reserve_slot("C1", 7, 100.5, 1.0, 1) == first == 100.0
+    store.slack.release_slot("C1", 7)
+    assert store.slack.reserve_slot("C1", 7, 100.5, 1.0, 1) == 101.0
+    store.slack.hold_channel("C1", 130.0, 1.0, 1)
+    assert store.slack.reserve_slot("C1", None, 120.0, 1.0, 1) == 130.0
