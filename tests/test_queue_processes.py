@@ -1,5 +1,5 @@
-"""Two OS processes claiming from one queue table on a real PostgreSQL: each queue's jobs run in
-order, never two at once, and no job runs twice."""
+"""Two OS processes claiming from one queue table (a real PostgreSQL, and one SQLite file):
+each queue's jobs run in order, never two at once, and no job runs twice."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import multiprocessing
 import random
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
 
 from bridge.store import open_store
 from tests import pg_server
@@ -35,9 +38,13 @@ def _work(url: str, name: str) -> None:
     store.close()
 
 
-def test_two_processes_keep_each_queue_in_order_and_run_each_job_once() -> None:
-    url = pg_server.fresh_database()
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
+def test_two_processes_keep_each_queue_in_order_and_run_each_job_once(
+    backend: str, tmp_path: Path
+) -> None:
+    url = pg_server.fresh_database() if backend == "postgres" else f"sqlite:///{tmp_path / 'q.db'}"
     store = open_store(url)
+    store.migrate()
     store.db.execute(
         "CREATE TABLE test_runs (job_id BIGINT, queue TEXT, seq INTEGER, worker TEXT,"
         " started DOUBLE PRECISION, ended DOUBLE PRECISION)"

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlite_utils import Database
 
 from bridge.store import NEW, OPTED_IN, OPTED_OUT, Store, iso, open_store
+from bridge.store.schema import migrations
 from tests import pg_server
 
 NOW = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
@@ -409,3 +411,49 @@ def test_a_job_keeps_its_slot_and_a_hold_delays_the_channel(store: Store) -> Non
     assert store.slack.reserve_slot("C1", 7, 100.5, 1.0, 1) == 101.0
     store.slack.hold_channel("C1", 130.0, 1.0, 1)
     assert store.slack.reserve_slot("C1", None, 120.0, 1.0, 1) == 130.0
+
+
+def test_m008_carries_an_unpushed_opt_out_over_from_the_job_rows(tmp_path: Path) -> None:
+    """An existing SQLite install: the opt-outs whose newest push had not succeeded become
+    unsynced customers, and each waiting queue gets its head."""
+    path = str(tmp_path / "old.db")
+    old = Database(path)
+    migrations.apply(old, stop_before="m008_indexes")
+    old.execute("INSERT INTO stores (keyword, channel_id, name) VALUES ('PIZZA', 'C1', '')")
+    for cid, status in ((1, OPTED_OUT), (2, OPTED_OUT), (3, OPTED_OUT), (4, OPTED_IN)):
+        old.execute(
+            "INSERT INTO customers (id, store, phone, name, crm_id, status) VALUES"
+            " (?, 'PIZZA', ?, '', '', ?)",
+            [cid, f"+1415555010{cid}", status],
+        )
+    jobs = [  # (customer, status) of crm_opt_out jobs, oldest first
+        (1, "failed"),
+        (2, "done"),
+        (3, "failed"),
+        (3, "done"),
+        (2, "pending"),
+    ]
+    for cid, status in jobs:
+        old.execute(
+            "INSERT INTO jobs (kind, payload, queue, status, attempts, run_at, created_at)"
+            " VALUES ('crm_opt_out', ?, ?, ?, 0, '2026', '2026')",
+            [f'{{"customer_id": {cid}}}', f"customer:{cid}:crm", status],
+        )
+    old.conn.commit()
+    old.close()
+    store = open_store("sqlite:///" + path)
+    assert store.migrate() == ["m008_indexes"]
+    assert [store.customers.opt_out_unpushed(cid) for cid in (1, 2, 3, 4)] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert [(j["status"], j["head"], j["lane"]) for j in store.jobs.rows()] == [
+        ("failed", 0, "crm"),
+        ("done", 0, "crm"),
+        ("failed", 0, "crm"),
+        ("done", 0, "crm"),
+        ("pending", 1, "crm"),
+    ]
+    store.close()
