@@ -30,6 +30,24 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_copy(args: argparse.Namespace) -> int:
+    """Copy this install's database (DATABASE_URL) into an empty one (``--to``)."""
+    from bridge.store import open_store
+    from bridge.store.copy import TargetNotEmpty, copy_database
+
+    source, target = open_store(_config().database_url), open_store(args.to)
+    try:
+        copied = copy_database(source, target)
+    except TargetNotEmpty as exc:
+        print(f"nothing copied: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        source.close()
+        target.close()
+    print("copied " + ", ".join(f"{n} {table}" for table, n in copied.items()))
+    return 0
+
+
 def cmd_set_callback(args: argparse.Namespace) -> int:
     """Register PUBLIC_URL/sms/inbound/<CALLBACK_TOKEN> with CRM Text for every store."""
     from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable
@@ -114,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_serve
     )
     commands.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    db = commands.add_parser("db", help="database tools").add_subparsers(required=True)
+    copy = db.add_parser("copy", help="copy DATABASE_URL's data into an empty database")
+    copy.add_argument("--to", required=True, help="target URL, like postgresql://…")
+    copy.set_defaults(func=cmd_db_copy)
     blasts = commands.add_parser("blasts", help="list blasts (who, when, text, counts)")
     blasts.add_argument("--store", help="only this store keyword")
     blasts.set_defaults(func=cmd_blasts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,8 @@ import yaml
 
 from bot.cli import main
 from bot.dev.fake_crmtext import Simulator
-from tests.conftest import CRM_PASSWORD, CRM_USER
+from tests import pg_server
+from tests.conftest import CRM_PASSWORD, CRM_USER, PIZZA_CHANNEL, Harness
 
 
 def env_for(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, crm_url: str) -> None:
@@ -98,3 +100,42 @@ def test_passthrough_commands_take_their_own_options(capsys: pytest.CaptureFixtu
         main(["simulator", "--help"])
     assert caught.value.code == 0
     assert "--port" in capsys.readouterr().out
+
+
+def test_db_copy_moves_an_install_and_it_carries_on(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``smsbridge db copy --to postgresql://…``: after the move, the customer's next text
+    lands in the same Slack thread and their consent is what it was."""
+    harness.sim.add_customer("PIZZA", "4155550101", status=3, name="Jane Doe")
+    harness.text("PIZZA", "4155550101", "Is my pizza on the way?")
+    harness.drain()
+    harness.stop()
+    target = pg_server.empty_database()
+    monkeypatch.setenv("DATABASE_URL", harness.config.database_url)
+    for name, value in {
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": "s",
+        "CRMTEXT_USER": CRM_USER,
+        "CRMTEXT_PASSWORD": CRM_PASSWORD,
+        "SMS_STORES": "PIZZA=C0123ABCD",
+        "CALLBACK_TOKEN": "0123456789abcdef",
+        "PUBLIC_URL": "https://bridge.example.com",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert main(["db", "copy", "--to", target]) == 0
+    assert capsys.readouterr().out.startswith("copied 2 stores, 1 customers, 1 consent, 1 threads")
+    assert main(["db", "copy", "--to", target]) == 2
+    assert capsys.readouterr().err == (
+        "nothing copied: the target database already has rows in stores\n"
+    )
+    harness.config = replace(harness.config, database_url=target)
+    harness.start()
+    harness.text("PIZZA", "4155550101", "Thanks!")
+    harness.drain()
+    [parent] = harness.slack.top_level(PIZZA_CHANNEL)
+    assert [m.text for m in harness.slack.thread(PIZZA_CHANNEL, parent.ts)[1:]] == ["Thanks!"]
+    customer = harness.services.storage.customers.find("PIZZA", "+14155550101")
+    assert customer["status"] == 3 and customer["id"] == 1
+    added = harness.services.storage.customers.upsert("PIZZA", "+14155550199", now=harness.clock())
+    assert added["id"] > 1  # new ids continue after the copied ones

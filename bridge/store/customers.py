@@ -61,14 +61,21 @@ class Customers:
     ) -> Row:
         """Find or create the customer; fill in name and CRM Text id when we learn them."""
         with self.db.transaction():
-            self.db.execute(
-                "INSERT INTO customers (store, phone, name, crm_id, status, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (store, phone) DO UPDATE SET"
-                " name = coalesce(nullif(excluded.name, ''), customers.name),"
-                " crm_id = coalesce(nullif(excluded.crm_id, ''), customers.crm_id)",
-                [keyword.upper(), phone, name, crm_id, NEW, iso(now), iso(now)],
-            )
+            row = self.find(keyword, phone)
+            if row is None:
+                self.db.execute(
+                    "INSERT INTO customers (store, phone, name, crm_id, status, created_at,"
+                    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    [keyword.upper(), phone, name, crm_id, NEW, iso(now), iso(now)],
+                )
+            elif (name and name != row["name"]) or (crm_id and crm_id != row["crm_id"]):
+                self.db.execute(
+                    "UPDATE customers SET name = coalesce(nullif(?, ''), name),"
+                    " crm_id = coalesce(nullif(?, ''), crm_id) WHERE id = ?",
+                    [name, crm_id, row["id"]],
+                )
+            else:
+                return row
             found = self.find(keyword, phone)
             assert found is not None
             return found
