@@ -33,7 +33,8 @@ def fill(store: Store, waiting: int) -> None:
                 "{}",
                 f"customer:{queue}:slack",
                 "pending",
-                iso(NOW + timedelta(hours=1)),
+                # the head retries in an hour; the jobs behind it were due long ago
+                iso(NOW + (timedelta(hours=1) if position == 0 else -timedelta(hours=1))),
                 iso(NOW),
                 "slack",
                 1 if position == 0 else 0,

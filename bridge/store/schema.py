@@ -305,7 +305,9 @@ M008_COMMON = [
     f"UPDATE jobs SET lane = CASE WHEN kind IN ({_SLACK_KINDS_M008}) THEN 'slack' ELSE 'crm' END",
     "UPDATE jobs SET head = 1 WHERE status IN ('pending', 'parked') AND id IN"
     " (SELECT min(id) FROM jobs WHERE status IN ('pending', 'parked') GROUP BY queue)",
-    # Every hot path by index, never a scan that grows with history.
+    # Every hot path by index, never a scan that grows with history. The old (status, run_at)
+    # index would walk every job waiting behind its queue's head: claims use the heads only.
+    "DROP INDEX idx_jobs_status_run_at",
     "CREATE INDEX idx_jobs_claim ON jobs (run_at, id) WHERE status = 'pending' AND head = 1",
     "CREATE INDEX idx_jobs_claim_lane ON jobs (lane, run_at, id)"
     " WHERE status = 'pending' AND head = 1",
