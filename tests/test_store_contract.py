@@ -46,6 +46,8 @@ def test_a_fresh_database_gets_every_migration(tmp_path: Path) -> None:
     sqlite = open_store(f"sqlite:///{tmp_path / 'new.db'}")
     postgres = open_store(pg_server.empty_database())
     try:
+        assert sqlite.pending_migrations()[-1] == "m008_indexes"
+        assert postgres.pending_migrations() == ["m007_baseline", "m008_indexes"]
         applied = sqlite.migrate()
         assert applied[0] == "m001_initial" and applied[-2:] == [
             "m007_staff_decisions",
@@ -53,6 +55,7 @@ def test_a_fresh_database_gets_every_migration(tmp_path: Path) -> None:
         ]
         assert postgres.migrate() == ["m007_baseline", "m008_indexes"]
         assert sqlite.migrate() == postgres.migrate() == []
+        assert sqlite.pending_migrations() == postgres.pending_migrations() == []
     finally:
         sqlite.close()
         postgres.close()

@@ -21,7 +21,7 @@ from bridge.store.customers import Customers, Stores
 from bridge.store.db import Database, Row, connect
 from bridge.store.media import Media
 from bridge.store.queue import Jobs
-from bridge.store.schema import migrate
+from bridge.store.schema import migrate, pending
 from bridge.store.slack import SlackState
 
 __all__ = [
@@ -59,6 +59,10 @@ class Store:
     def migrate(self) -> list[str]:
         """Apply pending schema migrations; return their names."""
         return migrate(self.db)
+
+    def pending_migrations(self) -> list[str]:
+        """The migrations not applied yet (none: the database is up to date)."""
+        return pending(self.db)
 
     def close(self) -> None:
         self.db.close()

@@ -445,6 +445,21 @@ def migrate(db: Db) -> list[str]:
     return _migrate_postgres(db)
 
 
+def pending(db: Db) -> list[str]:
+    """The migrations not applied yet (``smsbridge doctor``: is the database migrated?)."""
+    from bridge.store.db import SqliteDatabase
+
+    if isinstance(db, SqliteDatabase):
+        return [m.name for m in migrations.pending(Database(db.connection()))]
+    table = db.one("SELECT to_regclass('smsbridge_migrations') AS t")
+    done = (
+        {row["name"] for row in db.all("SELECT name FROM smsbridge_migrations")}
+        if table and table["t"]
+        else set()
+    )
+    return [name for name, _ in POSTGRES if name not in done]
+
+
 def _migrate_sqlite(path: str) -> list[str]:
     # A connection of its own, as sqlite-utils expects (it manages its transactions).
     conn = sqlite3.connect(path, timeout=30)
