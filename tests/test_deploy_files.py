@@ -386,3 +386,19 @@ def test_every_config_variable_is_documented(document: str) -> None:
     else:
         missing = [n for n in read if f"`{n}`" not in text]
     assert sorted(missing) == []
+
+
+def test_readme_deploy_section_matches_the_files() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[
+        readme.index("## Deploy\n") : readme.index("\n## ", readme.index("## Deploy\n") + 1)
+    ]
+    processes = procfile()
+    for command in (processes["worker"], processes["release"]):
+        assert f"`{command}`" in section
+    web = next(s for s in render_yaml()["services"] if s["type"] == "web")
+    flat = " ".join(section.split())
+    assert f"health check path `{web['healthCheckPath']}` answers 200" in flat
+    assert "`heroku features:enable preboot`" in section
+    assert "`heroku ps:scale web=1 worker=1`" in section
+    assert "python -m bot.cli doctor" in section
