@@ -157,6 +157,14 @@ def check_slack(config: Config) -> list[Finding]:
         problem, unknown = check_channel(client, label, channel)
         if problem is not None:
             findings.append(fail(f"slack: {problem.problem}", problem.fix))
+        elif unknown == "missing_scope":
+            findings.append(
+                note(
+                    f"slack: could not check {label} ({channel}): the token lacks the scope "
+                    "to read it.",
+                    "Fix the scopes (above), then run doctor again.",
+                )
+            )
         elif unknown:
             findings.append(
                 fail(

@@ -169,6 +169,29 @@ def test_token_without_a_manifest_scope(
     assert code == 1
 
 
+def test_token_that_cannot_read_channels(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], slack: FakeSlack
+):
+    slack.remove_scope("channels:read")
+    code, lines = doctor(capsys)
+    assert lines[2:10] == [
+        SLACK_OK[0],
+        "FAIL  slack: smsbridge's Slack token lacks the scope(s) channels:read that "
+        "manifest.yml asks for.",
+        "      fix: Update the app from manifest.yml (api.slack.com/apps → smsbridge → App "
+        "Manifest), reinstall it, put the new token in SLACK_BOT_TOKEN and restart smsbridge.",
+        f"note  slack: could not check the PIZZA store channel ({PIZZA_CHANNEL}): the token "
+        "lacks the scope to read it.",
+        "      fix: Fix the scopes (above), then run doctor again.",
+        f"note  slack: could not check the CARS store channel ({CARS_CHANNEL}): the token "
+        "lacks the scope to read it.",
+        "      fix: Fix the scopes (above), then run doctor again.",
+        CRM_OK[0],
+    ]
+    assert lines[-1] == problems_found(1)
+    assert code == 1
+
+
 def test_wrong_crmtext_password(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     env.setenv("CRMTEXT_PASSWORD", "not-the-password")
     code, lines = doctor(capsys)
