@@ -19,6 +19,7 @@ from bridge.config import Config
 from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable, Customer
 from bridge.jobs import Retry
 from bridge.optout import request_opt_out
+from bridge.phones import Location
 from bridge.storage import OPTED_IN, OPTED_OUT, PENDING, Row, Storage, iso, parse_iso
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,8 @@ class BlastEngine:
             image.content_type if image else None,
         )
         audience = [
-            preflight.Audience(c["phone"], c["status"]) for c in self.storage.customers_of(store)
+            preflight.Audience(phone, status, _stored_location(e164, state, zones))
+            for _, phone, status, e164, state, zones in self.storage.audience_of(store)
         ]
         return preflight.run(draft, audience, self.history(store, now), now, self.settings)
 
@@ -500,3 +502,11 @@ def _default_name(text: str, now: datetime) -> str:
     words = " ".join(text.split())
     short = words if len(words) <= 32 else words[:31].rstrip() + "…"
     return f"{now.astimezone(STORE_ZONE):%b %-d}: {short}"
+
+
+def _stored_location(e164: str | None, state: str | None, zones: str | None) -> Location | None:
+    """The location stored at ingest; None for a row never located (``zones`` NULL), which the
+    preflight then works out itself rather than treating the number as invalid."""
+    if zones is None:
+        return None
+    return Location(e164, e164[2:5] if e164 else "", state, tuple(zones.split()))

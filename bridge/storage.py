@@ -17,6 +17,7 @@ from typing import Any
 from sqlite_utils import Database
 from sqlite_utils.db import Table
 
+from bridge.phones import locate
 from bridge.schema import migrations
 
 Row = dict[str, Any]
@@ -135,6 +136,7 @@ class Storage:
         with self.transaction():
             row = self.find_customer(keyword, phone)
             if row is None:
+                e164, area_code, state, zones = locate(phone).columns()
                 self._t("customers").insert(
                     {
                         "store": keyword.upper(),
@@ -144,6 +146,10 @@ class Storage:
                         "status": NEW,
                         "created_at": iso(now),
                         "updated_at": iso(now),
+                        "e164": e164,
+                        "area_code": area_code,
+                        "state": state,
+                        "zones": zones,
                     }
                 )
             else:
@@ -196,6 +202,16 @@ class Storage:
 
     def customers_of(self, keyword: str) -> list[Row]:
         return self._all("SELECT * FROM customers WHERE store = ? ORDER BY id", [keyword.upper()])
+
+    def audience_of(self, keyword: str) -> list[tuple[int, str, int, str | None, str | None, str]]:
+        """What a blast preflight needs of every customer, read in one narrow query:
+        ``(id, phone, status, e164, state, zones)`` in id order (location as stored at ingest)."""
+        with self._lock:
+            return self.db.execute(
+                "SELECT id, phone, status, e164, state, zones FROM customers WHERE store = ?"
+                " ORDER BY id",
+                [keyword.upper()],
+            ).fetchall()
 
     # -- threads --------------------------------------------------------------------------
 

@@ -1,0 +1,85 @@
+"""Numbers are located once, at ingest, and the preflight uses what was stored."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from bridge import preflight
+from bridge.phones import Location, locate
+from bridge.schema import migrations
+from bridge.storage import OPTED_IN, Storage
+
+NOW = datetime(2026, 11, 25, 1, 15, tzinfo=UTC)  # 8:15 PM in Miami, 5:15 PM in San Francisco
+MESSAGE = "Main St Pizza: 2 for $20 Friday! Reply STOP to opt out"
+
+
+def test_locate_gives_e164_area_code_state_and_zones() -> None:
+    assert locate("(305) 555-0100") == Location("+13055550100", "305", "FL", ("America/New_York",))
+    assert locate("+14155550100") == Location("+14155550100", "415", "CA", ("America/Los_Angeles",))
+    assert locate("not a number") == Location(None, "", None, ())
+
+
+def test_a_new_customer_is_stored_with_its_location(tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path / "s.db"))
+    storage.migrate()
+    storage.sync_stores({"PIZZA": "C1"})
+    storage.upsert_customer("PIZZA", "+13055550100", now=NOW)
+    [row] = storage.customers_of("PIZZA")
+    assert (row["e164"], row["area_code"], row["state"], row["zones"]) == (
+        "+13055550100",
+        "305",
+        "FL",
+        "America/New_York",
+    )
+
+
+def test_the_migration_backfills_existing_customers(tmp_path: Path) -> None:
+    db = Database(str(tmp_path / "old.db"))
+    migrations.apply(db, stop_before="m009_customer_location")
+    db["stores"].insert({"keyword": "PIZZA", "channel_id": "C1", "name": "", "store_id": ""})
+    for phone in ("+13055550100", "junk"):
+        db["customers"].insert({"store": "PIZZA", "phone": phone, "status": OPTED_IN})
+    migrations.apply(db)
+    rows = list(db.query("SELECT phone, e164, area_code, state, zones FROM customers"))
+    assert rows == [
+        {
+            "phone": "+13055550100",
+            "e164": "+13055550100",
+            "area_code": "305",
+            "state": "FL",
+            "zones": "America/New_York",
+        },
+        {"phone": "junk", "e164": None, "area_code": "", "state": None, "zones": ""},
+    ]
+
+
+def test_the_preflight_uses_the_stored_location_not_the_number() -> None:
+    """A San Francisco number stored as located in Florida: the Florida rule applies."""
+    stored = Location("+14155550100", "415", "FL", ("America/New_York",))
+    result = preflight.run(
+        preflight.Draft("Main St Pizza", MESSAGE),
+        [preflight.Audience("+14155550100", OPTED_IN, stored)],
+        preflight.History(),
+        NOW,
+    )
+    [quiet] = [f for f in result.findings if f.code == "quiet_hours"]
+    assert quiet.title == "Outside texting hours for 1 of 1 customer"
+    assert quiet.detail.startswith(
+        "For example: It is 8:15 PM in Florida (America/New_York); Florida allows marketing "
+        "texts 8:00 AM–8:00 PM."
+    )
+
+
+def test_quiet_hours_count_every_recipient_of_a_failing_group() -> None:
+    audience = [
+        preflight.Audience(f"+1305555{n:04d}", OPTED_IN, locate(f"+1305555{n:04d}"))
+        for n in range(100, 103)
+    ] + [preflight.Audience("+14155550100", OPTED_IN)]
+    result = preflight.run(
+        preflight.Draft("Main St Pizza", MESSAGE), audience, preflight.History(), NOW
+    )
+    [quiet] = [f for f in result.findings if f.code == "quiet_hours"]
+    assert quiet.title == "Outside texting hours for 3 of 4 customers"
