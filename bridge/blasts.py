@@ -14,20 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bridge import outbound, preflight, quiet_hours
+from bridge import audience, outbound, preflight, quiet_hours
 from bridge.config import Config
-from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable, Customer
+from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable
 from bridge.jobs import Retry
-from bridge.optout import request_opt_out
 from bridge.phones import Location
-from bridge.storage import OPTED_IN, OPTED_OUT, PENDING, Row, Storage, iso, parse_iso
+from bridge.storage import OPTED_IN, Row, Storage, iso, parse_iso
 
 log = logging.getLogger(__name__)
 
 CAMPAIGN_THRESHOLD = 700
 ALREADY_CONFIRMED = "This blast was already confirmed; it is not sent twice."
-SYNC_PAGE = 1000
-SYNC_MAX = 200_000  # customers per status; a store is far smaller
 STORE_ZONE = ZoneInfo("America/Los_Angeles")
 
 
@@ -67,54 +64,8 @@ class BlastEngine:
     # -- the audience ---------------------------------------------------------------------
 
     def sync(self, store: str) -> int:
-        """Bring in CRM Text's customer list (getcustbystatus); return how many records changed.
-
-        CRM Text is authoritative for opt-ins, except that a local opt-out always wins: it is
-        pushed to CRM Text (optoutcustomer) and the preflight blocks until that is done.
-        """
-        now = self.clock()
-        changed = 0
-        seen: set[str] = set()
-        for status in (OPTED_IN, PENDING, OPTED_OUT):
-            offset = 0
-            while True:
-                try:
-                    page = self.crm.customers_by_status(store, status, offset, SYNC_PAGE)
-                except CrmTextUnavailable as exc:
-                    raise Retry(f"CRM Text unreachable: {exc}") from exc
-                fresh = [c for c in page if c.mobile not in seen]
-                seen.update(c.mobile for c in fresh)
-                with self.storage.transaction():
-                    changed += sum(self._merge(store, c, now) for c in fresh)
-                # Stop on a short page, a page with nothing new (offset ignored) or the cap.
-                if len(page) < SYNC_PAGE or not fresh or offset >= SYNC_MAX:
-                    break
-                offset += SYNC_PAGE
-        return changed
-
-    def _merge(self, store: str, remote: Customer, now: datetime) -> bool:
-        phone = "+1" + remote.mobile
-        local = self.storage.find_customer(store, phone)
-        if local is None:
-            local = self.storage.upsert_customer(
-                store, phone, name=remote.name, crm_id=remote.cust_id, now=now
-            )
-        if local["status"] == remote.status:
-            return False
-        if local["status"] == OPTED_OUT and self.storage.opt_out_unpushed(local["id"]):
-            return request_opt_out(
-                self.storage,
-                local["id"],
-                how="local opt-out pushed to CRM Text",
-                text="",
-                actor="smsbridge",
-                thread_id=None,
-                now=now,
-                push=True,
-            )
-        return self.storage.set_status(
-            local["id"], remote.status, how="CRM Text customer list", now=now
-        )
+        """Bring in CRM Text's customer list page by page (:func:`bridge.audience.sync`)."""
+        return audience.sync(self.storage, self.crm, store, self.clock())
 
     # -- preflight ------------------------------------------------------------------------
 

@@ -191,6 +191,56 @@ class Storage:
             )
             return True
 
+    def find_customers(self, keyword: str, phones: list[str]) -> dict[str, Row]:
+        """The store's customers among ``phones`` (one query per 500), by phone."""
+        found: dict[str, Row] = {}
+        for i in range(0, len(phones), 500):
+            chunk = phones[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = self._all(
+                f"SELECT id, phone, status FROM customers WHERE store = ? AND phone IN ({marks})",
+                [keyword.upper(), *chunk],
+            )
+            found.update((row["phone"], row) for row in rows)
+        return found
+
+    def add_customers(
+        self, keyword: str, customers: list[tuple[str, str, str]], *, now: datetime
+    ) -> None:
+        """Add new customers ``(phone, name, crm_id)`` at once, each located at ingest; status
+        NEW (their status is then set through :meth:`set_statuses`, with the consent ledger)."""
+        with self.transaction():
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO customers (store, phone, name, crm_id, status, created_at,"
+                " updated_at, e164, area_code, state, zones)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (keyword.upper(), phone, name, crm_id, NEW, iso(now), iso(now),
+                     *locate(phone).columns())
+                    for phone, name, crm_id in customers
+                ],
+            )  # fmt: skip
+
+    def set_statuses(self, moves: list[tuple[int, int, int]], *, how: str, now: datetime) -> int:
+        """:meth:`set_status` for many customers ``(id, status before, status after)`` at once:
+        each moves only if it still has its status before, and each move is in the ledger.
+        Returns how many moved."""
+        count = 0
+        with self.transaction():
+            for customer_id, before, after in moves:
+                moved = self.db.execute(
+                    "UPDATE customers SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
+                    [after, iso(now), customer_id, before],
+                ).rowcount
+                if moved:
+                    self.db.execute(
+                        "INSERT INTO consent (customer_id, at, status_from, status_to, how, text,"
+                        " actor) VALUES (?, ?, ?, ?, ?, '', '')",
+                        [customer_id, iso(now), before, after, how],
+                    )
+                    count += 1
+        return count
+
     def consent_history(self, customer_id: int) -> list[Row]:
         return self._all("SELECT * FROM consent WHERE customer_id = ? ORDER BY id", [customer_id])
 
