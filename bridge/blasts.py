@@ -89,6 +89,20 @@ class BlastEngine:
         ]
         return preflight.run(draft, audience, self.history(store, now), now, self.settings)
 
+    def quick_blocks(
+        self, store: str, text: str, append_opt_out: bool
+    ) -> tuple[preflight.Finding, ...]:
+        """What forbids sending ``text`` whatever the audience (:func:`preflight.text_blocks`):
+        cheap at any store size, for refusing a submission before it is acknowledged."""
+        now = self.clock()
+        since = now - preflight.DUPLICATE_WINDOW
+        sent = [b for b in self.storage.blast_history(store, since) if b["status"] != "blocked"]
+        history = preflight.History(
+            recent_texts=tuple((parse_iso(b["started_at"]), b["final_text"]) for b in sent)
+        )
+        draft = preflight.Draft("", text, append_opt_out)
+        return preflight.text_blocks(draft, history, now, self.settings)
+
     def history(self, store: str, now: datetime) -> preflight.History:
         month_start = now.astimezone(STORE_ZONE).replace(
             day=1, hour=0, minute=0, second=0, microsecond=0

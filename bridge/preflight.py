@@ -581,6 +581,21 @@ def _quiet_hours(
 # --- entry point ---
 
 
+def text_blocks(
+    draft: Draft, history: History, now: datetime, settings: Settings = DEFAULT_SETTINGS
+) -> tuple[Finding, ...]:
+    """The blocking checks of the text alone (empty, too long, sent in the last 12 hours,
+    shortened links), in :func:`run`'s order and wording: cheap at any store size, so a
+    submission can be refused at once; :func:`run` still runs every check afterwards."""
+    final = final_text(draft)
+    found = [
+        *_length(draft, final),
+        *_duplicate(final, history, now, settings.fallback_zone),
+        *_shorteners(final),
+    ]
+    return tuple(f for f in found if f.level == BLOCK)
+
+
 def run(
     draft: Draft,
     audience: Iterable[Audience],

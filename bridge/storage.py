@@ -796,6 +796,22 @@ class Storage:
         )
         return row is not None
 
+    def has_later_job(self, queue: str, job_id: int) -> bool:
+        """Is a job added to ``queue`` after ``job_id`` still waiting (a newer keystroke)?"""
+        row = self._one(
+            "SELECT 1 AS x FROM jobs WHERE queue = ? AND id > ? AND status = 'pending' LIMIT 1",
+            [queue, job_id],
+        )
+        return row is not None
+
+    def latest_payload(self, kind: str, queue: str) -> Row | None:
+        """The payload of the newest job of ``kind`` in ``queue`` (any status), if any."""
+        row = self._one(
+            "SELECT payload FROM jobs WHERE queue = ? AND kind = ? ORDER BY id DESC LIMIT 1",
+            [queue, kind],
+        )
+        return None if row is None else dict(json.loads(row["payload"]))
+
     def undecided_stop_requests(self, store: str) -> int:
         """Texts that sound like a stop request from customers still opted in, undecided."""
         row = self._one(
