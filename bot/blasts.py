@@ -29,6 +29,7 @@ from bridge.storage import Storage, iso
 
 log = logging.getLogger(__name__)
 
+OWN_HASHES = 10_000  # remembered view hashes (see Blasts._newest_hash)
 PROGRESS_EVERY = 3.0  # seconds between chat.update calls (Tier 3), final state always shown
 
 
@@ -453,6 +454,8 @@ class Blasts:
         shown = response.get("view")
         new_hash = shown.get("hash") if isinstance(shown, dict) else None
         if hash_ and new_hash:
+            if len(self._own_hashes) > OWN_HASHES:  # only recent modals matter
+                self._own_hashes.clear()
             self._own_hashes[hash_] = str(new_hash)
 
     def _quiet_note(self, result: Any) -> str | None:

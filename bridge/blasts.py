@@ -184,7 +184,9 @@ class BlastEngine:
         total = len(result.recipients)
         if total > typed_over and (typed_count or "").strip() != str(total):
             raise BlastRefused(f"Type the number of recipients ({total}) to confirm.")
-        ids = {c["phone"]: c["id"] for c in self.storage.customers_of(blast["store"])}
+        ids: dict[str, int] = {}
+        for cid, phone, _, e164, _, _ in self.storage.audience_of(blast["store"]):
+            ids.setdefault(e164 or phone, cid)  # recipients are E.164, as located at ingest
         meta = json.loads(blast["acknowledged"] or "{}")
         with self.storage.transaction():
             if self.storage.blast(blast_id)["status"] != "draft":
