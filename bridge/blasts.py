@@ -18,7 +18,6 @@ from bridge import audience, outbound, preflight, quiet_hours
 from bridge.config import Config
 from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable
 from bridge.jobs import Retry
-from bridge.phones import Location
 from bridge.storage import OPTED_IN, Row, Storage, iso, parse_iso
 
 log = logging.getLogger(__name__)
@@ -83,11 +82,24 @@ class BlastEngine:
             image.size if image else None,
             image.content_type if image else None,
         )
-        audience = [
-            preflight.Audience(phone, status, _stored_location(e164, state, zones))
-            for _, phone, status, e164, state, zones in self.storage.audience_of(store)
-        ]
+        audience = self.audience(store)
         return preflight.run(draft, audience, self.history(store, now), now, self.settings)
+
+    def audience(self, store: str) -> preflight.AudienceSummary:
+        """The store's audience, worked out by the database from the locations stored at
+        ingest: no number is parsed and no row becomes a Python object but the recipients."""
+        recipients, counts, places = self.storage.audience_counts(store)
+        return preflight.AudienceSummary(
+            tuple(recipients),
+            preflight.excluded_counts(
+                counts["opted_out"] + counts["opted_out_number"],
+                counts["pending"],
+                counts["new"],
+                counts["invalid"],
+                counts["duplicate"],
+            ),
+            {(tuple(zones.split()), state): n for state, zones, n in places},
+        )
 
     def quick_blocks(
         self, store: str, text: str, append_opt_out: bool
@@ -469,11 +481,3 @@ def _default_name(text: str, now: datetime) -> str:
     words = " ".join(text.split())
     short = words if len(words) <= 32 else words[:31].rstrip() + "…"
     return f"{now.astimezone(STORE_ZONE):%b %-d}: {short}"
-
-
-def _stored_location(e164: str | None, state: str | None, zones: str | None) -> Location | None:
-    """The location stored at ingest; None for a row never located (``zones`` NULL), which the
-    preflight then works out itself rather than treating the number as invalid."""
-    if zones is None:
-        return None
-    return Location(e164, e164[2:5] if e164 else "", state, tuple(zones.split()))

@@ -255,6 +255,32 @@ def _describe(cluster: str) -> str:
 Places = dict[tuple[tuple[str, ...], str | None], int]
 
 
+@dataclass(frozen=True)
+class AudienceSummary:
+    """What the checks need of an audience, worked out ahead (e.g. by the database):
+    recipients (E.164, once each, in audience order), excluded counts, and how many recipients
+    share each (zones, state). :func:`summarise` is the reference for how it is worked out."""
+
+    recipients: tuple[str, ...]
+    excluded: dict[str, int]
+    places: Places
+
+
+def excluded_counts(
+    opted_out: int, pending: int, new: int, invalid: int, duplicate: int
+) -> dict[str, int]:
+    """Excluded counts keyed and ordered as the findings list them."""
+    counts = {EX_OPTED_OUT: opted_out, EX_PENDING: pending, EX_NEW: new, EX_INVALID: invalid}
+    if duplicate:
+        counts[EX_DUPLICATE] = duplicate
+    return counts
+
+
+def summarise(audience: Iterable[Audience]) -> AudienceSummary:
+    """The :class:`AudienceSummary` of ``audience`` (the rules, in plain Python)."""
+    return AudienceSummary(*_split(audience))
+
+
 def split_audience(audience: Iterable[Audience]) -> tuple[tuple[str, ...], dict[str, int]]:
     """Opted-in valid US numbers (E.164, audience order, once each) and excluded counts.
 
@@ -598,7 +624,7 @@ def text_blocks(
 
 def run(
     draft: Draft,
-    audience: Iterable[Audience],
+    audience: Iterable[Audience] | AudienceSummary,
     history: History,
     now: datetime,
     settings: Settings = DEFAULT_SETTINGS,
@@ -608,7 +634,8 @@ def run(
         raise ValueError("now must be timezone-aware")
     final = final_text(draft)
     info = count(final)
-    recipients, excluded, places = _split(audience)
+    summary = audience if isinstance(audience, AudienceSummary) else summarise(audience)
+    recipients, excluded, places = summary.recipients, summary.excluded, summary.places
     mode = _mode(len(recipients), settings)
     rate = settings.campaign_rate if mode == "campaign" else settings.individual_rate
     if rate <= 0:

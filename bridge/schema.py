@@ -272,10 +272,15 @@ def m007_staff_decisions(db: Database) -> None:
 def m009_customer_location(db: Database) -> None:
     """Each customer's number worked out once: ``e164`` (NULL: not a valid US number),
     ``area_code``, ``state`` (NULL: unknown) and ``zones`` (IANA names joined by spaces, ``""``:
-    unknown), so a blast preflight never parses numbers. Backfills every existing customer."""
+    unknown), so a blast preflight never parses numbers. Backfills every existing customer.
+    Indexes: ``(store, status, e164, state, zones)`` (the preflight's audience, read from the
+    index alone) and
+    the customers not located yet (``zones IS NULL``, none after the backfill)."""
     customers = _table(db, "customers")
     for column in ("e164", "area_code", "state", "zones"):
         customers.add_column(column, str)
+    customers.create_index(["store", "status", "e164", "state", "zones"], "customers_audience")
+    db.execute("CREATE INDEX customers_unlocated ON customers (store) WHERE zones IS NULL")
     rows = list(db.execute("SELECT id, phone FROM customers"))
     db.conn.executemany(
         "UPDATE customers SET e164 = ?, area_code = ?, state = ?, zones = ? WHERE id = ?",

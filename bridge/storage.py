@@ -253,6 +253,73 @@ class Storage:
     def customers_of(self, keyword: str) -> list[Row]:
         return self._all("SELECT * FROM customers WHERE store = ? ORDER BY id", [keyword.upper()])
 
+    def audience_counts(
+        self, keyword: str
+    ) -> tuple[list[str], dict[str, int], list[tuple[str | None, str, int]]]:
+        """The store's audience worked out in the database from the locations stored at ingest
+        (the rules of :func:`bridge.preflight.summarise`, which tests hold this to):
+
+        * recipients: opted-in valid numbers (E.164) that no opted-out record shares, once each,
+          in order of their first customer;
+        * counts: ``opted_out`` (status), ``pending``, ``new``, ``invalid``, ``opted_out_number``
+          (opted in, but the number is opted out elsewhere) and ``duplicate``;
+        * places: ``(state, zones, recipients)`` in order of first appearance.
+
+        Customers never located (added before ``m009``) are located first.
+        """
+        store = keyword.upper()
+        with self.transaction():
+            self._locate_missing(store)
+            self.db.execute("DROP TABLE IF EXISTS temp.audience")
+            # min(id) picks the first customer of a number; SQLite takes the bare columns
+            # (state, zones) from that same row.
+            self.db.execute(
+                "CREATE TEMP TABLE audience AS SELECT e164, min(id) AS first, count(*) AS n,"
+                " state, zones FROM customers WHERE store = ? AND status = ?"
+                " AND e164 IS NOT NULL AND e164 NOT IN (SELECT e164 FROM customers"
+                " WHERE store = ? AND status = ? AND e164 IS NOT NULL) GROUP BY e164",
+                [store, OPTED_IN, store, OPTED_OUT],
+            )
+            recipients = [
+                row[0] for row in self.db.execute("SELECT e164 FROM audience ORDER BY first")
+            ]
+            places = [
+                (state, zones, n)
+                for state, zones, n, _ in self.db.execute(
+                    "SELECT state, zones, count(*), min(first) AS f FROM audience"
+                    " GROUP BY state, zones ORDER BY f"
+                )
+            ]
+            duplicate = self.db.execute("SELECT coalesce(sum(n - 1), 0) FROM audience").fetchone()
+            row = self.db.execute(
+                "SELECT sum(status = ?), sum(status = ?), sum(status NOT IN (?, ?, ?)),"
+                " sum(status = ? AND e164 IS NULL), sum(status = ?)"
+                " FROM customers WHERE store = ?",
+                [OPTED_OUT, PENDING, OPTED_IN, OPTED_OUT, PENDING, OPTED_IN, OPTED_IN, store],
+            ).fetchone()
+            self.db.execute("DROP TABLE temp.audience")
+        counts = {
+            "opted_out": row[0] or 0,
+            "pending": row[1] or 0,
+            "new": row[2] or 0,
+            "invalid": row[3] or 0,
+            "duplicate": duplicate[0],
+        }
+        opted_in = row[4] or 0
+        counts["opted_out_number"] = (
+            opted_in - counts["invalid"] - len(recipients) - counts["duplicate"]
+        )
+        return recipients, counts, places
+
+    def _locate_missing(self, store: str) -> None:
+        rows = self.db.execute(
+            "SELECT id, phone FROM customers WHERE store = ? AND zones IS NULL", [store]
+        ).fetchall()
+        self.db.conn.executemany(
+            "UPDATE customers SET e164 = ?, area_code = ?, state = ?, zones = ? WHERE id = ?",
+            [(*locate(phone).columns(), cid) for cid, phone in rows],
+        )
+
     def audience_of(self, keyword: str) -> list[tuple[int, str, int, str | None, str | None, str]]:
         """What a blast preflight needs of every customer, read in one narrow query:
         ``(id, phone, status, e164, state, zones)`` in id order (location as stored at ingest)."""

@@ -5,12 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlite_utils import Database
 
 from bridge import preflight
+from bridge.blasts import BlastEngine
+from bridge.config import Config
 from bridge.phones import Location, locate
 from bridge.schema import migrations
-from bridge.storage import OPTED_IN, Storage
+from bridge.storage import NEW, OPTED_IN, OPTED_OUT, PENDING, Storage
 
 NOW = datetime(2026, 11, 25, 1, 15, tzinfo=UTC)  # 8:15 PM in Miami, 5:15 PM in San Francisco
 MESSAGE = "Main St Pizza: 2 for $20 Friday! Reply STOP to opt out"
@@ -83,3 +87,59 @@ def test_quiet_hours_count_every_recipient_of_a_failing_group() -> None:
     )
     [quiet] = [f for f in result.findings if f.code == "quiet_hours"]
     assert quiet.title == "Outside texting hours for 3 of 4 customers"
+
+
+# -- the database's audience summary follows the preflight's rules exactly ---------------------
+
+FORMS = ("+1415555{:04d}", "(415) 555-{:04d}", "+1305555{:04d}", "+1808555{:04d}", "x{:04d}")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, len(FORMS) - 1),
+            st.integers(100, 106),
+            st.sampled_from([NEW, OPTED_IN, OPTED_IN, PENDING, OPTED_OUT]),
+            st.sampled_from(["PIZZA", "CARS"]),
+        ),
+        max_size=40,
+    )
+)
+def test_the_database_summary_is_the_preflight_summary(
+    rows: list[tuple[int, int, int, str]],
+) -> None:
+    """Formats of one number, junk, every status and two stores: the SQL the bot runs gives
+    exactly what :func:`preflight.summarise` gives for the same customers."""
+    storage = Storage(":memory:")
+    storage.migrate()
+    storage.sync_stores({"PIZZA": "C1", "CARS": "C2"})
+    for form, line, status, store in rows:
+        phone = FORMS[form].format(line)
+        if storage.find_customer(store, phone) is None:
+            storage.add_customers(store, [(phone, "", "")], now=NOW)
+            storage.db.execute(
+                "UPDATE customers SET status = ? WHERE store = ? AND phone = ?",
+                [status, store, phone],
+            )
+    engine = BlastEngine(make_engine_config(), storage, None, lambda: NOW)  # type: ignore[arg-type]
+    expected = preflight.summarise(
+        preflight.Audience(c["phone"], c["status"]) for c in storage.customers_of("PIZZA")
+    )
+    assert engine.audience("PIZZA") == expected
+
+
+def make_engine_config() -> Config:
+    return Config(
+        slack_bot_token="xoxb-test",
+        slack_signing_secret="s",
+        slack_api_url="http://127.0.0.1:9/api/",
+        crmtext_user="u",
+        crmtext_password="p",
+        crmtext_api_url="http://127.0.0.1:9",
+        stores={"PIZZA": "C1", "CARS": "C2"},
+        callback_token="t",
+        public_url="http://127.0.0.1",
+        database_url="sqlite:///:memory:",
+        blast_admins=frozenset(),
+    )
