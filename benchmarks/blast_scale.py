@@ -150,6 +150,7 @@ def child_serve_sim(n: int) -> None:
 def child_sync(crm_url: str, n: int) -> dict[str, Any]:
     from bridge import audience
     from bridge.crmtext import CrmTextClient
+    from bridge.phones import locate
     from bridge.storage import Storage
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -168,6 +169,7 @@ def child_sync(crm_url: str, n: int) -> dict[str, Any]:
                 waited[0] += time.perf_counter() - began
 
         crm.customers_by_status = timed  # type: ignore[method-assign]
+        locate("+14155550100")  # phonenumbers loads its time zone data once per process
         before, _ = _memory()
         began = time.perf_counter()
         changed = audience.sync(storage, crm, STORE, STORE_TIME)

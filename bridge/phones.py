@@ -125,5 +125,5 @@ def locate(phone: str) -> Location:
         e164,
         e164[2:5],
         quiet_hours.state_for_number(e164),
-        quiet_hours.zones_for_number(e164),
+        quiet_hours.time_zones(e164),  # uncached: memory stays flat over a big sync
     )

@@ -154,6 +154,11 @@ def state_for_number(e164: str) -> str | None:
 @lru_cache(maxsize=65536)
 def zones_for_number(e164: str) -> tuple[str, ...]:
     """IANA zones for a geographic number (exchange-level where known); () if unknown."""
+    return time_zones(e164)
+
+
+def time_zones(e164: str) -> tuple[str, ...]:
+    """:func:`zones_for_number` without the cache, for numbers looked at once (at ingest)."""
     try:
         number = phonenumbers.parse(e164, "US")
     except phonenumbers.NumberParseException:
