@@ -22,7 +22,7 @@ from bot.sending import Sender
 from bot.slackcalls import slack_job
 from bridge.blasts import ALREADY_CONFIRMED, STORE_ZONE, BlastEngine, BlastRefused, Image
 from bridge.config import Config
-from bridge.jobs import GiveUp, Retry, current_job
+from bridge.jobs import GiveUp, Park, Retry, current_job
 from bridge.media import MediaError
 from bridge.outbound import NotSent
 from bridge.storage import Storage, iso
@@ -448,6 +448,8 @@ class Blasts:
                         log.info("blast form %s not updated: %s", view_id, exc.response["error"])
                         return
                     raise
+        except Park:
+            raise  # the token or app needs a person: the job waits, parked, with the others
         except GiveUp as exc:
             log.info("blast form %s not updated: %s", view_id, exc)
             return
