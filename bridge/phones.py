@@ -114,16 +114,22 @@ class Location:
 def locate(phone: str) -> Location:
     """E.164, area code, state and time zones of a stored phone number (pure; no I/O).
 
-    The state comes from the area code (:data:`bridge.quiet_hours.NPA_STATE`, counsel-kept),
-    the zones from phonenumbers' timezone data (exchange-level where known).
+    Valid exactly when :func:`parse_us` accepts the number; parsed once. The state comes from
+    the area code (:data:`bridge.quiet_hours.NPA_STATE`, counsel-kept), the zones from
+    phonenumbers' timezone data (exchange-level where known).
     """
     try:
-        e164 = parse_us(phone)
-    except InvalidPhone:
+        number = phonenumbers.parse(phone.strip(), "US")
+    except phonenumbers.NumberParseException:
         return Location(None, "", None, ())
+    if not phonenumbers.is_valid_number(number):
+        return Location(None, "", None, ())
+    if phonenumbers.region_code_for_number(number) != "US":
+        return Location(None, "", None, ())
+    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
     return Location(
         e164,
         e164[2:5],
         quiet_hours.state_for_number(e164),
-        quiet_hours.time_zones(e164),  # uncached: memory stays flat over a big sync
+        quiet_hours.zones_of(number),  # uncached: memory stays flat over a big sync
     )

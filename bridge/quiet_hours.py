@@ -163,6 +163,11 @@ def time_zones(e164: str) -> tuple[str, ...]:
         number = phonenumbers.parse(e164, "US")
     except phonenumbers.NumberParseException:
         return ()
+    return zones_of(number)
+
+
+def zones_of(number: phonenumbers.PhoneNumber) -> tuple[str, ...]:
+    """:func:`time_zones` of a number already parsed."""
     ntype = phonenumbers.number_type(number)
     if not is_number_type_geographical(ntype, number.country_code or 1):
         return ()  # invalid, toll-free, etc.

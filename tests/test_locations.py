@@ -12,7 +12,7 @@ from sqlite_utils import Database
 from bridge import preflight
 from bridge.blasts import BlastEngine
 from bridge.config import Config
-from bridge.phones import Location, locate
+from bridge.phones import InvalidPhone, Location, locate, parse_us
 from bridge.schema import migrations
 from bridge.storage import NEW, OPTED_IN, OPTED_OUT, PENDING, Storage
 
@@ -143,3 +143,13 @@ def make_engine_config() -> Config:
         database_url="sqlite:///:memory:",
         blast_admins=frozenset(),
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="0123456789 +()-.x", max_size=18))
+def test_locate_accepts_exactly_what_parse_us_accepts(text: str) -> None:
+    try:
+        expected: str | None = parse_us(text)
+    except InvalidPhone:
+        expected = None
+    assert locate(text).e164 == expected
