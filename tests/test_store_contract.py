@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from bridge.store import NEW, OPTED_IN, OPTED_OUT, Store, iso, open_store
+from bridge.store import NEW, OPTED_IN, OPTED_OUT, PENDING, Store, iso, open_store
 from bridge.store.schema import migrations
 from tests import pg_server
 
 NOW = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
+POSTGRES_MIGRATIONS = ["m007_baseline", "m008_indexes", "m009_customer_location"]
 LEASE = timedelta(minutes=5)
 
 
@@ -46,14 +47,15 @@ def test_a_fresh_database_gets_every_migration(tmp_path: Path) -> None:
     sqlite = open_store(f"sqlite:///{tmp_path / 'new.db'}")
     postgres = open_store(pg_server.empty_database())
     try:
-        assert sqlite.pending_migrations()[-1] == "m008_indexes"
-        assert postgres.pending_migrations() == ["m007_baseline", "m008_indexes"]
+        assert sqlite.pending_migrations()[-1] == "m009_customer_location"
+        assert postgres.pending_migrations() == POSTGRES_MIGRATIONS
         applied = sqlite.migrate()
-        assert applied[0] == "m001_initial" and applied[-2:] == [
+        assert applied[0] == "m001_initial" and applied[-3:] == [
             "m007_staff_decisions",
             "m008_indexes",
+            "m009_customer_location",
         ]
-        assert postgres.migrate() == ["m007_baseline", "m008_indexes"]
+        assert postgres.migrate() == POSTGRES_MIGRATIONS
         assert sqlite.migrate() == postgres.migrate() == []
         assert sqlite.pending_migrations() == postgres.pending_migrations() == []
     finally:
@@ -116,6 +118,84 @@ def test_a_status_change_writes_the_ledger_once(store: Store) -> None:
     )
     assert [c["id"] for c in store.customers.with_status("PIZZA", OPTED_IN)] == [cid]
     assert [c["id"] for c in store.customers.of_store("pizza")] == [cid]
+
+
+def test_a_customer_is_located_when_added(store: Store) -> None:
+    store.customers.upsert("PIZZA", "(305) 555-0100", now=NOW)
+    store.customers.add_many("PIZZA", [("+14155550102", "Bo", "9"), ("junk", "", "")], now=NOW)
+    store.customers.add_many("PIZZA", [("+14155550102", "Other", "")], now=NOW)  # kept as is
+    rows = [
+        (c["phone"], c["name"], c["status"], c["e164"], c["area_code"], c["state"], c["zones"])
+        for c in store.customers.of_store("PIZZA")
+    ]
+    assert rows == [
+        ("(305) 555-0100", "", NEW, "+13055550100", "305", "FL", "America/New_York"),
+        ("+14155550102", "Bo", NEW, "+14155550102", "415", "CA", "America/Los_Angeles"),
+        ("junk", "", NEW, None, "", None, ""),
+    ]
+    found = store.customers.find_many("pizza", ["+14155550102", "junk", "+14155550199"])
+    assert {p: (r["phone"], r["status"]) for p, r in found.items()} == {
+        "+14155550102": ("+14155550102", NEW),
+        "junk": ("junk", NEW),
+    }
+    assert store.customers.find_many("CARS", ["+14155550102"]) == {}
+
+
+def test_set_statuses_moves_only_customers_still_as_expected(store: Store) -> None:
+    one, two = customer(store, "+14155550101"), customer(store, "+14155550102")
+    store.customers.set_status(two, OPTED_OUT, how="staff", now=NOW, crm_synced=False)
+    moved = store.customers.set_statuses(
+        [(one, NEW, OPTED_IN), (two, NEW, OPTED_IN)], how="CRM Text customer list", now=NOW
+    )
+    assert moved == 1
+    row = store.customers.get(one)
+    assert (row["status"], row["consent_source"], row["crm_synced"]) == (
+        OPTED_IN,
+        "CRM Text customer list",
+        1,
+    )
+    ledger = store.customers.consent_history(one)
+    assert [(e["status_from"], e["status_to"], e["how"]) for e in ledger] == [
+        (NEW, OPTED_IN, "CRM Text customer list")
+    ]
+    assert store.customers.get(two)["status"] == OPTED_OUT  # moved since: left alone
+    assert len(store.customers.consent_history(two)) == 1
+
+
+def test_the_audience_is_worked_out_from_stored_locations(store: Store) -> None:
+    """Opted-in valid numbers once each (first customer's place), minus numbers opted out
+    elsewhere; every exclusion counted."""
+    for phone, status in [
+        ("+13055550100", OPTED_IN),
+        ("(415) 555-0101", OPTED_IN),
+        ("+14155550101", OPTED_IN),  # the same number again: a duplicate
+        ("+14155550102", OPTED_IN),
+        ("415.555.0102", OPTED_OUT),  # that number opted out elsewhere
+        ("junk", OPTED_IN),
+        ("+18085550100", PENDING),
+        ("+18085550101", NEW),
+    ]:
+        cid = customer(store, phone)
+        store.customers.set_status(cid, status, how="test", now=NOW)
+    store.db.execute("UPDATE customers SET zones = NULL WHERE phone = '+13055550100'")  # pre-m009
+    recipients, counts, places = store.customers.audience_counts("pizza")
+    assert recipients == ["+13055550100", "+14155550101"]
+    assert counts == {
+        "opted_out": 1,
+        "pending": 1,
+        "new": 1,
+        "invalid": 1,
+        "duplicate": 1,
+        "opted_out_number": 1,
+    }
+    assert places == [("FL", "America/New_York", 1), ("CA", "America/Los_Angeles", 1)]
+    assert store.customers.audience_counts("CARS") == (
+        [],
+        {k: 0 for k in ("opted_out", "pending", "new", "invalid", "duplicate", "opted_out_number")},
+        [],
+    )
+    first = store.customers.audience_of("PIZZA")[0]
+    assert first[1:] == ("+13055550100", OPTED_IN, "+13055550100", "FL", "America/New_York")
 
 
 def test_a_local_opt_out_is_unpushed_until_crm_text_has_it(store: Store) -> None:
@@ -333,6 +413,18 @@ def test_has_pending_looks_into_payloads(store: Store) -> None:
     assert not store.jobs.has_pending("blast_start", "blast_id", 3)
 
 
+def test_the_newest_job_of_a_queue(store: Store) -> None:
+    assert store.jobs.latest_payload("blast_preview", "view:V1") is None
+    first = store.jobs.enqueue("blast_preview", {"n": 1}, queue="view:V1", now=NOW)
+    store.jobs.enqueue("blast_compose", {"n": 2}, queue="view:V1", now=NOW)
+    assert first is not None
+    assert not store.jobs.has_later("view:V1", first + 1)
+    assert store.jobs.has_later("view:V1", first)
+    store.jobs.enqueue("blast_preview", {"n": 3}, queue="view:V1", now=NOW)
+    store.jobs.enqueue("blast_preview", {"n": 4}, queue="view:V2", now=NOW)
+    assert store.jobs.latest_payload("blast_preview", "view:V1") == {"n": 3}
+
+
 # -- blasts -------------------------------------------------------------------------------------
 
 
@@ -445,7 +537,7 @@ def test_m008_carries_an_unpushed_opt_out_over_from_the_job_rows(tmp_path: Path)
     old.conn.commit()
     old.close()
     store = open_store("sqlite:///" + path)
-    assert store.migrate() == ["m008_indexes"]
+    assert store.migrate() == ["m008_indexes", "m009_customer_location"]
     assert [store.customers.opt_out_unpushed(cid) for cid in (1, 2, 3, 4)] == [
         True,
         True,

@@ -11,8 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from bridge.clock import iso
-from bridge.consent import NEW, OPTED_IN, OPTED_OUT
+from bridge.consent import NEW, OPTED_IN, OPTED_OUT, PENDING
+from bridge.phones import locate
 from bridge.store.db import Database, Row, insert, update
+
+CHUNK = 500  # rows per multi-row statement (well under either backend's parameter limit)
+LOCATION = "e164, area_code, state, zones"  # a number as located at ingest (m009)
 
 
 class Stores:
@@ -65,8 +69,18 @@ class Customers:
             if row is None:
                 self.db.execute(
                     "INSERT INTO customers (store, phone, name, crm_id, status, created_at,"
-                    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    [keyword.upper(), phone, name, crm_id, NEW, iso(now), iso(now)],
+                    f" updated_at, {LOCATION}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
+                    [
+                        keyword.upper(),
+                        phone,
+                        name,
+                        crm_id,
+                        NEW,
+                        iso(now),
+                        iso(now),
+                        *locate(phone).columns(),
+                    ],
                 )
             elif (name and name != row["name"]) or (crm_id and crm_id != row["crm_id"]):
                 self.db.execute(
@@ -79,6 +93,80 @@ class Customers:
             found = self.find(keyword, phone)
             assert found is not None
             return found
+
+    def find_many(self, keyword: str, phones: list[str]) -> dict[str, Row]:
+        """The store's customers among ``phones`` (``id``, ``phone``, ``status``; one query
+        per 500 numbers), by phone."""
+        found: dict[str, Row] = {}
+        for i in range(0, len(phones), CHUNK):
+            chunk = phones[i : i + CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            rows = self.db.all(
+                f"SELECT id, phone, status FROM customers WHERE store = ? AND phone IN ({marks})",
+                [keyword.upper(), *chunk],
+            )
+            found.update((row["phone"], row) for row in rows)
+        return found
+
+    def add_many(
+        self, keyword: str, customers: list[tuple[str, str, str]], *, now: datetime
+    ) -> None:
+        """Add new customers ``(phone, name, crm_id)`` at once, each located at ingest; status
+        NEW (their status is then set through :meth:`set_statuses`, with the consent ledger).
+        A number the store already has is left as it is."""
+        store, at = keyword.upper(), iso(now)
+        with self.db.transaction():
+            for i in range(0, len(customers), CHUNK):
+                chunk = customers[i : i + CHUNK]
+                self.db.execute(
+                    "INSERT INTO customers (store, phone, name, crm_id, status, created_at,"
+                    f" updated_at, {LOCATION}) VALUES "
+                    + ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in chunk)
+                    + " ON CONFLICT DO NOTHING",
+                    [
+                        value
+                        for phone, name, crm_id in chunk
+                        for value in (
+                            store,
+                            phone,
+                            name,
+                            crm_id,
+                            NEW,
+                            at,
+                            at,
+                            *locate(phone).columns(),
+                        )
+                    ],
+                )
+
+    def set_statuses(self, moves: list[tuple[int, int, int]], *, how: str, now: datetime) -> int:
+        """:meth:`set_status` for many customers ``(id, status before, status after)`` at once,
+        each as CRM Text has it (``crm_synced``): each moves only if it still has its status
+        before, and each move is in the ledger. Returns how many moved."""
+        count = 0
+        with self.db.transaction():
+            for customer_id, before, after in moves:
+                moved = self.db.execute(
+                    "UPDATE customers SET status = ?, updated_at = ?, consent_source = ?,"
+                    " crm_synced = 1, crm_push_error = NULL WHERE id = ? AND status = ?",
+                    [after, iso(now), how, customer_id, before],
+                )
+                if moved:
+                    insert(
+                        self.db,
+                        "consent",
+                        {
+                            "customer_id": customer_id,
+                            "at": iso(now),
+                            "status_from": before,
+                            "status_to": after,
+                            "how": how,
+                            "text": "",
+                            "actor": "",
+                        },
+                    )
+                    count += 1
+        return count
 
     def set_status(
         self,
@@ -167,6 +255,76 @@ class Customers:
 
     def of_store(self, keyword: str) -> list[Row]:
         return self.db.all("SELECT * FROM customers WHERE store = ? ORDER BY id", [keyword.upper()])
+
+    def audience_counts(
+        self, keyword: str
+    ) -> tuple[list[str], dict[str, int], list[tuple[str | None, str, int]]]:
+        """The store's audience worked out in the database from the locations stored at ingest
+        (the rules of :func:`bridge.preflight.summarise`, which tests hold this to):
+
+        * recipients: opted-in valid numbers (E.164) that no opted-out record shares, once each,
+          in order of their first customer;
+        * counts: ``opted_out`` (status), ``pending``, ``new``, ``invalid``, ``opted_out_number``
+          (opted in, but the number is opted out elsewhere) and ``duplicate``;
+        * places: ``(state, zones, recipients)`` in order of first appearance, each recipient
+          placed where its first customer is.
+
+        Customers never located (added before ``m009``) are located first.
+        """
+        store = keyword.upper()
+        with self.db.transaction():
+            self._locate_missing(store)
+            audience = self.db.all(
+                "WITH firsts AS (SELECT e164, min(id) AS first, count(*) AS n FROM customers"
+                " WHERE store = ? AND status = ? AND e164 IS NOT NULL AND e164 NOT IN"
+                " (SELECT e164 FROM customers WHERE store = ? AND status = ?"
+                " AND e164 IS NOT NULL) GROUP BY e164)"
+                " SELECT f.e164, f.n, c.state, c.zones FROM firsts f"
+                " JOIN customers c ON c.id = f.first ORDER BY f.first",
+                [store, OPTED_IN, store, OPTED_OUT],
+            )
+            row = self.db.one(
+                "SELECT sum(CASE WHEN status = ? THEN 1 ELSE 0 END) AS opted_out,"
+                " sum(CASE WHEN status = ? THEN 1 ELSE 0 END) AS pending,"
+                " sum(CASE WHEN status NOT IN (?, ?, ?) THEN 1 ELSE 0 END) AS new,"
+                " sum(CASE WHEN status = ? AND e164 IS NULL THEN 1 ELSE 0 END) AS invalid,"
+                " sum(CASE WHEN status = ? THEN 1 ELSE 0 END) AS opted_in"
+                " FROM customers WHERE store = ?",
+                [OPTED_OUT, PENDING, OPTED_IN, OPTED_OUT, PENDING, OPTED_IN, OPTED_IN, store],
+            )
+        assert row is not None
+        recipients = [r["e164"] for r in audience]
+        places: dict[tuple[str | None, str], int] = {}
+        for r in audience:
+            key = (r["state"], r["zones"])
+            places[key] = places.get(key, 0) + 1
+        counts = {name: int(row[name] or 0) for name in ("opted_out", "pending", "new", "invalid")}
+        counts["duplicate"] = sum(int(r["n"]) - 1 for r in audience)
+        counts["opted_out_number"] = (
+            int(row["opted_in"] or 0) - counts["invalid"] - len(recipients) - counts["duplicate"]
+        )
+        return recipients, counts, [(state, zones, n) for (state, zones), n in places.items()]
+
+    def _locate_missing(self, store: str) -> None:
+        for row in self.db.all(
+            "SELECT id, phone FROM customers WHERE store = ? AND zones IS NULL", [store]
+        ):
+            self.db.execute(
+                f"UPDATE customers SET ({LOCATION}) = (?, ?, ?, ?) WHERE id = ?",
+                [*locate(row["phone"]).columns(), row["id"]],
+            )
+
+    def audience_of(self, keyword: str) -> list[tuple[int, str, int, str | None, str | None, str]]:
+        """What a blast preflight needs of every customer, read in one narrow query:
+        ``(id, phone, status, e164, state, zones)`` in id order (location as stored at ingest)."""
+        return [
+            (r["id"], r["phone"], r["status"], r["e164"], r["state"], r["zones"])
+            for r in self.db.all(
+                "SELECT id, phone, status, e164, state, zones FROM customers WHERE store = ?"
+                " ORDER BY id",
+                [keyword.upper()],
+            )
+        ]
 
     def undecided_stop_requests(self, store: str) -> int:
         """Texts that sound like a stop request from customers still opted in, undecided."""

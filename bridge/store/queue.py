@@ -192,6 +192,22 @@ class Jobs:
         )
         return parse_iso(row["run_at"]) if row else None
 
+    def has_later(self, queue: str, job_id: int) -> bool:
+        """Is a job added to ``queue`` after ``job_id`` still waiting (a newer keystroke)?"""
+        row = self.db.one(
+            "SELECT 1 AS x FROM jobs WHERE queue = ? AND id > ? AND status = 'pending' LIMIT 1",
+            [queue, job_id],
+        )
+        return row is not None
+
+    def latest_payload(self, kind: str, queue: str) -> Row | None:
+        """The payload of the newest job of ``kind`` in ``queue`` (any status), if any."""
+        row = self.db.one(
+            "SELECT payload FROM jobs WHERE queue = ? AND kind = ? ORDER BY id DESC LIMIT 1",
+            [queue, kind],
+        )
+        return None if row is None else dict(json.loads(row["payload"]))
+
     def has_pending(self, kind: str, field: str, value: Any) -> bool:
         """Is a job of ``kind`` whose payload has ``field == value`` still waiting?"""
         if self.db.backend == "sqlite":

@@ -8,17 +8,21 @@ Adding a migration ``mNNN_name``: write the SQLite function below (decorated wit
 ``@migrations()``), append ``("mNNN_name", [...])`` to :data:`POSTGRES` reaching the same
 schema (``INTEGER``/``BIGINT`` for int, ``TEXT`` for str, ``DOUBLE PRECISION`` for float,
 ``BYTEA`` for bytes), and both run from :func:`migrate`. Plain ``ALTER TABLE ... ADD COLUMN``
-and ``CREATE INDEX`` statements are the same on both: put them in a list used by both.
+and ``CREATE INDEX`` statements are the same on both: put them in a list used by both. A step
+that needs Python (a backfill) is a function of the narrow database in the PostgreSQL list.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sqlite_utils import Database, Migrations
 from sqlite_utils.db import Table
+
+from bridge.phones import locate  # new customers go through the same pure function
 
 if TYPE_CHECKING:
     from bridge.store.db import Database as Db
@@ -354,6 +358,43 @@ def m008_indexes(db: Database) -> None:
     )
 
 
+M009_COMMON = [
+    # Each customer's number worked out once (bridge.phones.locate): ``e164`` (NULL: not a
+    # valid US number), ``area_code``, ``state`` (NULL: unknown) and ``zones`` (IANA names
+    # joined by spaces, "": unknown), so a blast preflight never parses numbers.
+    "ALTER TABLE customers ADD COLUMN e164 TEXT",
+    "ALTER TABLE customers ADD COLUMN area_code TEXT",
+    "ALTER TABLE customers ADD COLUMN state TEXT",
+    "ALTER TABLE customers ADD COLUMN zones TEXT",
+    # The preflight's audience, read from the index alone; the customers not located yet
+    # (none after the backfill).
+    "CREATE INDEX customers_audience ON customers (store, status, e164, state, zones)",
+    "CREATE INDEX customers_unlocated ON customers (store) WHERE zones IS NULL",
+]
+
+
+@migrations()
+def m009_customer_location(db: Database) -> None:
+    """Each customer's number located once (``e164``, ``area_code``, ``state``, ``zones``) and
+    indexed for the preflight's audience. Backfills every existing customer."""
+    for statement in M009_COMMON:
+        db.execute(statement)
+    rows = list(db.execute("SELECT id, phone FROM customers"))
+    db.conn.executemany(
+        "UPDATE customers SET e164 = ?, area_code = ?, state = ?, zones = ? WHERE id = ?",
+        [(*locate(phone).columns(), cid) for cid, phone in rows],
+    )
+
+
+def _locate_customers(db: Db) -> None:
+    """m009's backfill on PostgreSQL: every existing customer located."""
+    for row in db.all("SELECT id, phone FROM customers ORDER BY id"):
+        db.execute(
+            "UPDATE customers SET e164 = ?, area_code = ?, state = ?, zones = ? WHERE id = ?",
+            [*locate(row["phone"]).columns(), row["id"]],
+        )
+
+
 _POSTGRES_M007 = [
     "CREATE TABLE stores (keyword TEXT PRIMARY KEY, channel_id TEXT, name TEXT, store_id TEXT)",
     """CREATE TABLE customers (
@@ -416,7 +457,9 @@ _POSTGRES_M007 = [
         PRIMARY KEY (channel, job_id))""",
 ]
 
-POSTGRES: list[tuple[str, list[str]]] = [
+Step = str | Callable[["Db"], None]  # a statement, or Python (a backfill)
+
+POSTGRES: list[tuple[str, Sequence[Step]]] = [
     ("m007_baseline", _POSTGRES_M007),
     (
         "m008_indexes",
@@ -428,21 +471,33 @@ POSTGRES: list[tuple[str, list[str]]] = [
             ),
         ],
     ),
+    ("m009_customer_location", [*M009_COMMON, _locate_customers]),
 ]
 
 
-def migrate(db: Db) -> list[str]:
-    """Apply pending migrations to either backend; return their names."""
+def migrate(db: Db, *, stop_before: str | None = None) -> list[str]:
+    """Apply pending migrations to either backend; return their names. ``stop_before``: stop
+    at that migration (tests make an install as it was before it)."""
     from bridge.store.db import SqliteDatabase
 
     if isinstance(db, SqliteDatabase):
         if db.path == ":memory:":
-            database = Database(db.connection())
-            pending = [m.name for m in migrations.pending(database)]
-            migrations.apply(database)
-            return pending
-        return _migrate_sqlite(db.path)
-    return _migrate_postgres(db)
+            return _apply_sqlite(Database(db.connection()), stop_before)
+        # A connection of its own, as sqlite-utils expects (it manages its transactions).
+        conn = sqlite3.connect(db.path, timeout=30)
+        try:
+            return _apply_sqlite(Database(conn), stop_before)
+        finally:
+            conn.close()
+    return _migrate_postgres(db, stop_before)
+
+
+def _apply_sqlite(database: Database, stop_before: str | None) -> list[str]:
+    names = [m.name for m in migrations.pending(database)]
+    if stop_before in names:
+        names = names[: names.index(stop_before)]
+    migrations.apply(database, stop_before=stop_before)
+    return names
 
 
 def pending(db: Db) -> list[str]:
@@ -460,19 +515,7 @@ def pending(db: Db) -> list[str]:
     return [name for name, _ in POSTGRES if name not in done]
 
 
-def _migrate_sqlite(path: str) -> list[str]:
-    # A connection of its own, as sqlite-utils expects (it manages its transactions).
-    conn = sqlite3.connect(path, timeout=30)
-    try:
-        database = Database(conn)
-        pending = [m.name for m in migrations.pending(database)]
-        migrations.apply(database)
-        return pending
-    finally:
-        conn.close()
-
-
-def _migrate_postgres(db: Db) -> list[str]:
+def _migrate_postgres(db: Db, stop_before: str | None) -> list[str]:
     applied: list[str] = []
     with db.transaction():
         db.lock("smsbridge migrations")  # concurrent release phases take turns
@@ -482,10 +525,15 @@ def _migrate_postgres(db: Db) -> list[str]:
         )
         done = {row["name"] for row in db.all("SELECT name FROM smsbridge_migrations")}
         for name, statements in POSTGRES:
+            if name == stop_before:
+                break
             if name in done:
                 continue
-            for statement in statements:
-                db.execute(statement)
+            for step in statements:
+                if isinstance(step, str):
+                    db.execute(step)
+                else:
+                    step(db)
             db.execute(
                 "INSERT INTO smsbridge_migrations (name, applied_at) VALUES (?, ?)",
                 [name, datetime.now(UTC).isoformat()],
