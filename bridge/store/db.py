@@ -36,6 +36,10 @@ class Database(Protocol):
 
     def all(self, sql: str, params: Params = ()) -> list[Row]: ...
 
+    def tuples(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """Rows as plain tuples: for a bulk read on a hot path (a blast's whole audience)."""
+        ...
+
     def transaction(self) -> AbstractContextManager[None]: ...
 
     def lock(self, key: str) -> None:
@@ -151,6 +155,10 @@ class SqliteDatabase:
             names = [c[0] for c in cursor.description or ()]
             return [dict(zip(names, row, strict=True)) for row in rows]
 
+    def tuples(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        with self._memory_lock if self._shared is not None else _nothing():
+            return self._cursor(sql, params).fetchall()
+
     def lock(self, key: str) -> None:
         return None
 
@@ -211,6 +219,15 @@ class PostgresDatabase:
             return list(conn.execute(_pg_sql(sql), _plain(params)).fetchall())
         with self.pool.connection() as conn:
             return list(conn.execute(_pg_sql(sql), _plain(params)).fetchall())
+
+    def tuples(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        from psycopg.rows import tuple_row
+
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return list(conn.cursor(row_factory=tuple_row).execute(_pg_sql(sql), _plain(params)))
+        with self.pool.connection() as conn:
+            return list(conn.cursor(row_factory=tuple_row).execute(_pg_sql(sql), _plain(params)))
 
     def one(self, sql: str, params: Params = ()) -> Row | None:
         rows = self.all(sql, params)
