@@ -264,3 +264,11 @@ def m006_slack_health(db: Database) -> None:
 def m007_staff_decisions(db: Database) -> None:
     """Which way staff decided a text that may be a stop request ("opt_out" / "not_stop")."""
     _table(db, "messages").add_column("decision", str)
+
+
+@migrations()
+def m010_job_leases(db: Database) -> None:
+    """``jobs.lost``: how many times a claim found the job abandoned (the worker running it
+    died: killed, out of memory), so such a job gives up after a few tries at claim time.
+    One column, default 0; nothing else changes."""
+    db.execute("ALTER TABLE jobs ADD COLUMN lost INTEGER NOT NULL DEFAULT 0")
