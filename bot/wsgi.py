@@ -29,7 +29,7 @@ worker: Worker | None = None
 if lock is not None:
     migrate(services)
 if uses_sqlite(config) and config.run_workers:
-    worker = Worker(services)
+    worker = Worker(services, grace=15.0)  # within gunicorn's graceful_timeout (25 s)
     worker.start()
 app = create_app(config, services=services)
 

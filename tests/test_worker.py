@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bot.dev.fake_slack import FakeSlack
@@ -163,3 +165,64 @@ def test_a_second_process_on_one_sqlite_database_is_refused_with_the_reason(
     )
     first.send_signal(signal.SIGTERM)
     assert first.wait(timeout=30) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_the_web_process_on_sqlite_runs_the_jobs_refuses_a_second_and_stops_cleanly(
+    harness: Harness, workers: Workers, slack: FakeSlack
+) -> None:
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    port = free_port()
+    workers.env.update(PORT=str(port), WEB_CONCURRENCY="3")
+    web = subprocess.Popen(
+        [gunicorn, "bot.wsgi:app"],  # settings: gunicorn.conf.py, as the Procfile runs it
+        cwd=ROOT,
+        env=workers.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    workers.procs.append(web)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/livez").status_code == 200:
+                break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "gunicorn did not start"
+            time.sleep(0.1)
+    harness.services.crm.set_callback("PIZZA", f"{url}/sms/inbound/{CALLBACK_TOKEN}")
+    harness.sim.add_customer("PIZZA", "4155550101", status=3)
+    harness.text("PIZZA", "4155550101", "Is my pizza on the way?")
+    slack.wait_for(lambda: len(slack.top_level(PIZZA_CHANNEL)) == 1, timeout=20)
+    assert [m.text for m in slack.top_level(PIZZA_CHANNEL)] == [
+        "Text from (415) 555-0101: Is my pizza on the way?"
+    ]
+    workers.env.update(PORT=str(free_port()))
+    second = subprocess.Popen(
+        [gunicorn, "bot.wsgi:app"],
+        cwd=ROOT,
+        env=workers.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    workers.procs.append(second)
+    assert second.wait(timeout=30) == 3  # gunicorn: a worker failed to boot
+    out, _ = second.communicate()
+    holder = Path(f"{harness.config.sqlite_path}.lock").read_text()  # the first one's worker
+    path = harness.config.sqlite_path
+    assert (
+        f"smsbridge: process {holder} is already using the SQLite database {path}. With "
+        "SQLite one process does everything: run a single web process (it runs the job "
+        "workers itself) and no `smsbridge worker`. To run more processes, set DATABASE_URL "
+        "to a PostgreSQL database.\n"
+    ) in out
+    web.send_signal(signal.SIGTERM)
+    assert web.wait(timeout=40) == 0
