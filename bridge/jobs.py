@@ -78,6 +78,9 @@ LANES: dict[str, str] = {
 # parallel (a customer's posts stay in order: their queue runs one job at a time).
 POOLS: dict[str, int] = {SLACK: 4, CRM: 4, MEDIA: 2, BLAST: 2}
 
+# Seconds between looks at a lane whose due jobs all wait behind running ones.
+BLOCKED_POLL = 0.25
+
 # A job whose worker died this many times while running it is not tried again.
 MAX_LOST = 3
 
@@ -333,10 +336,14 @@ class JobRunner:
             wake.clear()
 
     def _idle_wait(self) -> float:
+        """Until the next job is due; a due job this thread could not claim waits for its
+        queue (a job running here wakes the lane when it ends; other processes' jobs are
+        seen by polling), so it is looked at again 4 times a second, not in a busy loop."""
         upcoming = self.storage.next_job_time()
         if upcoming is None:
             return 1.0
-        return max(0.01, min(1.0, (upcoming - self.clock()).total_seconds()))
+        due_in = (upcoming - self.clock()).total_seconds()
+        return BLOCKED_POLL if due_in <= 0 else max(0.01, min(1.0, due_in))
 
     def _heartbeat(self) -> None:
         """Renew the lease of every job this process is running, three times a lease."""
@@ -383,6 +390,7 @@ class JobRunner:
             self._retry_or_give_up(job, f"{type(exc).__name__}: {exc}", None)
         else:
             self.storage.finish_job(job["id"])
+            self._wake[lane_of(job["kind"])].set()  # the next job of its queue may run now
 
     def _retry_or_give_up(self, job: Row, error: str, delay: float | None) -> None:
         """Retry with backoff; give up after the kind's attempt limit (if it has one, e.g. a
