@@ -11,7 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from bot.dev.fake_slack import FakeSlack
+from bridge.jobs import BLAST
 from tests.conftest import CARS_CHANNEL, PIZZA_CHANNEL, Harness
+from tests.test_blasts import start_blast, texts_to
 from tests.test_replies import open_thread, sends, staff_reply
 
 JANE, JOE, ANN = "4155550101", "4155550102", "4155550103"
@@ -162,3 +164,17 @@ def test_one_customers_texts_reach_their_thread_in_order_while_others_post_in_pa
         if c.args["channel"] == CARS_CHANNEL
     ]
     assert min(cars) < max(pizza) and min(pizza) < max(cars)  # the two channels interleave
+
+
+def test_blast_steps_never_call_slack_the_slack_lane_shows_progress(harness: Harness) -> None:
+    numbers, blast = start_blast(harness, 5)  # confirmed, first text sent, progress shown
+    before = len(harness.slack.calls)
+    for _ in range(5):  # four more texts, then the step that finds everyone texted
+        harness.clock.advance(seconds=1)
+        assert harness.services.runner.run_one([BLAST])
+    assert sorted(phone for phone, _ in texts_to(harness)) == numbers
+    assert [c.method for c in harness.slack.calls[before:]] == []
+    assert harness.services.storage.blast(blast["id"])["status"] == "done"
+    harness.drain()  # the Slack lane catches up
+    updates = [c.method for c in harness.slack.calls[before:]]  # one, or two if 3 s passed
+    assert updates[-1:] == ["chat.update"] and set(updates) == {"chat.update"}
