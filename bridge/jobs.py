@@ -76,7 +76,7 @@ LANES: dict[str, str] = {
 
 # Worker threads per lane in a process that runs jobs. Posting to different channels runs in
 # parallel (a customer's posts stay in order: their queue runs one job at a time).
-POOLS: dict[str, int] = {SLACK: 4, CRM: 4, MEDIA: 2, BLAST: 2}
+POOLS: dict[str, int] = {SLACK: 8, CRM: 4, MEDIA: 2, BLAST: 2}
 
 # Seconds between looks at a lane whose due jobs all wait behind running ones.
 BLOCKED_POLL = 0.25
