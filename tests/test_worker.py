@@ -8,15 +8,18 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from bot.dev.fake_slack import FakeSlack
-from bridge.jobs import lost_worker
+from bridge.jobs import SLACK, Job, JobRunner, lost_worker
 from bridge.storage import Storage, utcnow
 from tests.conftest import (
     CALLBACK_TOKEN,
@@ -226,3 +229,30 @@ def test_the_web_process_on_sqlite_runs_the_jobs_refuses_a_second_and_stops_clea
     ) in out
     web.send_signal(signal.SIGTERM)
     assert web.wait(timeout=40) == 0
+
+
+def test_a_running_jobs_lease_is_renewed_so_no_other_worker_runs_it_twice(
+    harness: Harness,
+) -> None:
+    storage = harness.services.storage
+    runs: list[str] = []
+    release = threading.Event()
+
+    def slow(payload: dict[str, Any]) -> None:
+        runs.append(payload["text"])
+        release.wait(10)
+
+    lease = timedelta(seconds=0.3)
+    first = JobRunner(storage, [Job("ops_alert", slow)], lease=lease, pools={SLACK: 1})
+    storage.enqueue("ops_alert", {"channel": "C1", "text": "once"}, queue="ops:C1", now=utcnow())
+    first.start()
+    try:
+        deadline = time.monotonic() + 2.0  # more than six leases
+        while time.monotonic() < deadline:
+            assert storage.claim_job(utcnow(), lease, [SLACK]) is None  # another worker
+            time.sleep(0.05)
+    finally:
+        release.set()
+        first.shutdown(5)
+    assert runs == ["once"]
+    assert [j["status"] for j in storage.jobs()] == ["done"]
