@@ -1,4 +1,5 @@
-"""The ``smsbridge`` command: demo, serve, worker, migrate, set-callback, manifest, text…"""
+"""The ``smsbridge`` command: demo, serve, worker, migrate, doctor, set-callback, manifest,
+simulator, text."""
 
 from __future__ import annotations
 
@@ -48,6 +49,15 @@ def cmd_set_callback(args: argparse.Namespace) -> int:
             print(f"{keyword}: FAILED: {exc}", file=sys.stderr)
     crm.close()
     return 1 if failures else 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check the live configuration; print each problem with its fix (exit 1 if any)."""
+    import os
+
+    from bot.doctor import run
+
+    return run(os.environ, sys.stdout)
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
@@ -148,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "set-callback", help="register this app's callback URL with CRM Text"
     ).set_defaults(func=cmd_set_callback)
+    commands.add_parser(
+        "doctor", help="check the configuration: database, Slack, CRM Text, callback"
+    ).set_defaults(func=cmd_doctor)
     manifest = commands.add_parser("manifest", help="print the Slack app manifest")
     manifest.add_argument("--url", required=True, help="public base URL of this app")
     manifest.set_defaults(func=cmd_manifest)

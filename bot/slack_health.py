@@ -132,19 +132,7 @@ class SlackHealth:
 
     def ask_slack(self) -> AuthTest:
         """``auth.test``: who the bot is and what its token may do, or why Slack would not say."""
-        try:
-            response = self.client.auth_test()
-        except SlackApiError as exc:
-            error = str(exc.response.get("error", "")) or str(exc)
-            if exc.response.status_code == 429:
-                error = "ratelimited"
-            return AuthTest(error=error, needed=str(exc.response.get("needed", "")))
-        except OSError as exc:  # connection refused, timeouts
-            return AuthTest(error=f"Slack unreachable ({exc})")
-        return AuthTest(
-            user_id=str(response.get("user_id") or ""),
-            scopes=frozenset(_scopes_header(response.headers)),
-        )
+        return ask_slack(self.client)
 
     def check(self, auth: AuthTest | None = None) -> list[Problem]:
         """Token, scopes and channels; log each problem with its fix; resolve the rest.
@@ -165,18 +153,9 @@ class SlackHealth:
         self.bot_user_id = auth.user_id or None
         problems: list[Problem] = []
         unknown: set[str] = set()
-        missing = sorted(set(BOT_SCOPES) - auth.scopes)
-        if missing:
-            problems.append(
-                Problem(
-                    SCOPES_KEY,
-                    f"smsbridge's Slack token lacks the scope(s) {', '.join(missing)} that "
-                    "manifest.yml asks for.",
-                    "Update the app from manifest.yml (api.slack.com/apps → smsbridge → App "
-                    "Manifest), reinstall it, put the new token in SLACK_BOT_TOKEN and restart "
-                    "smsbridge.",
-                )
-            )
+        scopes = missing_scopes(auth)
+        if scopes is not None:
+            problems.append(scopes)
         for label, channel in self._channels():
             known, found = self._check_channel(label, channel)
             if not known:
@@ -198,34 +177,15 @@ class SlackHealth:
         return problems
 
     def _channels(self) -> list[tuple[str, str]]:
-        channels = [(f"the {k} store channel", c) for k, c in self.config.stores.items()]
-        if self.config.ops_channel and self.config.ops_channel not in self.config.stores.values():
-            channels.append(("the ops channel (OPS_CHANNEL)", self.config.ops_channel))
-        return channels
+        return store_channels(self.config)
 
     def _check_channel(self, label: str, channel: str) -> tuple[bool, Problem | None]:
         """(whether Slack said, the channel's problem or None when it is fine)."""
-        try:
-            info = self.client.conversations_info(channel=channel)["channel"]
-        except SlackApiError as exc:
-            error = str(exc.response.get("error", ""))
-            if error == "missing_scope":  # channels:read / groups:read: the scope check says so
-                log.warning("could not check channel %s: missing_scope", channel)
-                return False, None
-            if error in CHANNEL_ERRORS or error in TOKEN_ERRORS:
-                needed = str(exc.response.get("needed", ""))
-                return True, describe(error, channel, needed=needed, where=f"{label} ({channel})")
-            log.warning("could not check channel %s: %s", channel, error or exc)
+        problem, unknown = check_channel(self.client, label, channel)
+        if unknown:
+            log.warning("could not check channel %s: %s", channel, unknown)
             return False, None
-        except OSError as exc:
-            log.warning("could not check channel %s: %s", channel, exc)
-            return False, None
-        where = f"{label} #{info.get('name') or channel} ({channel})"
-        if info.get("is_archived"):
-            return True, describe("is_archived", channel, where=where)
-        if not info.get("is_member"):
-            return True, describe("not_in_channel", channel, where=where)
-        return True, None
+        return True, problem
 
     # -- Slack events ---------------------------------------------------------------------
 
@@ -301,6 +261,71 @@ class SlackHealth:
             ],
             "parked_jobs": sum(self.storage.park_keys().values()),
         }
+
+
+# -- the pieces of the start-up check (also used by ``smsbridge doctor``) -------------------
+
+
+def ask_slack(client: WebClient) -> AuthTest:
+    """``auth.test``: who the bot is and what its token may do, or why Slack would not say."""
+    try:
+        response = client.auth_test()
+    except SlackApiError as exc:
+        error = str(exc.response.get("error", "")) or str(exc)
+        if exc.response.status_code == 429:
+            error = "ratelimited"
+        return AuthTest(error=error, needed=str(exc.response.get("needed", "")))
+    except OSError as exc:  # connection refused, timeouts
+        return AuthTest(error=f"Slack unreachable ({exc})")
+    return AuthTest(
+        user_id=str(response.get("user_id") or ""),
+        scopes=frozenset(_scopes_header(response.headers)),
+    )
+
+
+def missing_scopes(auth: AuthTest) -> Problem | None:
+    """The problem when the token lacks scopes manifest.yml asks for."""
+    missing = sorted(set(BOT_SCOPES) - auth.scopes)
+    if not missing:
+        return None
+    return Problem(
+        SCOPES_KEY,
+        f"smsbridge's Slack token lacks the scope(s) {', '.join(missing)} that "
+        "manifest.yml asks for.",
+        "Update the app from manifest.yml (api.slack.com/apps → smsbridge → App "
+        "Manifest), reinstall it, put the new token in SLACK_BOT_TOKEN and restart "
+        "smsbridge.",
+    )
+
+
+def store_channels(config: Config) -> list[tuple[str, str]]:
+    """(label, channel ID) of every channel the bot must be in: each store's and OPS_CHANNEL."""
+    channels = [(f"the {k} store channel", c) for k, c in config.stores.items()]
+    if config.ops_channel and config.ops_channel not in config.stores.values():
+        channels.append(("the ops channel (OPS_CHANNEL)", config.ops_channel))
+    return channels
+
+
+def check_channel(client: WebClient, label: str, channel: str) -> tuple[Problem | None, str]:
+    """(the channel's problem or None when it is fine, why Slack would not say or "")."""
+    try:
+        info = client.conversations_info(channel=channel)["channel"]
+    except SlackApiError as exc:
+        error = str(exc.response.get("error", ""))
+        if error == "missing_scope":  # channels:read / groups:read: the scope check says so
+            return None, "missing_scope"
+        if error in CHANNEL_ERRORS or error in TOKEN_ERRORS:
+            needed = str(exc.response.get("needed", ""))
+            return describe(error, channel, needed=needed, where=f"{label} ({channel})"), ""
+        return None, error or str(exc)
+    except OSError as exc:
+        return None, str(exc)
+    where = f"{label} #{info.get('name') or channel} ({channel})"
+    if info.get("is_archived"):
+        return describe("is_archived", channel, where=where), ""
+    if not info.get("is_member"):
+        return describe("not_in_channel", channel, where=where), ""
+    return None, ""
 
 
 def _scopes_header(headers: Any) -> set[str]:

@@ -279,7 +279,8 @@ class CrmTextClient:
         """``setcallback``: where CRM Text posts the store's inbound messages."""
         self._call("setcallback", keyword, {"callback": url})
 
-    def get_callback(self, keyword: str) -> str:
-        """``getcallback``: the store's callback URL (``""`` if none is reported)."""
+    def get_callback(self, keyword: str) -> str | None:
+        """``getcallback``: the store's callback URL, ``""`` when none is set, ``None`` when the
+        answer has no ``<callback>`` (its shape is undocumented: the live API may not say)."""
         response = self._call("getcallback", keyword, {})
-        return _leaf_text(response, "callback") or ""
+        return _leaf_text(response, "callback")

@@ -578,6 +578,16 @@ def mock_client(body: str, status: int = 200) -> tuple[CrmTextClient, list[httpx
     return CrmTextClient("https://crm.test/smapi/rest", "u", "p", http=http), seen
 
 
+def test_get_callback_says_none_when_the_answer_does_not_say() -> None:
+    """getcallback's answer is undocumented: no <callback> element is "cannot tell", not "unset"."""
+    client, _ = mock_client('<response op="getcallback" status="200" message="ok"></response>')
+    assert client.get_callback("PIZZA") is None
+    client, _ = mock_client(
+        '<response op="getcallback" status="200" message="ok"><callback/></response>'
+    )
+    assert client.get_callback("PIZZA") == ""
+
+
 DOC_LIKE_SMS = """
 
   <?xml version="1.0" encoding="UTF-8"?>
