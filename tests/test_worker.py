@@ -255,6 +255,8 @@ def test_a_running_jobs_lease_is_renewed_so_no_other_worker_runs_it_twice(
     storage.enqueue("ops_alert", {"channel": "C1", "text": "once"}, queue="ops:C1", now=utcnow())
     first.start()
     try:
+        while not runs:  # the first worker has it
+            time.sleep(0.01)
         deadline = time.monotonic() + 2.0  # more than six leases
         while time.monotonic() < deadline:
             assert storage.claim_job(utcnow(), lease, [SLACK]) is None  # another worker
