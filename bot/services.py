@@ -101,6 +101,8 @@ def job_table(
         Job("post_outbound", poster.post_outbound, patient=True),
         Job("recover_reply", poster.recover_reply, patient=True),
         Job("show_decision", show_decision_handler(storage, slack, poster)),
+        Job("blast_preview", blasts.preview),  # the blast form's preflight as the admin types
+        Job("blast_compose", blasts.compose),  # the form's full checks, then its confirmation
         # texting customers and telling CRM Text about consent
         Job("send_reply", sender.send_reply, max_attempts=8, on_give_up=sender.gave_up),
         Job("crm_opt_out", opt_out_handler(storage, crm, clock), patient=True),
@@ -111,6 +113,7 @@ def job_table(
         Job("share_picture", poster.share_picture, patient=True),
         # blasts
         Job("blast_sync", blasts.sync),
+        Job("blast_confirm", blasts.confirm),  # an admin's Send: launch the blast (durable)
         Job("blast_start", blasts.start, max_attempts=10, on_give_up=blasts.gave_up),
         Job("blast_step", blasts.step, max_attempts=10, on_give_up=blasts.gave_up),
     ]

@@ -60,6 +60,8 @@ LANES: dict[str, str] = {
     "post_outbound": SLACK,  # a /sms text shown in its thread
     "recover_reply": SLACK,  # a reply in a thread the database does not know: read Slack
     "show_decision": SLACK,  # a stop request's buttons give way to the staff decision
+    "blast_preview": SLACK,  # the blast form's preflight as the admin types (newest only)
+    "blast_compose": SLACK,  # the blast form's full checks, then its confirmation
     # texting customers and telling CRM Text about consent
     "send_reply": CRM,
     "crm_opt_out": CRM,
@@ -71,6 +73,7 @@ LANES: dict[str, str] = {
     # store-wide blasts: the audience sync and the sending
     "blast_sync": BLAST,
     "blast_start": BLAST,
+    "blast_confirm": BLAST,  # an admin's Send: launch the blast (durable)
     "blast_step": BLAST,
 }
 
