@@ -15,7 +15,12 @@ from bridge.store.schema import migrations
 from tests import pg_server
 
 NOW = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
-POSTGRES_MIGRATIONS = ["m007_baseline", "m008_indexes", "m009_customer_location"]
+POSTGRES_MIGRATIONS = [
+    "m007_baseline",
+    "m008_indexes",
+    "m009_customer_location",
+    "m010_job_leases",
+]
 LEASE = timedelta(minutes=5)
 
 
@@ -47,13 +52,14 @@ def test_a_fresh_database_gets_every_migration(tmp_path: Path) -> None:
     sqlite = open_store(f"sqlite:///{tmp_path / 'new.db'}")
     postgres = open_store(pg_server.empty_database())
     try:
-        assert sqlite.pending_migrations()[-1] == "m009_customer_location"
+        assert sqlite.pending_migrations()[-1] == "m010_job_leases"
         assert postgres.pending_migrations() == POSTGRES_MIGRATIONS
         applied = sqlite.migrate()
-        assert applied[0] == "m001_initial" and applied[-3:] == [
+        assert applied[0] == "m001_initial" and applied[-4:] == [
             "m007_staff_decisions",
             "m008_indexes",
             "m009_customer_location",
+            "m010_job_leases",
         ]
         assert postgres.migrate() == POSTGRES_MIGRATIONS
         assert sqlite.migrate() == postgres.migrate() == []
@@ -357,6 +363,16 @@ def test_a_customer_job_goes_to_its_lane(store: Store) -> None:
         store.jobs.enqueue("k", {}, now=NOW)
 
 
+def test_a_lane_claims_the_kinds_it_has_now(store: Store) -> None:
+    """A job stored with the lane of an older release is claimed by the lane its kind has now
+    (bridge.jobs.LANES is the one place that says so)."""
+    job = store.jobs.enqueue("blast_step", {"blast_id": 1}, queue="blast:1", now=NOW)
+    store.db.execute("UPDATE jobs SET lane = 'crm' WHERE id = ?", [job])
+    assert store.jobs.claim(NOW, LEASE, lanes=["crm"]) is None
+    claimed = store.jobs.claim(NOW, LEASE, lanes=["blast"])
+    assert claimed is not None and claimed["id"] == job
+
+
 def test_attempts_count_at_claim_and_a_lost_lease_is_claimed_again(store: Store) -> None:
     job = store.jobs.enqueue("k", {}, queue="q", now=NOW)
     assert store.jobs.claim(NOW, LEASE)["attempts"] == 1  # type: ignore[index]
@@ -364,7 +380,7 @@ def test_attempts_count_at_claim_and_a_lost_lease_is_claimed_again(store: Store)
     store.jobs.renew(job, NOW + timedelta(minutes=10))  # type: ignore[arg-type]
     assert store.jobs.claim(NOW + timedelta(minutes=6), LEASE) is None
     again = store.jobs.claim(NOW + timedelta(minutes=11), LEASE)  # the worker died
-    assert again is not None and again["attempts"] == 2
+    assert again is not None and (again["attempts"], again["lost"]) == (2, 1)
 
 
 def test_a_released_job_runs_again_at_once_without_charging_the_attempt(store: Store) -> None:
@@ -372,8 +388,10 @@ def test_a_released_job_runs_again_at_once_without_charging_the_attempt(store: S
     assert job is not None
     store.jobs.claim(NOW, LEASE)
     store.jobs.release(job)
+    store.jobs.release(job)  # given back once: the attempt is refunded once
+    store.jobs.renew(job, NOW + timedelta(hours=1))  # a job nobody runs gets no lease
     again = store.jobs.claim(NOW, LEASE)
-    assert again is not None and (again["id"], again["attempts"]) == (job, 1)
+    assert again is not None and (again["id"], again["attempts"], again["lost"]) == (job, 1, 0)
 
 
 def test_retry_waits_and_refund_gives_the_attempt_back(store: Store) -> None:
@@ -537,7 +555,7 @@ def test_m008_carries_an_unpushed_opt_out_over_from_the_job_rows(tmp_path: Path)
     old.conn.commit()
     old.close()
     store = open_store("sqlite:///" + path)
-    assert store.migrate() == ["m008_indexes", "m009_customer_location"]
+    assert store.migrate() == ["m008_indexes", "m009_customer_location", "m010_job_leases"]
     assert [store.customers.opt_out_unpushed(cid) for cid in (1, 2, 3, 4)] == [
         True,
         True,

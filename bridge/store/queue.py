@@ -72,22 +72,27 @@ class Jobs:
     def claim(
         self, now: datetime, lease: timedelta, lanes: Iterable[str] | None = None
     ) -> Row | None:
-        """Take the oldest runnable job that heads its queue (of ``lanes``, if given); its
-        attempt counts now, so a job that kills its worker still runs out of attempts."""
-        lane_test, lane_params = "", []
+        """Take the oldest runnable job that heads its queue (of ``lanes``, if given: the kinds
+        :data:`bridge.jobs.LANES` puts in them now); its attempt counts now, so a job that
+        kills its worker still runs out of attempts. ``lost`` counts the claims that found the
+        job abandoned (its lease ran out: the worker running it died)."""
+        kind_test, kinds = "", []
         if lanes is not None:
-            lane_params = list(lanes)
-            if not lane_params:
+            from bridge.jobs import kinds_in  # bridge.jobs builds on the store
+
+            kinds = kinds_in(set(lanes))
+            if not kinds:
                 return None
-            lane_test = f" AND lane IN ({', '.join('?' for _ in lane_params)})"
+            kind_test = f" AND kind IN ({', '.join('?' for _ in kinds)})"
         skip = " FOR UPDATE SKIP LOCKED" if self.db.backend == "postgres" else ""
         with self.db.transaction():
             row = self.db.one(
-                "UPDATE jobs SET locked_until = ?, attempts = attempts + 1 WHERE id ="
+                "UPDATE jobs SET locked_until = ?, attempts = attempts + 1,"
+                " lost = lost + CASE WHEN locked_until IS NULL THEN 0 ELSE 1 END WHERE id ="
                 " (SELECT id FROM jobs WHERE status = 'pending' AND head = 1 AND run_at <= ?"
-                f" AND (locked_until IS NULL OR locked_until <= ?){lane_test}"
+                f" AND (locked_until IS NULL OR locked_until <= ?){kind_test}"
                 f" ORDER BY run_at, id LIMIT 1{skip}) RETURNING *",
-                [iso(now + lease), iso(now), iso(now), *lane_params],
+                [iso(now + lease), iso(now), iso(now), *kinds],
             )
         if row is None:
             return None
@@ -95,26 +100,21 @@ class Jobs:
         return row
 
     def renew(self, job_id: int, until: datetime) -> None:
-        """Extend the lease of a running job."""
+        """Extend the lease of a job that is still running (its worker is alive)."""
         self.db.execute(
-            "UPDATE jobs SET locked_until = ? WHERE id = ? AND status = 'pending'",
+            "UPDATE jobs SET locked_until = ? WHERE id = ? AND status = 'pending'"
+            " AND locked_until IS NOT NULL",
             [iso(until), job_id],
         )
 
     def release(self, job_id: int, now: datetime | None = None) -> None:
         """Give a claimed job back, runnable now, without charging the attempt (SIGTERM)."""
         most = greatest(self.db)
-        if now is None:
-            self.db.execute(
-                f"UPDATE jobs SET locked_until = NULL, attempts = {most}(attempts - 1, 0)"
-                " WHERE id = ?",
-                [job_id],
-            )
-            return
+        run_at, params = ("", [job_id]) if now is None else (", run_at = ?", [iso(now), job_id])
         self.db.execute(
-            f"UPDATE jobs SET locked_until = NULL, attempts = {most}(attempts - 1, 0),"
-            " run_at = ? WHERE id = ?",
-            [iso(now), job_id],
+            f"UPDATE jobs SET locked_until = NULL, attempts = {most}(attempts - 1, 0){run_at}"
+            " WHERE id = ? AND status = 'pending' AND locked_until IS NOT NULL",
+            params,
         )
 
     def finish(self, job_id: int, status: str = "done", error: str = "") -> None:

@@ -386,6 +386,18 @@ def m009_customer_location(db: Database) -> None:
     )
 
 
+# How many times a claim found the job abandoned (its worker died running it: killed, out of
+# memory), so such a job gives up at claim time after a few. One column, default 0.
+M010_COMMON = ["ALTER TABLE jobs ADD COLUMN lost INTEGER NOT NULL DEFAULT 0"]
+
+
+@migrations()
+def m010_job_leases(db: Database) -> None:
+    """``jobs.lost``: claims that found the job abandoned (its worker died)."""
+    for statement in M010_COMMON:
+        db.execute(statement)
+
+
 def _locate_customers(db: Db) -> None:
     """m009's backfill on PostgreSQL: every existing customer located."""
     for row in db.all("SELECT id, phone FROM customers ORDER BY id"):
@@ -472,6 +484,7 @@ POSTGRES: list[tuple[str, Sequence[Step]]] = [
         ],
     ),
     ("m009_customer_location", [*M009_COMMON, _locate_customers]),
+    ("m010_job_leases", M010_COMMON),
 ]
 
 
