@@ -401,6 +401,23 @@ class Storage:
             )
             return cursor.lastrowid if cursor.rowcount == 1 else None
 
+    def waiting_job(self, dedupe_key: str) -> Row | None:
+        """The unfinished (pending, running or parked) job with ``dedupe_key``, payload read."""
+        row = self._one(
+            "SELECT * FROM jobs WHERE dedupe_key = ? AND status IN ('pending', 'parked')",
+            [dedupe_key],
+        )
+        if row is not None:
+            row["payload"] = json.loads(row["payload"])
+        return row
+
+    def set_job_payload(self, job_id: int, payload: Row) -> None:
+        """Change what an unfinished job will act on (e.g. a reply edited while it waits)."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE jobs SET payload = ? WHERE id = ?", [json.dumps(payload), job_id]
+            )
+
     def claim_job(self, now: datetime, lease: timedelta) -> Row | None:
         """Take the oldest runnable job whose queue has no older unfinished job."""
         with self.transaction():
