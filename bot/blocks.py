@@ -205,7 +205,7 @@ def parent_post(
     head = f":outbox_tray: *{outbound_by}* texted {escape(label)}:" if outbound_by else ""
     texts = text_sections(first_text, quote=True, room=room, head=head)
     body = [section(headline)] + [section(t, verbatim=True) for t in texts]
-    fallback = f"Text from {escape(label)}: "
+    fallback = f"Text {'to' if outbound_by else 'from'} {escape(label)}: "
     return fallback + fit(first_text, FALLBACK_CHARS - len(fallback)), body + [*notice] + tail
 
 
@@ -391,9 +391,10 @@ def deleted_after_send(original: str, *, sent: bool = True) -> str:
 
 
 def outbound_post(staff_name: str, customer: Row, text: str) -> str:
-    """A ``/sms`` text in its thread (a plain message text); ``staff_name`` is mrkdwn."""
+    """A ``/sms`` text in its thread (a plain message text); ``staff_name`` is mrkdwn and
+    ``text`` is Slack markup as staff typed it, shown as the customer got it."""
     label = escape(customer_label(customer))
-    return f":outbox_tray: *{staff_name}* texted {label}:\n{quote(text)}"
+    return f":outbox_tray: *{staff_name}* texted {label}:\n{quote(to_plain(text))}"
 
 
 def opt_in_offer(value: str) -> Block:

@@ -28,6 +28,7 @@ from bot import blocks
 from bot.blast_blocks import blast_label
 from bot.replies import deleted_before_send, store_reply
 from bot.slackcalls import slack_job
+from bot.slacktext import to_plain
 from bridge.jobs import GiveUp, Retry
 from bridge.keywords import Intent
 from bridge.storage import NEW, Row, Storage, iso, parse_iso
@@ -338,8 +339,8 @@ class ThreadPoster:
         link, resolved_by = self._previous_link(thread), thread["resolved_by"]
         if first["direction"] == "out":
             who = f"<@{first['staff_user']}>" if first["staff_user"] else "Staff"
-            return blocks.parent_post(
-                customer, store, first["text"], link, resolved_by, outbound_by=who
+            return blocks.parent_post(  # staff text is Slack markup: shown as texted
+                customer, store, to_plain(first["text"]), link, resolved_by, outbound_by=who
             )
         intent = Intent(first["intent"] or "")
         notice = blocks.notice_blocks(intent, first["id"], blocks.decision_of(first))

@@ -308,3 +308,24 @@ def test_a_reply_deleted_after_an_attempt_that_may_have_landed_says_the_customer
         ":wastebasket: A reply that smsbridge had already started to text was deleted in "
         "Slack. The customer still gets it:\n> Wrong customer, sorry"
     ]
+
+
+def test_notices_about_a_deleted_reply_show_its_text_as_the_customer_reads_it(
+    harness: Harness,
+) -> None:
+    """Slack delivers "Fish & chips <3" as ``Fish &amp; chips &lt;3``: shown escaped once."""
+    parent = open_thread(harness)
+    queued = staff_reply(harness, parent, "Fish &amp; chips &lt;3")
+    delete(harness, queued)
+    harness.drain()
+    sent = staff_reply(harness, parent, "Fish &amp; chips &lt;3 tonight")
+    harness.drain()
+    delete(harness, sent)
+    harness.drain()
+    assert texted(harness) == [(JANE, "Fish & chips <3 tonight")]
+    assert thread_texts(harness, parent) == [
+        ":wastebasket: A reply was deleted before it was texted, so it was not sent:\n"
+        "> Fish &amp; chips &lt;3",
+        ":wastebasket: A reply that was already texted was deleted in Slack. "
+        "The customer still has it:\n> Fish &amp; chips &lt;3 tonight",
+    ]
