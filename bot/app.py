@@ -116,6 +116,7 @@ def create_app(
             "mark_note": sender.mark_note,
             "sms_command": sms.run,
             "crm_opt_in": sms.opt_in,
+            "command_answer": sms.post_answer,
             "blast_sync": blasts.sync,
             "blast_start": blasts.start,
             "blast_step": blasts.step,

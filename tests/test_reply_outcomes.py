@@ -3,6 +3,7 @@ edits and deletions while it is queued are honoured; Slack Connect files are fet
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 from bot.dev.fake_slack import Message
@@ -328,4 +329,19 @@ def test_notices_about_a_deleted_reply_show_its_text_as_the_customer_reads_it(
         "> Fish &amp; chips &lt;3",
         ":wastebasket: A reply that was already texted was deleted in Slack. "
         "The customer still has it:\n> Fish &amp; chips &lt;3 tonight",
+    ]
+
+
+def test_a_rate_limited_answer_never_sends_the_opt_in_request_twice(harness: Harness) -> None:
+    """CRM Text's optincustomer texts the customer: it runs once, whatever Slack answers to
+    the confirmation staff should see."""
+    harness.slack.fail_next("chat.postEphemeral", status=429, retry_after=1)
+    harness.press("send_opt_in", json.dumps({"keyword": "PIZZA", "phone": "+14155550109"}))
+    for _ in range(4):
+        harness.drain()
+        harness.clock.advance(seconds=5)
+    assert [c["method"] for c in harness.sim.calls if "optin" in c["method"]] == ["optincustomer"]
+    assert [d.phone for d in harness.sim.outbox] == ["4155550109"]
+    assert [m.text for m in harness.slack.messages if m.ephemeral_for == "USAM"] == [
+        ":white_check_mark: (415) 555-0109 is opted in. Send your text with `/sms` again."
     ]
