@@ -187,10 +187,23 @@ class SmsCommand:
         self, payload: dict[str, Any], text: str, body: list[blocks.Block] | None = None
     ) -> None:
         """Queue the answer as a ``command_answer`` job."""
-        self.storage.enqueue(
-            "command_answer",
-            {"channel": payload["channel"], "user": payload["user"], "text": text, "blocks": body},
-            queue=f"answer:{payload['channel']}:{payload['user']}",
-            now=self.clock(),
-        )
+        queue_answer(self.storage, self.clock(), payload["channel"], payload["user"], text, body)
         self.wake()
+
+
+def queue_answer(
+    storage: Storage,
+    now: datetime,
+    channel: str,
+    user: str,
+    text: str,
+    body: list[blocks.Block] | None = None,
+) -> None:
+    """What one person should see (an ephemeral message), as a durable ``command_answer`` job:
+    a listener never waits on Slack, and a job's Slack answer never repeats its work."""
+    storage.enqueue(
+        "command_answer",
+        {"channel": channel, "user": user, "text": text, "blocks": body},
+        queue=f"answer:{channel}:{user}",
+        now=now,
+    )
