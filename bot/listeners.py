@@ -288,7 +288,11 @@ def answer_app_rate_limited(
     body: dict[str, Any], next_: Callable[[], BoltResponse]
 ) -> BoltResponse:
     """Bolt ``before_authorize``: ``app_rate_limited`` has no inner event, so no listener can
-    match it; answer it 200 (before the bot identity is needed) and say so in the log."""
+    match it; answer it 200 (before the bot identity is needed) and say so in the log.
+    ``url_verification`` (Slack checking the Request URL) is answered here too, so it never
+    depends on the bot identity (Bolt also skips authorization for it; this makes it ours)."""
+    if body.get("type") == "url_verification":
+        return BoltResponse(status=200, body={"challenge": body.get("challenge")})
     if body.get("type") == "app_rate_limited":
         minute = body.get("minute_rate_limited")
         since = (
