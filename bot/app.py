@@ -126,12 +126,20 @@ def create_app(
         clock=clock,
         max_attempts={"send_reply": 8, "blast_step": 10, "blast_start": 10},
         patient=frozenset(
-            {"post_inbound", "crm_opt_out", "reply_feedback", "post_outbound", "recover_reply"}
+            {
+                "post_inbound",
+                "crm_opt_out",
+                "reply_feedback",
+                "post_outbound",
+                "recover_reply",
+                "slack_recheck",
+            }
         ),
         on_give_up=lambda job, error: gave_up(job, error),
     )
     health = SlackHealth(config, storage, slack, runner, clock)
     runner.handlers["ops_alert"] = health.post_alert
+    runner.handlers["slack_recheck"] = health.recheck
     runner.on_park = health.on_park
 
     def gave_up(job: dict[str, Any], error: str) -> None:
@@ -163,7 +171,9 @@ def create_app(
         process_before_response=True,  # store an event before Slack gets its 200
     )
     bolt.error(error_handler())
-    registered = listeners.register(bolt, storage, clock, runner.wake, sms, blasts)
+    registered = listeners.register(
+        bolt, storage, clock, runner.wake, sms, blasts, on_unarchive=health.recheck_later
+    )
     health.register(bolt, registered)
     listeners.register_fallbacks(bolt, registered)  # last: Bolt runs the first match only
     inbound = Inbound(

@@ -59,6 +59,7 @@ def register(
     wake: Callable[[], None],
     sms: SmsCommand,
     blasts: Blasts,
+    on_unarchive: Callable[[str], None] | None = None,
 ) -> Registered:
     """Attach the listeners; dependencies travel in this closure, not in globals."""
     registered = Registered()
@@ -245,7 +246,11 @@ def register(
 
     @on_event("message")
     def on_message(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
-        """Every message event gets a 200; staff replies in customer threads are stored first."""
+        """Every message event gets a 200; staff replies in customer threads are stored first.
+        A channel unarchived: check it again (``on_unarchive``), its parked work may resume."""
+        if event.get("subtype") == "channel_unarchive" and on_unarchive is not None:
+            on_unarchive(str(event.get("channel", "")))
+            return
         replies.on_message(event, str(body.get("event_id", "")), context.bot_user_id)
 
     @on_command("/sms")
