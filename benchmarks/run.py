@@ -5,6 +5,9 @@
 3. Inbound callbacks stored per second (callback → stored message + job, HTTP on 127.0.0.1).
 4. 300 texts burst into one channel under Slack's per-channel post limit (scaled to 10 msg/s;
    ``python -m benchmarks.slack_burst --help`` for the real 1 msg/s and the unpaced run).
+
+Blast work at store scale (preflight and audience sync at 10,000 and 100,000 customers, the ack
+of every blast step) is ``python -m benchmarks.blast_scale``.
 """
 
 from __future__ import annotations

@@ -95,10 +95,27 @@ def summary_line(result: preflight.Preflight) -> str:
     )
 
 
+CHECKING = ":hourglass_flowing_sand: *Preflight* — checking the text against the store's customers…"
+WORKING = (
+    ":hourglass_flowing_sand: Checking the blast against every customer of the store. "
+    "This form changes to the confirmation in a few seconds."
+)
+FIX_BELOW = ":x: Fix what is marked :no_entry: below, then press Review again."
+
+
 def compose_view(
-    store: str, channel: str, text: str, append_opt_out: bool, result: preflight.Preflight
+    store: str,
+    channel: str,
+    text: str,
+    append_opt_out: bool,
+    result: preflight.Preflight | None,
+    problem: str | None = None,
 ) -> dict[str, Any]:
-    """The modal: message, options, optional picture, and the preflight under them."""
+    """The modal: message, options, optional picture, and the preflight under them.
+
+    ``result`` None: the preflight is still running (the modal opens at once, then updates).
+    ``problem`` (mrkdwn written by smsbridge) is shown above the form when a submission failed.
+    """
     option = Option(value="append_opt_out", text=_plain(f"Append “{preflight.OPT_OUT_LINE}”"))
     message = PlainTextInputElement(
         action_id="blast_text",
@@ -112,7 +129,8 @@ def compose_view(
         if len(text) > 3000
         else None
     )
-    blocks = [
+    blocks = [_section(fit(problem, SECTION_CHARS))] if problem else []
+    blocks += [
         InputBlock(
             block_id="message",
             dispatch_action=True,
@@ -140,9 +158,12 @@ def compose_view(
             ),
         ).to_dict(),
         DividerBlock().to_dict(),
-        _section(f":mag: *Preflight* — {summary_line(result)}", "preflight_summary"),
     ]
-    blocks += findings(result, VIEW_BLOCKS - len(blocks))
+    if result is None:
+        blocks.append(_section(CHECKING, "preflight_summary"))
+    else:
+        blocks.append(_section(f":mag: *Preflight* — {summary_line(result)}", "preflight_summary"))
+        blocks += findings(result, VIEW_BLOCKS - len(blocks))
     return _modal(
         COMPOSE,
         "Text every customer",
@@ -219,9 +240,20 @@ def confirm_view(
         "Confirm the blast",
         f"Send to {recipients:,}"[:24],
         "Back out",
-        json.dumps({"blast_id": blast_id}),
+        json.dumps({"blast_id": blast_id, "total": recipients}),
         blocks,
     )
+
+
+def working_view() -> dict[str, Any]:
+    """What a submitted compose form shows while the checks run in the background."""
+    view: dict[str, Any] = View(
+        type="modal",
+        title=_plain("Text every customer"),
+        close=_plain("Cancel"),
+        blocks=[_section(WORKING)],
+    ).to_dict()
+    return view
 
 
 def notice_view(message: str) -> dict[str, Any]:

@@ -21,9 +21,9 @@ from bot.commands import queue_answer
 from bot.interactive import form_refused
 from bot.sending import Sender
 from bot.slackcalls import slack_job
-from bridge.blasts import STORE_ZONE, BlastEngine, BlastRefused, Image
+from bridge.blasts import ALREADY_CONFIRMED, STORE_ZONE, BlastEngine, BlastRefused, Image
 from bridge.config import Config
-from bridge.jobs import GiveUp, Retry
+from bridge.jobs import GiveUp, Park, Retry, current_job
 from bridge.media import MediaError
 from bridge.outbound import NotSent
 from bridge.storage import Storage, iso
@@ -37,6 +37,7 @@ FORM_GONE = (
 OUT_OF_DATE = (
     ":warning: That button is out of date, so nothing was done. Use `/sms` or `/sms-blast` again."
 )
+OWN_HASHES = 10_000  # remembered view hashes (see Blasts._newest_hash)
 PROGRESS_EVERY = 3.0  # seconds between chat.update calls (Tier 3), final state always shown
 
 
@@ -52,8 +53,9 @@ class Blasts:
     clock: Callable[[], datetime]
     wake: Callable[[], None]
     _updated: dict[int, float] = field(default_factory=dict)
-    # view id -> (store, channel, text, append) of open compose modals
-    _open_views: dict[str, tuple[str, str, str, bool]] = field(default_factory=dict)
+    # hash a view had -> the hash our own views.update gave it (so the newest preview computed
+    # for an older hash still lands when only our own update came in between)
+    _own_hashes: dict[str, str] = field(default_factory=dict)
     _progress_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- who may blast --------------------------------------------------------------------
@@ -79,6 +81,8 @@ class Blasts:
             on_action(action)(self.on_control)
 
     def on_command(self, ack: Ack, command: dict[str, Any], client: WebClient) -> None:
+        """Open the compose modal at once (a trigger_id is single-use and lasts 3 s); the
+        preflight and the audience sync run afterwards, as jobs, and update the modal."""
         channel, user = command.get("channel_id", ""), command.get("user_id", "")
         store = self.config.keyword_for(channel)
         if store is None:
@@ -90,45 +94,57 @@ class Blasts:
             ack(text=refusal)
             return
         text = command.get("text", "").strip()
-        result = self.engine.check(store, text, False)
         try:
             opened = client.views_open(
                 trigger_id=command["trigger_id"],
-                view=views.compose_view(store, channel, text, False, result),
+                view=views.compose_view(store, channel, text, False, None),
             )
         except SlackApiError as exc:
             ack(text=form_refused(exc))
             return
         ack()
-        self._open_views[str(opened["view"]["id"])] = (store, channel, text, False)
+        view = opened["view"]
+        self._preview(store, channel, text, False, str(view["id"]), str(view.get("hash", "")))
         self.storage.enqueue(
             "blast_sync",
-            {"store": store, "view_id": opened["view"]["id"]},
+            {"store": store, "view_id": view["id"]},
             queue=f"sync:{store}",
             now=self.clock(),
         )
         self.wake()
 
-    def on_edit(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        """Re-run the preflight as the admin types or ticks the opt-out option."""
+    def on_edit(self, ack: Ack, body: dict[str, Any]) -> None:
+        """As the admin types or ticks the opt-out option: queue a preview of this state. Only
+        the newest state of a modal is computed (see :meth:`preview`)."""
         ack()
         view = body["view"]
         meta = self._meta(view)
         if meta is None:
             return
         text, append = _compose_values(view)
-        self._open_views[view["id"]] = (meta["store"], meta["channel"], text, append)
-        result = self.engine.check(meta["store"], text, append)
-        try:
-            client.views_update(
-                view_id=view["id"],
-                hash=view.get("hash"),
-                view=views.compose_view(meta["store"], meta["channel"], text, append, result),
-            )
-        except SlackApiError as exc:  # hash_conflict: a newer keystroke already updated it
-            log.info("preflight update skipped: %s", exc.response.get("error"))
+        self._preview(meta["store"], meta["channel"], text, append, view["id"], view.get("hash"))
+        self.wake()
+
+    def _preview(
+        self, store: str, channel: str, text: str, append: bool, view_id: str, hash_: str | None
+    ) -> None:
+        self.storage.enqueue(
+            "blast_preview",
+            {
+                "store": store,
+                "channel": channel,
+                "text": text,
+                "append": append,
+                "view_id": view_id,
+                "hash": hash_ or "",
+            },
+            queue=f"view:{view_id}",
+            now=self.clock(),
+        )
 
     def on_compose(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """Refuse at once what the text alone forbids; otherwise show "checking" and let the
+        ``blast_compose`` job run the full preflight and turn the modal into the confirmation."""
         user = body["user"]["id"]
         refusal = self.refusal(user)
         if refusal:
@@ -139,47 +155,47 @@ class Blasts:
             ack(response_action="update", view=_notice_view(FORM_GONE))
             return
         text, append = _compose_values(view)
-        try:
-            image = self._image(view)
-        except (MediaError, NotSent) as exc:
-            ack(response_action="errors", errors={"image": getattr(exc, "reason", str(exc))})
-            return
-        except httpx.HTTPError as exc:
-            ack(response_action="errors", errors={"image": f"Could not fetch the picture: {exc}"})
-            return
-        result = self.engine.check(meta["store"], text, append, image)
-        blocks = [f for f in result.blocks if f.code != "quiet_hours"]
+        blocks = self.engine.quick_blocks(meta["store"], text, append)
         if blocks:
-            field = "image" if blocks[0].code == "mms" else "message"
-            ack(response_action="errors", errors={field: f"{blocks[0].title} {blocks[0].detail}"})
+            ack(
+                response_action="errors",
+                errors={"message": f"{blocks[0].title} {blocks[0].detail}"},
+            )
             return
-        self._open_views.pop(view["id"], None)
-        blast_id = self.engine.draft(meta["store"], text, append, user, image)
-        blast = self.storage.blast(blast_id)
-        view = views.confirm_view(
-            blast_id,
-            blast["name"],
-            result,
-            self.config.blast_typed_confirm_over,
-            self._quiet_note(result),
+        files = view["state"]["values"].get("image", {}).get("file", {}).get("files") or []
+        ack(response_action="update", view=views.working_view())
+        self.storage.enqueue(
+            "blast_compose",
+            {
+                "store": meta["store"],
+                "channel": meta["channel"],
+                "text": text,
+                "append": append,
+                "user": user,
+                "file": files[0] if files else None,
+                "view_id": view["id"],
+            },
+            queue=f"view:{view['id']}",
+            now=self.clock(),
         )
-        ack(response_action="update", view=view)
+        self.wake()
 
     def on_confirm(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """Check what the form itself shows (ticks, typed count, one blast at a time), close
+        the modal, and let the durable ``blast_confirm`` job launch the blast."""
         user = body["user"]["id"]
-        blast_id = self._known_blast(view)
-        if blast_id is None:
+        known = self._known_blast(view)
+        if known is None:
             ack(response_action="update", view=_notice_view(FORM_GONE))
             return
+        blast_id, meta = known
         values = view["state"]["values"]
         acks = {
             o["value"] for o in values.get("acks", {}).get("acks", {}).get("selected_options") or []
         }
         typed = values.get("typed_count", {}).get("count", {}).get("value")
         try:
-            if self.refusal(user):
-                raise BlastRefused(self.refusal(user) or "")
-            self.engine.confirm(blast_id, user, acks, typed, self.config.blast_typed_confirm_over)
+            self._accept(user, blast_id, view, acks, typed, meta.get("total"))
         except BlastRefused as exc:
             field = "typed_count" if "Type the number" in str(exc) else "acks"
             if field in values:
@@ -189,6 +205,48 @@ class Blasts:
             return
         ack()
         self.wake()
+
+    def _accept(
+        self,
+        user: str,
+        blast_id: int,
+        view: dict[str, Any],
+        acks: set[str],
+        typed: str | None,
+        total: int | None,
+    ) -> None:
+        refusal = self.refusal(user)
+        if refusal:
+            raise BlastRefused(refusal)
+        blast = self.storage.blast(blast_id)
+        if blast["status"] != "draft":
+            raise BlastRefused(ALREADY_CONFIRMED)
+        active = self.storage.active_blast(blast["store"])
+        if active is not None:
+            raise BlastRefused(
+                f"Blast “{active['name']}” is still running for this store. "
+                "A store runs one blast at a time."
+            )
+        shown = {
+            o["value"]
+            for b in view["blocks"]
+            if b.get("block_id") == "acks"
+            for o in b["element"]["options"]
+        }
+        if shown - acks:
+            raise BlastRefused("Tick every warning to confirm you have read it.")
+        over = self.config.blast_typed_confirm_over
+        if total is not None and total > over and (typed or "").strip() != str(total):
+            raise BlastRefused(f"Type the number of recipients ({total}) to confirm.")
+        queued = self.storage.enqueue(
+            "blast_confirm",
+            {"blast_id": blast_id, "user": user, "acks": sorted(acks), "typed": typed},
+            queue=f"blast:{blast_id}",
+            dedupe_key=f"blast-confirm:{blast_id}",
+            now=self.clock(),
+        )
+        if queued is None:  # the same form submitted twice
+            raise BlastRefused(ALREADY_CONFIRMED)
 
     def on_control(
         self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
@@ -230,20 +288,93 @@ class Blasts:
     # -- jobs -----------------------------------------------------------------------------
 
     def sync(self, payload: dict[str, Any]) -> None:
-        """Job ``blast_sync``: refresh the audience from CRM Text, then the open modal."""
-        self.engine.sync(payload["store"])
-        draft = self._open_views.get(payload["view_id"])
-        if draft is None:
+        """Job ``blast_sync``: refresh the audience from CRM Text; if anything changed, preview
+        the modal's newest state again."""
+        changed = self.engine.sync(payload["store"])
+        view_id = payload.get("view_id")
+        if not changed or not view_id:
             return
-        store, channel, text, append = draft
+        latest = self.storage.latest_payload("blast_preview", f"view:{view_id}")
+        if latest is not None:
+            self.storage.enqueue("blast_preview", latest, queue=f"view:{view_id}", now=self.clock())
+
+    def preview(self, payload: dict[str, Any]) -> None:
+        """Job ``blast_preview``: the compose modal's preflight for one state of the form.
+
+        Debounced: when a newer state of the same modal is already waiting, this one is dropped
+        without computing. The update carries the view's hash as the state was typed, so it never
+        lands on a modal that moved on (submitted, closed); Slack answers ``hash_conflict``.
+        """
+        view_id = payload["view_id"]
+        job_id = current_job()
+        if job_id is not None and self.storage.has_later_job(f"view:{view_id}", job_id):
+            log.info("preview of view %s dropped: a newer one is waiting", view_id)
+            return
+        store, channel, text, append = (
+            payload["store"], payload["channel"], payload["text"], payload["append"]
+        )  # fmt: skip
         result = self.engine.check(store, text, append)
+        view = views.compose_view(store, channel, text, append, result)
+        self._update_view(view_id, view, self._newest_hash(payload.get("hash") or None))
+
+    def compose(self, payload: dict[str, Any]) -> None:
+        """Job ``blast_compose``: the picture, every check, the draft, then the confirmation
+        in the modal (or the form again with what to fix)."""
+        store, channel, text, append = (
+            payload["store"], payload["channel"], payload["text"], payload["append"]
+        )  # fmt: skip
+        view_id = payload["view_id"]
         try:
-            self.client.views_update(
-                view_id=payload["view_id"],
-                view=views.compose_view(store, channel, text, append, result),
+            image = self._image(payload.get("file"))
+        except (MediaError, NotSent) as exc:
+            problem = f":x: The picture cannot be sent: {getattr(exc, 'reason', str(exc))}"
+            self._update_view(
+                view_id, views.compose_view(store, channel, text, append, None, problem)
             )
-        except SlackApiError as exc:  # closed or submitted meanwhile
-            log.info("preflight refresh skipped: %s", exc.response.get("error"))
+            return
+        except httpx.HTTPError as exc:
+            raise Retry(f"blast picture: {exc}") from exc
+        result = self.engine.check(store, text, append, image)
+        if any(f.code != "quiet_hours" for f in result.blocks):
+            form = views.compose_view(store, channel, text, append, result, views.FIX_BELOW)
+            self._update_view(view_id, form)
+            return
+        blast_id = self.engine.draft(store, text, append, payload["user"], image)
+        blast = self.storage.blast(blast_id)
+        confirm = views.confirm_view(
+            blast_id,
+            blast["name"],
+            result,
+            self.config.blast_typed_confirm_over,
+            self._quiet_note(result),
+        )
+        self._update_view(view_id, confirm)
+
+    def confirm(self, payload: dict[str, Any]) -> None:
+        """Job ``blast_confirm``: launch the draft (every check again, recipients recorded,
+        ``blast_start`` queued, all in :meth:`BlastEngine.confirm`). Durable: an admin's Send
+        survives a restart. A refusal found only now is told to the admin in the channel."""
+        blast_id = payload["blast_id"]
+        user = payload["user"]
+        try:
+            self.engine.confirm(
+                blast_id,
+                user,
+                set(payload["acks"]),
+                payload.get("typed"),
+                self.config.blast_typed_confirm_over,
+            )
+        except BlastRefused as exc:
+            blast = self.storage.blast(blast_id)
+            if str(exc) == ALREADY_CONFIRMED:
+                return  # this job ran before (a retry after a crash): nothing to tell
+            channel = self.config.stores[blast["store"]]
+            with slack_job("blast refusal", channel):
+                self.client.chat_postEphemeral(
+                    channel=channel,
+                    user=user,
+                    text=f":x: Blast “{blast['name']}” was not sent: {exc}",
+                )
 
     def start(self, payload: dict[str, Any]) -> None:
         """Job ``blast_start``."""
@@ -334,22 +465,53 @@ class Blasts:
             return None
         return {"store": str(meta["store"]), "channel": str(meta["channel"])}
 
-    def _known_blast(self, view: dict[str, Any]) -> int | None:
-        """The confirm form's blast, if this database knows it."""
+    def _known_blast(self, view: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+        """The confirm form's blast (and its metadata), if this database knows it."""
         try:
-            blast_id = int(json.loads(view.get("private_metadata") or "")["blast_id"])
+            meta = json.loads(view.get("private_metadata") or "")
+            blast_id = int(meta["blast_id"])
             self.storage.blast(blast_id)
         except (ValueError, KeyError, TypeError):
             log.warning("blast confirm form %s for a blast unknown here", view.get("id"))
             return None
-        return blast_id
+        return blast_id, meta
 
-    def _image(self, view: dict[str, Any]) -> Image | None:
-        files = view["state"]["values"].get("image", {}).get("file", {}).get("files") or []
-        if not files:
+    def _image(self, file: dict[str, Any] | None) -> Image | None:
+        if not file:
             return None
-        url, size, kind = self.sender.picture(files[0])
+        url, size, kind = self.sender.picture(file)
         return Image(url, size, kind)
+
+    def _newest_hash(self, hash_: str | None) -> str | None:
+        """The view's hash after our own updates since ``hash_`` (none: ``hash_``)."""
+        seen: set[str] = set()
+        while hash_ in self._own_hashes and hash_ not in seen:
+            seen.add(hash_)
+            hash_ = self._own_hashes[hash_]
+        return hash_
+
+    def _update_view(self, view_id: str, view: dict[str, Any], hash_: str | None = None) -> None:
+        """views.update; a modal that is gone or moved on (closed, submitted) is left alone."""
+        try:
+            with slack_job("blast form"):
+                try:
+                    response = self.client.views_update(view_id=view_id, hash=hash_, view=view)
+                except SlackApiError as exc:
+                    if exc.response.get("error") in ("hash_conflict", "not_found"):
+                        log.info("blast form %s not updated: %s", view_id, exc.response["error"])
+                        return
+                    raise
+        except Park:
+            raise  # the token or app needs a person: the job waits, parked, with the others
+        except GiveUp as exc:
+            log.info("blast form %s not updated: %s", view_id, exc)
+            return
+        shown = response.get("view")
+        new_hash = shown.get("hash") if isinstance(shown, dict) else None
+        if hash_ and new_hash:
+            if len(self._own_hashes) > OWN_HASHES:  # only recent modals matter
+                self._own_hashes.clear()
+            self._own_hashes[hash_] = str(new_hash)
 
     def _quiet_note(self, result: Any) -> str | None:
         if result.next_allowed is None:

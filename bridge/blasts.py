@@ -14,19 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bridge import outbound, preflight, quiet_hours
+from bridge import audience, outbound, preflight, quiet_hours
 from bridge.config import Config
-from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable, Customer
+from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable
 from bridge.jobs import Retry
-from bridge.optout import request_opt_out
-from bridge.storage import OPTED_IN, OPTED_OUT, PENDING, Row, Storage, iso, parse_iso
+from bridge.storage import OPTED_IN, Row, Storage, iso, parse_iso
 
 log = logging.getLogger(__name__)
 
 CAMPAIGN_THRESHOLD = 700
 ALREADY_CONFIRMED = "This blast was already confirmed; it is not sent twice."
-SYNC_PAGE = 1000
-SYNC_MAX = 200_000  # customers per status; a store is far smaller
 STORE_ZONE = ZoneInfo("America/Los_Angeles")
 
 
@@ -66,54 +63,8 @@ class BlastEngine:
     # -- the audience ---------------------------------------------------------------------
 
     def sync(self, store: str) -> int:
-        """Bring in CRM Text's customer list (getcustbystatus); return how many records changed.
-
-        CRM Text is authoritative for opt-ins, except that a local opt-out always wins: it is
-        pushed to CRM Text (optoutcustomer) and the preflight blocks until that is done.
-        """
-        now = self.clock()
-        changed = 0
-        seen: set[str] = set()
-        for status in (OPTED_IN, PENDING, OPTED_OUT):
-            offset = 0
-            while True:
-                try:
-                    page = self.crm.customers_by_status(store, status, offset, SYNC_PAGE)
-                except CrmTextUnavailable as exc:
-                    raise Retry(f"CRM Text unreachable: {exc}") from exc
-                fresh = [c for c in page if c.mobile not in seen]
-                seen.update(c.mobile for c in fresh)
-                with self.storage.transaction():
-                    changed += sum(self._merge(store, c, now) for c in fresh)
-                # Stop on a short page, a page with nothing new (offset ignored) or the cap.
-                if len(page) < SYNC_PAGE or not fresh or offset >= SYNC_MAX:
-                    break
-                offset += SYNC_PAGE
-        return changed
-
-    def _merge(self, store: str, remote: Customer, now: datetime) -> bool:
-        phone = "+1" + remote.mobile
-        local = self.storage.find_customer(store, phone)
-        if local is None:
-            local = self.storage.upsert_customer(
-                store, phone, name=remote.name, crm_id=remote.cust_id, now=now
-            )
-        if local["status"] == remote.status:
-            return False
-        if local["status"] == OPTED_OUT and self.storage.opt_out_unpushed(local["id"]):
-            return request_opt_out(
-                self.storage,
-                local["id"],
-                how="local opt-out pushed to CRM Text",
-                text="",
-                actor="smsbridge",
-                thread_id=None,
-                now=now,
-                push=True,
-            )
-        return self.storage.set_status(
-            local["id"], remote.status, how="CRM Text customer list", now=now
-        )
+        """Bring in CRM Text's customer list page by page (:func:`bridge.audience.sync`)."""
+        return audience.sync(self.storage, self.crm, store, self.clock())
 
     # -- preflight ------------------------------------------------------------------------
 
@@ -131,10 +82,38 @@ class BlastEngine:
             image.size if image else None,
             image.content_type if image else None,
         )
-        audience = [
-            preflight.Audience(c["phone"], c["status"]) for c in self.storage.customers_of(store)
-        ]
+        audience = self.audience(store)
         return preflight.run(draft, audience, self.history(store, now), now, self.settings)
+
+    def audience(self, store: str) -> preflight.AudienceSummary:
+        """The store's audience, worked out by the database from the locations stored at
+        ingest: no number is parsed and no row becomes a Python object but the recipients."""
+        recipients, counts, places = self.storage.audience_counts(store)
+        return preflight.AudienceSummary(
+            tuple(recipients),
+            preflight.excluded_counts(
+                counts["opted_out"] + counts["opted_out_number"],
+                counts["pending"],
+                counts["new"],
+                counts["invalid"],
+                counts["duplicate"],
+            ),
+            {(tuple(zones.split()), state): n for state, zones, n in places},
+        )
+
+    def quick_blocks(
+        self, store: str, text: str, append_opt_out: bool
+    ) -> tuple[preflight.Finding, ...]:
+        """What forbids sending ``text`` whatever the audience (:func:`preflight.text_blocks`):
+        cheap at any store size, for refusing a submission before it is acknowledged."""
+        now = self.clock()
+        since = now - preflight.DUPLICATE_WINDOW
+        sent = [b for b in self.storage.blast_history(store, since) if b["status"] != "blocked"]
+        history = preflight.History(
+            recent_texts=tuple((parse_iso(b["started_at"]), b["final_text"]) for b in sent)
+        )
+        draft = preflight.Draft("", text, append_opt_out)
+        return preflight.text_blocks(draft, history, now, self.settings)
 
     def history(self, store: str, now: datetime) -> preflight.History:
         month_start = now.astimezone(STORE_ZONE).replace(
@@ -217,7 +196,9 @@ class BlastEngine:
         total = len(result.recipients)
         if total > typed_over and (typed_count or "").strip() != str(total):
             raise BlastRefused(f"Type the number of recipients ({total}) to confirm.")
-        ids = {c["phone"]: c["id"] for c in self.storage.customers_of(blast["store"])}
+        ids: dict[str, int] = {}
+        for cid, phone, _, e164, _, _ in self.storage.audience_of(blast["store"]):
+            ids.setdefault(e164 or phone, cid)  # recipients are E.164, as located at ingest
         meta = json.loads(blast["acknowledged"] or "{}")
         with self.storage.transaction():
             if self.storage.blast(blast_id)["status"] != "draft":

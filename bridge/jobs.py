@@ -49,6 +49,8 @@ LANES: dict[str, str] = {
     "show_decision": SLACK,  # a stop request's buttons give way to the staff decision
     "slack_recheck": SLACK,  # the Slack check again: Slack was busy, or a channel unarchived
     "command_answer": SLACK,  # what the person who used /sms (or its buttons) should see
+    "blast_preview": SLACK,  # the blast form's preflight as the admin types (newest only)
+    "blast_compose": SLACK,  # the blast form's full checks, then its confirmation
     # texting customers and telling CRM Text about consent
     "send_reply": CRM,
     "crm_opt_out": CRM,
@@ -57,6 +59,7 @@ LANES: dict[str, str] = {
     "sms_command": CRM,
     "blast_sync": CRM,
     "blast_start": CRM,
+    "blast_confirm": CRM,  # an admin's Send: launch the blast (durable)
     "blast_step": CRM,
 }
 

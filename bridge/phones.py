@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import phonenumbers
 from phonenumbers import Leniency, PhoneNumberFormat, PhoneNumberMatcher
+
+from bridge import quiet_hours  # the one place that knows area codes and zones
 
 # What a typed number may be made of ("(415) 555-0100", "+1 415.555.0100"); anything else ends it.
 _PHONE_CHARS = re.compile(r"[\d\s+().\-]+")
@@ -88,3 +91,45 @@ def pretty(e164: str) -> str:
     """``(415) 555-0100`` for display."""
     number = phonenumbers.parse(e164, "US")
     return phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
+
+
+@dataclass(frozen=True)
+class Location:
+    """What a customer's number says about where they are, worked out once and stored.
+
+    ``e164`` is None for a number that is not a valid US number (it can never be texted);
+    ``zones`` is empty when the number's time zone is unknown (non-geographic, invalid).
+    """
+
+    e164: str | None
+    area_code: str
+    state: str | None
+    zones: tuple[str, ...]
+
+    def columns(self) -> tuple[str | None, str, str | None, str]:
+        """As stored on ``customers``: (e164, area_code, state, zones joined by spaces)."""
+        return self.e164, self.area_code, self.state, " ".join(self.zones)
+
+
+def locate(phone: str) -> Location:
+    """E.164, area code, state and time zones of a stored phone number (pure; no I/O).
+
+    Valid exactly when :func:`parse_us` accepts the number; parsed once. The state comes from
+    the area code (:data:`bridge.quiet_hours.NPA_STATE`, counsel-kept), the zones from
+    phonenumbers' timezone data (exchange-level where known).
+    """
+    try:
+        number = phonenumbers.parse(phone.strip(), "US")
+    except phonenumbers.NumberParseException:
+        return Location(None, "", None, ())
+    if not phonenumbers.is_valid_number(number):
+        return Location(None, "", None, ())
+    if phonenumbers.region_code_for_number(number) != "US":
+        return Location(None, "", None, ())
+    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    return Location(
+        e164,
+        e164[2:5],
+        quiet_hours.state_for_number(e164),
+        quiet_hours.zones_of(number),  # uncached: memory stays flat over a big sync
+    )

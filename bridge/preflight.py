@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from bridge import quiet_hours
-from bridge.phones import InvalidPhone, parse_us
+from bridge.phones import Location, locate
 from bridge.segments import SegmentInfo, apply_replacements, count, suggest_replacements
 from bridge.storage import OPTED_IN, OPTED_OUT, PENDING
 
@@ -66,10 +66,15 @@ class Finding:
 
 @dataclass(frozen=True)
 class Audience:
-    """One customer of the store: phone as stored (E.164 or junk) and CRM Text status."""
+    """One customer of the store: phone as stored (E.164 or junk) and CRM Text status.
+
+    ``location`` is the number as worked out at ingest (stored on the customer); without it the
+    number is parsed here, once per distinct phone string.
+    """
 
     phone: str
     status: int
+    location: Location | None = None
 
 
 @dataclass(frozen=True)
@@ -246,44 +251,89 @@ def _describe(cluster: str) -> str:
 # --- audience ---
 
 
+# (zones, state) of a recipient -> how many recipients share it, in order of first appearance
+Places = dict[tuple[tuple[str, ...], str | None], int]
+
+
+@dataclass(frozen=True)
+class AudienceSummary:
+    """What the checks need of an audience, worked out ahead (e.g. by the database):
+    recipients (E.164, once each, in audience order), excluded counts, and how many recipients
+    share each (zones, state). :func:`summarise` is the reference for how it is worked out."""
+
+    recipients: tuple[str, ...]
+    excluded: dict[str, int]
+    places: Places
+
+
+def excluded_counts(
+    opted_out: int, pending: int, new: int, invalid: int, duplicate: int
+) -> dict[str, int]:
+    """Excluded counts keyed and ordered as the findings list them."""
+    counts = {EX_OPTED_OUT: opted_out, EX_PENDING: pending, EX_NEW: new, EX_INVALID: invalid}
+    if duplicate:
+        counts[EX_DUPLICATE] = duplicate
+    return counts
+
+
+def summarise(audience: Iterable[Audience]) -> AudienceSummary:
+    """The :class:`AudienceSummary` of ``audience`` (the rules, in plain Python)."""
+    return AudienceSummary(*_split(audience))
+
+
 def split_audience(audience: Iterable[Audience]) -> tuple[tuple[str, ...], dict[str, int]]:
     """Opted-in valid US numbers (E.164, audience order, once each) and excluded counts.
 
     A number with any opted-out record is never a recipient. Each phone string is parsed once.
     """
-    rows = list(audience)
-    parsed: dict[str, str | None] = {}
+    recipients, excluded, _ = _split(audience)
+    return recipients, excluded
 
-    def e164(raw: str) -> str | None:
-        if raw not in parsed:
-            try:
-                parsed[raw] = parse_us(raw)
-            except InvalidPhone:
-                parsed[raw] = None
-        return parsed[raw]
 
-    opted_out = {e164(r.phone) for r in rows if r.status == OPTED_OUT}
+def _split(audience: Iterable[Audience]) -> tuple[tuple[str, ...], dict[str, int], Places]:
+    """:func:`split_audience` plus where the recipients are (for quiet hours by group).
+
+    Linear: stored locations are used as they are; a row without one is located once per
+    distinct phone string.
+    """
+    rows = audience if isinstance(audience, list | tuple) else list(audience)
+    located: dict[str, Location] = {}
+
+    def where(row: Audience) -> Location:
+        if row.location is not None:
+            return row.location
+        found = located.get(row.phone)
+        if found is None:
+            found = located[row.phone] = locate(row.phone)
+        return found
+
+    opted_out = {where(r).e164 for r in rows if r.status == OPTED_OUT}
     excluded = {EX_OPTED_OUT: 0, EX_PENDING: 0, EX_NEW: 0, EX_INVALID: 0}
     chosen: dict[str, None] = {}
+    places: Places = {}
     for row in rows:
-        number = e164(row.phone) if row.status == OPTED_IN else None
-        if row.status == OPTED_OUT:
+        if row.status == OPTED_IN:
+            location = where(row)
+            number = location.e164
+            if number is None:
+                reason = EX_INVALID
+            elif number in opted_out:
+                reason = EX_OPTED_OUT
+            elif number in chosen:
+                reason = EX_DUPLICATE
+            else:
+                chosen[number] = None
+                key = (location.zones, location.state)
+                places[key] = places.get(key, 0) + 1
+                continue
+        elif row.status == OPTED_OUT:
             reason = EX_OPTED_OUT
         elif row.status == PENDING:
             reason = EX_PENDING
-        elif row.status != OPTED_IN:
-            reason = EX_NEW
-        elif number is None:
-            reason = EX_INVALID
-        elif number in opted_out:
-            reason = EX_OPTED_OUT
-        elif number in chosen:
-            reason = EX_DUPLICATE
         else:
-            chosen[number] = None
-            continue
+            reason = EX_NEW
         excluded[reason] = excluded.get(reason, 0) + 1
-    return tuple(chosen), excluded
+    return tuple(chosen), excluded, places
 
 
 def _exclusions(excluded: dict[str, int]) -> str:
@@ -526,18 +576,20 @@ def _mms(draft: Draft) -> list[Finding]:
 
 
 def _quiet_hours(
-    recipients: tuple[str, ...], now: datetime, duration: timedelta, zone: str
+    places: Places, recipients: int, now: datetime, duration: timedelta, zone: str
 ) -> tuple[list[Finding], datetime | None]:
+    """Checked once per (zones, state) group, not per recipient."""
     if not recipients:
         return [], None
-    checks = quiet_hours.check_many(recipients, now, duration, fallback_zone=zone)
-    bad = [c for c in checks.values() if not c.ok]
+    groups = [
+        (quiet_hours.profile_of(zones, state, zone), n) for (zones, state), n in places.items()
+    ]
+    checks = quiet_hours.check_profiles([p for p, _ in groups], now, duration)
+    bad = [(checks[p], n) for p, n in groups if not checks[p].ok]
     if not bad:
         return [], None
     try:
-        nxt: datetime | None = quiet_hours.next_allowed_start(
-            recipients, now, duration, fallback_zone=zone
-        )
+        nxt: datetime | None = quiet_hours.next_allowed_for(checks, now, duration)
     except ValueError:
         nxt = None
     when = (
@@ -546,17 +598,33 @@ def _quiet_hours(
         else f"No start in the next {quiet_hours.SEARCH_DAYS} days fits everyone for a send "
         "this long; send to fewer customers at a time."
     )
-    title = f"Outside texting hours for {len(bad):,} of {_plural(len(recipients), 'customer')}"
-    detail = f"For example: {bad[0].reason} {when}"
+    outside = sum(n for _, n in bad)
+    title = f"Outside texting hours for {outside:,} of {_plural(recipients, 'customer')}"
+    detail = f"For example: {bad[0][0].reason} {when}"
     return [Finding("quiet_hours", BLOCK, title, detail)], nxt
 
 
 # --- entry point ---
 
 
+def text_blocks(
+    draft: Draft, history: History, now: datetime, settings: Settings = DEFAULT_SETTINGS
+) -> tuple[Finding, ...]:
+    """The blocking checks of the text alone (empty, too long, sent in the last 12 hours,
+    shortened links), in :func:`run`'s order and wording: cheap at any store size, so a
+    submission can be refused at once; :func:`run` still runs every check afterwards."""
+    final = final_text(draft)
+    found = [
+        *_length(draft, final),
+        *_duplicate(final, history, now, settings.fallback_zone),
+        *_shorteners(final),
+    ]
+    return tuple(f for f in found if f.level == BLOCK)
+
+
 def run(
     draft: Draft,
-    audience: Iterable[Audience],
+    audience: Iterable[Audience] | AudienceSummary,
     history: History,
     now: datetime,
     settings: Settings = DEFAULT_SETTINGS,
@@ -566,14 +634,17 @@ def run(
         raise ValueError("now must be timezone-aware")
     final = final_text(draft)
     info = count(final)
-    recipients, excluded = split_audience(audience)
+    summary = audience if isinstance(audience, AudienceSummary) else summarise(audience)
+    recipients, excluded, places = summary.recipients, summary.excluded, summary.places
     mode = _mode(len(recipients), settings)
     rate = settings.campaign_rate if mode == "campaign" else settings.individual_rate
     if rate <= 0:
         raise ValueError("send rates must be positive")
     duration = timedelta(seconds=len(recipients) / rate)
     cost = len(recipients) * max(info.segments, info.billing_units) * settings.price_per_unit
-    quiet, next_allowed = _quiet_hours(recipients, now, duration, settings.fallback_zone)
+    quiet, next_allowed = _quiet_hours(
+        places, len(recipients), now, duration, settings.fallback_zone
+    )
     mms = draft.image_bytes is not None or draft.image_type is not None
     findings = [
         *_recipient_findings(recipients, excluded, mode, duration),

@@ -154,10 +154,20 @@ def state_for_number(e164: str) -> str | None:
 @lru_cache(maxsize=65536)
 def zones_for_number(e164: str) -> tuple[str, ...]:
     """IANA zones for a geographic number (exchange-level where known); () if unknown."""
+    return time_zones(e164)
+
+
+def time_zones(e164: str) -> tuple[str, ...]:
+    """:func:`zones_for_number` without the cache, for numbers looked at once (at ingest)."""
     try:
         number = phonenumbers.parse(e164, "US")
     except phonenumbers.NumberParseException:
         return ()
+    return zones_of(number)
+
+
+def zones_of(number: phonenumbers.PhoneNumber) -> tuple[str, ...]:
+    """:func:`time_zones` of a number already parsed."""
     ntype = phonenumbers.number_type(number)
     if not is_number_type_geographical(ntype, number.country_code or 1):
         return ()  # invalid, toll-free, etc.
@@ -167,8 +177,13 @@ def zones_for_number(e164: str) -> tuple[str, ...]:
 
 def profile(e164: str, fallback_zone: str = "America/Los_Angeles") -> Profile:
     """What decides quiet hours for a number: (zones, state, zones_assumed)."""
-    zones = zones_for_number(e164)
-    return zones or (fallback_zone,), state_for_number(e164), not zones
+    return profile_of(zones_for_number(e164), state_for_number(e164), fallback_zone)
+
+
+def profile_of(zones: tuple[str, ...], state: str | None, fallback_zone: str) -> Profile:
+    """The profile of a number whose zones and state are already known (stored at ingest);
+    no zones known: ``fallback_zone``, marked as assumed."""
+    return zones or (fallback_zone,), state, not zones
 
 
 def window_for(state: str | None, day: date) -> Window:
@@ -310,6 +325,25 @@ def next_allowed_start(
     start = _utc(start, duration)
     profiles = list(dict.fromkeys(profile(n, fallback_zone) for n in numbers))
     found = _earliest(profiles, start, duration)
+    if found is None:
+        raise ValueError(f"no start within {SEARCH_DAYS} days fits every recipient's window")
+    return found
+
+
+def check_profiles(
+    profiles: Iterable[Profile], start: datetime, duration: timedelta
+) -> dict[Profile, QuietCheck]:
+    """:func:`check` once per distinct profile (numbers already located), in the given order."""
+    start = _utc(start, duration)
+    return {prof: _check_profile(prof, start, duration) for prof in dict.fromkeys(profiles)}
+
+
+def next_allowed_for(profiles: Iterable[Profile], start: datetime, duration: timedelta) -> datetime:
+    """:func:`next_allowed_start` for numbers already located (one entry per profile).
+
+    Raises ValueError if there is none within :data:`SEARCH_DAYS` days (send too long).
+    """
+    found = _earliest(list(dict.fromkeys(profiles)), _utc(start, duration), duration)
     if found is None:
         raise ValueError(f"no start within {SEARCH_DAYS} days fits every recipient's window")
     return found

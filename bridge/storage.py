@@ -17,6 +17,7 @@ from typing import Any
 from sqlite_utils import Database
 from sqlite_utils.db import Table
 
+from bridge.phones import locate
 from bridge.schema import migrations
 
 Row = dict[str, Any]
@@ -135,6 +136,7 @@ class Storage:
         with self.transaction():
             row = self.find_customer(keyword, phone)
             if row is None:
+                e164, area_code, state, zones = locate(phone).columns()
                 self._t("customers").insert(
                     {
                         "store": keyword.upper(),
@@ -144,6 +146,10 @@ class Storage:
                         "status": NEW,
                         "created_at": iso(now),
                         "updated_at": iso(now),
+                        "e164": e164,
+                        "area_code": area_code,
+                        "state": state,
+                        "zones": zones,
                     }
                 )
             else:
@@ -185,6 +191,56 @@ class Storage:
             )
             return True
 
+    def find_customers(self, keyword: str, phones: list[str]) -> dict[str, Row]:
+        """The store's customers among ``phones`` (one query per 500), by phone."""
+        found: dict[str, Row] = {}
+        for i in range(0, len(phones), 500):
+            chunk = phones[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = self._all(
+                f"SELECT id, phone, status FROM customers WHERE store = ? AND phone IN ({marks})",
+                [keyword.upper(), *chunk],
+            )
+            found.update((row["phone"], row) for row in rows)
+        return found
+
+    def add_customers(
+        self, keyword: str, customers: list[tuple[str, str, str]], *, now: datetime
+    ) -> None:
+        """Add new customers ``(phone, name, crm_id)`` at once, each located at ingest; status
+        NEW (their status is then set through :meth:`set_statuses`, with the consent ledger)."""
+        with self.transaction():
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO customers (store, phone, name, crm_id, status, created_at,"
+                " updated_at, e164, area_code, state, zones)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (keyword.upper(), phone, name, crm_id, NEW, iso(now), iso(now),
+                     *locate(phone).columns())
+                    for phone, name, crm_id in customers
+                ],
+            )  # fmt: skip
+
+    def set_statuses(self, moves: list[tuple[int, int, int]], *, how: str, now: datetime) -> int:
+        """:meth:`set_status` for many customers ``(id, status before, status after)`` at once:
+        each moves only if it still has its status before, and each move is in the ledger.
+        Returns how many moved."""
+        count = 0
+        with self.transaction():
+            for customer_id, before, after in moves:
+                moved = self.db.execute(
+                    "UPDATE customers SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
+                    [after, iso(now), customer_id, before],
+                ).rowcount
+                if moved:
+                    self.db.execute(
+                        "INSERT INTO consent (customer_id, at, status_from, status_to, how, text,"
+                        " actor) VALUES (?, ?, ?, ?, ?, '', '')",
+                        [customer_id, iso(now), before, after, how],
+                    )
+                    count += 1
+        return count
+
     def consent_history(self, customer_id: int) -> list[Row]:
         return self._all("SELECT * FROM consent WHERE customer_id = ? ORDER BY id", [customer_id])
 
@@ -196,6 +252,83 @@ class Storage:
 
     def customers_of(self, keyword: str) -> list[Row]:
         return self._all("SELECT * FROM customers WHERE store = ? ORDER BY id", [keyword.upper()])
+
+    def audience_counts(
+        self, keyword: str
+    ) -> tuple[list[str], dict[str, int], list[tuple[str | None, str, int]]]:
+        """The store's audience worked out in the database from the locations stored at ingest
+        (the rules of :func:`bridge.preflight.summarise`, which tests hold this to):
+
+        * recipients: opted-in valid numbers (E.164) that no opted-out record shares, once each,
+          in order of their first customer;
+        * counts: ``opted_out`` (status), ``pending``, ``new``, ``invalid``, ``opted_out_number``
+          (opted in, but the number is opted out elsewhere) and ``duplicate``;
+        * places: ``(state, zones, recipients)`` in order of first appearance.
+
+        Customers never located (added before ``m009``) are located first.
+        """
+        store = keyword.upper()
+        with self.transaction():
+            self._locate_missing(store)
+            self.db.execute("DROP TABLE IF EXISTS temp.audience")
+            # min(id) picks the first customer of a number; SQLite takes the bare columns
+            # (state, zones) from that same row.
+            self.db.execute(
+                "CREATE TEMP TABLE audience AS SELECT e164, min(id) AS first, count(*) AS n,"
+                " state, zones FROM customers WHERE store = ? AND status = ?"
+                " AND e164 IS NOT NULL AND e164 NOT IN (SELECT e164 FROM customers"
+                " WHERE store = ? AND status = ? AND e164 IS NOT NULL) GROUP BY e164",
+                [store, OPTED_IN, store, OPTED_OUT],
+            )
+            recipients = [
+                row[0] for row in self.db.execute("SELECT e164 FROM audience ORDER BY first")
+            ]
+            places = [
+                (state, zones, n)
+                for state, zones, n, _ in self.db.execute(
+                    "SELECT state, zones, count(*), min(first) AS f FROM audience"
+                    " GROUP BY state, zones ORDER BY f"
+                )
+            ]
+            duplicate = self.db.execute("SELECT coalesce(sum(n - 1), 0) FROM audience").fetchone()
+            row = self.db.execute(
+                "SELECT sum(status = ?), sum(status = ?), sum(status NOT IN (?, ?, ?)),"
+                " sum(status = ? AND e164 IS NULL), sum(status = ?)"
+                " FROM customers WHERE store = ?",
+                [OPTED_OUT, PENDING, OPTED_IN, OPTED_OUT, PENDING, OPTED_IN, OPTED_IN, store],
+            ).fetchone()
+            self.db.execute("DROP TABLE temp.audience")
+        counts = {
+            "opted_out": row[0] or 0,
+            "pending": row[1] or 0,
+            "new": row[2] or 0,
+            "invalid": row[3] or 0,
+            "duplicate": duplicate[0],
+        }
+        opted_in = row[4] or 0
+        counts["opted_out_number"] = (
+            opted_in - counts["invalid"] - len(recipients) - counts["duplicate"]
+        )
+        return recipients, counts, places
+
+    def _locate_missing(self, store: str) -> None:
+        rows = self.db.execute(
+            "SELECT id, phone FROM customers WHERE store = ? AND zones IS NULL", [store]
+        ).fetchall()
+        self.db.conn.executemany(
+            "UPDATE customers SET e164 = ?, area_code = ?, state = ?, zones = ? WHERE id = ?",
+            [(*locate(phone).columns(), cid) for cid, phone in rows],
+        )
+
+    def audience_of(self, keyword: str) -> list[tuple[int, str, int, str | None, str | None, str]]:
+        """What a blast preflight needs of every customer, read in one narrow query:
+        ``(id, phone, status, e164, state, zones)`` in id order (location as stored at ingest)."""
+        with self._lock:
+            return self.db.execute(
+                "SELECT id, phone, status, e164, state, zones FROM customers WHERE store = ?"
+                " ORDER BY id",
+                [keyword.upper()],
+            ).fetchall()
 
     # -- threads --------------------------------------------------------------------------
 
@@ -746,6 +879,22 @@ class Storage:
             [kind, field, value],
         )
         return row is not None
+
+    def has_later_job(self, queue: str, job_id: int) -> bool:
+        """Is a job added to ``queue`` after ``job_id`` still waiting (a newer keystroke)?"""
+        row = self._one(
+            "SELECT 1 AS x FROM jobs WHERE queue = ? AND id > ? AND status = 'pending' LIMIT 1",
+            [queue, job_id],
+        )
+        return row is not None
+
+    def latest_payload(self, kind: str, queue: str) -> Row | None:
+        """The payload of the newest job of ``kind`` in ``queue`` (any status), if any."""
+        row = self._one(
+            "SELECT payload FROM jobs WHERE queue = ? AND kind = ? ORDER BY id DESC LIMIT 1",
+            [queue, kind],
+        )
+        return None if row is None else dict(json.loads(row["payload"]))
 
     def undecided_stop_requests(self, store: str) -> int:
         """Texts that sound like a stop request from customers still opted in, undecided."""

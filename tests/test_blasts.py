@@ -61,15 +61,29 @@ def submit(harness: Harness, view: dict[str, Any], values: dict[str, Any], user:
 
 
 def compose(harness: Harness, text: str, append: bool = True) -> dict[str, Any]:
-    """Open the modal, let the sync run, submit it; return the confirmation view."""
+    """Open the modal, let the sync run, submit it, let the checks run; return the
+    confirmation view the modal now shows."""
     blast_command(harness, text)
     harness.drain()
     view = open_view(harness)
-    response = submit(harness, view, state(text, append))
+    return submitted(harness, view, state(text, append))
+
+
+def submitted(harness: Harness, view: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """Submit the compose form: acknowledged with the "checking" view, then the checks run and
+    the modal becomes the confirmation."""
+    response = submit(harness, view, values)
     assert response.status_code == 200
     answer = response.json()
     assert answer["response_action"] == "update", answer
-    return dict(answer["view"], id=view["id"], hash="h")
+    assert preflight_text(answer["view"]) == (
+        ":hourglass_flowing_sand: Checking the blast against every customer of the store. "
+        "This form changes to the confirmation in a few seconds."
+    )
+    harness.drain()
+    shown = harness.slack.views[view["id"]]
+    assert shown["callback_id"] == "blast_confirm", preflight_text(shown)
+    return shown
 
 
 def confirm(
@@ -203,6 +217,7 @@ def test_second_blast_while_one_runs_is_refused(harness: Harness) -> None:
     first = compose(harness, MESSAGE, append=False)
     second = compose(harness, "Main St Pizza: another offer. Reply STOP to opt out", append=False)
     confirm(harness, first)
+    harness.drain()
     answer = confirm(harness, second).json()
     assert (
         "is still running for this store. A store runs one blast at a time."
@@ -418,6 +433,7 @@ def test_live_preflight_updates_as_the_admin_types(harness: Harness) -> None:
             ],
         }
     )
+    harness.drain()
     updated = harness.slack.views[view["id"]]
     assert "UCS-2" in preflight_text(updated)
 
@@ -425,8 +441,12 @@ def test_live_preflight_updates_as_the_admin_types(harness: Harness) -> None:
 def test_local_opt_out_blocks_until_pushed_to_crm_text(harness: Harness) -> None:
     seed(harness)
     harness.text("PIZZA", "4155550201", "unsubscribe")  # revocation: smsbridge must opt them out
-    shown = modal_for_no_seed(harness, MESSAGE)
-    assert ":no_entry:" in shown
+    harness.sim.fail_next(1, status=503, method="optoutcustomer")  # not passed on yet
+    blast_command(harness, MESSAGE)
+    harness.drain()
+    shown = preflight_text(open_view(harness))
+    assert ":no_entry: *1 opt-out request not passed on to CRM Text yet*" in shown
+    harness.clock.advance(minutes=5)
     harness.drain()
     customer = harness.services.storage.find_customer("PIZZA", "+14155550201")
     assert customer["status"] == OPTED_OUT
@@ -434,7 +454,9 @@ def test_local_opt_out_blocks_until_pushed_to_crm_text(harness: Harness) -> None
 
 
 def modal_for_no_seed(harness: Harness, text: str) -> str:
+    """The modal's preflight once it has run (it runs after the modal opens)."""
     blast_command(harness, text)
+    harness.drain()
     return preflight_text(open_view(harness))
 
 
@@ -644,9 +666,7 @@ def test_a_blast_with_a_picture_goes_out_as_mms(harness: Harness) -> None:
     view = open_view(harness)
     values = state(MESSAGE)
     values["image"]["file"]["files"] = [file]
-    answer = submit(harness, view, values).json()
-    assert answer["response_action"] == "update"
-    confirm(harness, dict(answer["view"], id=view["id"]))
+    confirm(harness, submitted(harness, view, values))
     send_all(harness)
     calls = [c for c in harness.sim.calls if c["method"] == "sendsmsmsg"]
     assert len(calls) == 3

@@ -7,11 +7,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlite_utils import Database
 
 from bot.cli import main
 from bot.dev.fake_crmtext import Simulator
 from bot.dev.fake_slack import FakeSlack
 from bot.slackcalls import REINSTALL
+from bridge.schema import migrations
 from bridge.storage import Storage
 from tests.conftest import (
     CALLBACK_TOKEN,
@@ -288,9 +290,10 @@ def test_database_missing_or_not_migrated(
     sqlite3.connect(empty).close()
     env.setenv("DATABASE_URL", f"sqlite:///{empty}")
     code, lines = doctor(capsys)
+    names = [m.name for m in migrations.pending(Database(empty))]
+    assert names[:2] == ["m001_initial", "m002_media"]
     assert lines[1:3] == [
-        "FAIL  database: 7 migration(s) not applied: m001_initial, m002_media, m003_blasts, "
-        "m004_exactly_once, m005_slack_keys, m006_slack_health, m007_staff_decisions",
+        f"FAIL  database: {len(names)} migration(s) not applied: {', '.join(names)}",
         MIGRATE_FIX,
     ]
     assert lines[-1] == problems_found(1)

@@ -150,7 +150,9 @@ def blast_story(sim: Simulator, services: Services, sender: SlackSender, slack: 
         },
         "image": {"file": {"type": "file_input", "files": []}},
     }
-    confirm = submit_view(sender, view, values)["view"]
+    submit_view(sender, view, values)  # answered at once with "checking…"
+    wait_idle(services)  # the checks run, then the modal becomes the confirmation
+    confirm = slack.views[view["id"]]
     say("  The confirmation:")
     for line in section_lines(confirm):
         say(f"    {line}")

@@ -403,6 +403,13 @@ class FakeSlack:
             self._refuse(f"{source} response_action={body['response_action']}", problems)
         return problems
 
+    def answered_with_view(self, view_id: str, view: Any) -> None:
+        """An interaction was answered ``response_action: update``: like Slack, the modal now
+        shows ``view`` and has a new hash (an update sent with the old hash is refused)."""
+        with self._lock:
+            if view_id in self.views:
+                self._store_view(view_id, view)
+
     def _refuse(self, where: str, problems: list[str]) -> None:
         with self._lock:
             self.refusals.append(f"{where}: " + "; ".join(problems))

@@ -108,9 +108,13 @@ class SlackSender:
                 answer = response.json()
             except ValueError:
                 answer = None
-            self.slack.check_interaction_response(
+            problems = self.slack.check_interaction_response(
                 str(payload.get("type")), answer, payload.get("view")
             )
+            view_id = (payload.get("view") or {}).get("id")
+            if not problems and isinstance(answer, dict) and view_id:
+                if answer.get("response_action") == "update":
+                    self.slack.answered_with_view(view_id, answer.get("view"))
         return response
 
     def command(self, command: str, text: str, *, user: str, channel: str) -> httpx.Response:
