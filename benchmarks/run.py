@@ -21,10 +21,11 @@ from pathlib import Path
 import httpx
 
 from benchmarks import slack_burst
-from bot.app import create_app, services_of
+from bot.app import services_of
 from bot.dev.fake_crmtext import SimStore, Simulator
 from bot.dev.fake_slack import FakeSlack
 from bot.dev.live import LiveServer
+from bot.worker import local_app
 from bridge import preflight
 from bridge.blasts import BlastEngine
 from bridge.config import Config
@@ -108,7 +109,7 @@ def bench_pacing(recipients: int = 20) -> None:
         for phone in numbers(recipients):
             sim.add_customer("PIZZA", phone, OPTED_IN)
         sim_server = LiveServer(sim.app())
-        app = create_app(_config(tmp, f"{sim_server.url}/smapi/rest", slack.api_url), clock=clock)
+        app = local_app(_config(tmp, f"{sim_server.url}/smapi/rest", slack.api_url), clock=clock)
         services = services_of(app)
         engine = BlastEngine(services.config, services.storage, services.crm, clock)
         engine.sync("PIZZA")
@@ -137,7 +138,7 @@ def bench_inbound(count: int = 300) -> None:
         config = _config(tmp, "http://127.0.0.1:9/smapi/rest", slack.api_url)
         from dataclasses import replace
 
-        app = create_app(replace(config, run_workers=False))
+        app = local_app(replace(config, run_workers=False))
         server = LiveServer(app)
         url = f"{server.url}/sms/inbound/{config.callback_token}"
         with httpx.Client() as client:

@@ -28,10 +28,11 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.app import create_app, services_of
+from bot.app import services_of
 from bot.dev.fake_crmtext import SimStore, Simulator
 from bot.dev.fake_slack import FakeSlack
 from bot.dev.live import LiveServer
+from bot.worker import local_app
 from bridge.config import Config
 from bridge.crmtext import CrmTextClient
 from bridge.storage import OPTED_IN
@@ -106,7 +107,7 @@ def run(
             slack_posts_per_second=rate if paced else 0,
             slack_post_burst=burst,
         )
-        app = create_app(config, clock=_now)
+        app = local_app(config, clock=_now)
         app_server = LiveServer(app)
         CrmTextClient(config.crmtext_api_url, "bench", "bench").set_callback(
             "PIZZA", f"{app_server.url}/sms/inbound/{config.callback_token}"

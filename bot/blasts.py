@@ -387,7 +387,7 @@ class Blasts:
         blast_id = payload["blast_id"]
         began = time.monotonic()
         delay = self.engine.step(blast_id, payload.get("seq", 0))
-        self._show_progress(blast_id, force=delay is None)
+        self._queue_progress(blast_id, force=delay is None)
         if delay is not None:
             self.engine.schedule_step(blast_id, max(0.0, delay - (time.monotonic() - began)))
 
@@ -410,6 +410,18 @@ class Blasts:
                     queue=f"blast-progress:{blast_id}",
                     now=self.clock(),
                 )
+
+    def _queue_progress(self, blast_id: int, force: bool) -> None:
+        """From the blast lane, progress is shown by the Slack lane: a slow or rate-limited
+        Slack never slows the sending. One waiting update is enough (the final one always)."""
+        if force or not self.storage.has_pending_job("blast_progress", "blast_id", blast_id):
+            self.storage.enqueue(
+                "blast_progress",
+                {"blast_id": blast_id, "force": force},
+                queue=f"blast-progress:{blast_id}",
+                now=self.clock(),
+            )
+            self.wake()
 
     def progress(self, payload: dict[str, Any]) -> None:
         """Job ``blast_progress`` (and after each step): one message, updated every few s."""

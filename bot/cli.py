@@ -1,5 +1,5 @@
-"""The ``smsbridge`` command: demo, serve, migrate, doctor, set-callback, manifest, simulator,
-text."""
+"""The ``smsbridge`` command: demo, serve, worker, migrate, doctor, set-callback, manifest,
+simulator, text."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     config = _config()
     storage = Storage(config.sqlite_path)
     applied = storage.migrate()
+    storage.sync_stores(dict(config.stores))
     storage.close()
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
     return 0
@@ -100,10 +101,29 @@ def cmd_blasts(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the app with Flask's server (development; production uses gunicorn, see Procfile)."""
     from bot.app import create_app
+    from bot.services import build_services
+    from bot.worker import DatabaseInUse, Worker, hold_database, migrate
 
     config = _config()
-    create_app(config).run(host="0.0.0.0", port=config.port, threaded=True)
+    try:
+        lock = hold_database(config)
+    except DatabaseInUse as exc:
+        print(exc, file=sys.stderr)
+        return 3
+    services = build_services(config)
+    if lock is not None:
+        migrate(services)
+    if config.run_workers:
+        Worker(services).start()
+    create_app(config, services=services).run(host="0.0.0.0", port=config.port, threaded=True)
     return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run the job lanes (Slack, CRM Text, media, blasts) in this process until SIGTERM."""
+    from bot.worker import run_worker
+
+    return run_worker(_config(), grace=args.grace)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -124,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_serve
     )
     commands.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    worker = commands.add_parser("worker", help="run the background jobs (Procfile worker:)")
+    worker.add_argument(
+        "--grace",
+        type=float,
+        default=20.0,
+        help="seconds running jobs may take to finish after SIGTERM before they are given back",
+    )
+    worker.set_defaults(func=cmd_worker)
     blasts = commands.add_parser("blasts", help="list blasts (who, when, text, counts)")
     blasts.add_argument("--store", help="only this store keyword")
     blasts.set_defaults(func=cmd_blasts)

@@ -271,6 +271,10 @@ class SlackHealth:
 
     # -- alerts ---------------------------------------------------------------------------
 
+    def alert(self, text: str) -> None:
+        """Tell the people who run smsbridge (OPS_CHANNEL, else the blast admins)."""
+        self._alert(text)
+
     def _alert(self, text: str) -> None:
         """Queue the alert for OPS_CHANNEL, or a DM to each blast admin (durable jobs)."""
         targets = (

@@ -36,6 +36,7 @@ from bridge.storage import NEW, Row, Storage, iso, parse_iso
 log = logging.getLogger(__name__)
 
 MAX_MEDIA_BYTES = 5 * 1024 * 1024
+MEDIA_DEADLINE = 30.0  # seconds for a whole picture download
 
 # Reconciliation reads conversations.history / conversations.replies, Tier 3 methods (about 50
 # calls a minute per workspace; 1 a minute with at most 15 messages for non-Marketplace apps).
@@ -148,6 +149,7 @@ class ThreadPoster:
     clock: Callable[[], datetime]
     budget: HistoryBudget = field(default_factory=HistoryBudget)
     page_size: int = PAGE_SIZE
+    media_deadline: float = MEDIA_DEADLINE
     _bot_user: str | None = None
 
     # -- jobs -----------------------------------------------------------------------------
@@ -183,9 +185,29 @@ class ThreadPoster:
             self.storage.update_message(message["id"], slack_ts=ts, status="posted")
             thread = self.storage.thread(thread["id"])
         done = message["media_posted"] or 0
-        for n, item in enumerate(media[done:], start=done + 1):
-            self._share_picture(thread["channel_id"], thread["ts"], item["url"], n, customer)
-            self.storage.update_message(message["id"], media_posted=n)
+        now = self.clock()
+        with self.storage.transaction():  # pictures download in their own lane (slow senders)
+            for n in range(done + 1, len(media) + 1):
+                self.storage.enqueue(
+                    "share_picture",
+                    {"message_id": message["id"], "n": n},
+                    customer_id=customer["id"],
+                    dedupe_key=f"share_picture:{message['id']}:{n}",
+                    now=now,
+                )
+
+    def share_picture(self, payload: dict[str, Any]) -> None:
+        """Job ``share_picture`` (media lane): download picture ``n`` of an inbound MMS within
+        :attr:`media_deadline` and upload it into the thread, else post its link; once."""
+        message = self.storage.message(payload["message_id"])
+        n = int(payload["n"])
+        if (message["media_posted"] or 0) >= n:
+            return
+        thread = self.storage.thread(message["thread_id"])
+        customer = self.storage.customer(message["customer_id"])
+        item = json.loads(message["media"] or "[]")[n - 1]
+        self._share_picture(thread["channel_id"], thread["ts"], item["url"], n, customer)
+        self.storage.update_message(message["id"], media_posted=n)
 
     def _backlog(self, thread: Row, message: Row) -> list[Row]:
         """The texts this post carries: just ``message``, or, when the customer's plain texts
@@ -549,7 +571,11 @@ class ThreadPoster:
             self._reply(channel, thread_ts, blocks.picture_link(url, n))
 
     def _download(self, url: str, n: int) -> tuple[bytes, str]:
-        with self.http.stream("GET", url, follow_redirects=True, timeout=15) as response:
+        """The picture, whole within ``media_deadline`` seconds (a sender that drips a byte at
+        a time gives up then, and its link is posted instead)."""
+        deadline = time.monotonic() + self.media_deadline
+        timeout = httpx.Timeout(min(15.0, self.media_deadline))
+        with self.http.stream("GET", url, follow_redirects=True, timeout=timeout) as response:
             response.raise_for_status()
             kind = response.headers.get("content-type", "").split(";")[0].strip()
             if not kind.startswith("image/"):
@@ -559,6 +585,8 @@ class ThreadPoster:
                 data += chunk
                 if len(data) > MAX_MEDIA_BYTES:
                     raise ValueError("picture larger than 5 MB")
+                if time.monotonic() > deadline:
+                    raise ValueError(f"picture not downloaded within {self.media_deadline:g} s")
         extension = kind.split("/")[1].replace("jpeg", "jpg")
         stamp = iso(self.clock())[:10]
         return data, f"mms-{stamp}-{n}.{extension}"

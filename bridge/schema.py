@@ -286,3 +286,11 @@ def m009_customer_location(db: Database) -> None:
         "UPDATE customers SET e164 = ?, area_code = ?, state = ?, zones = ? WHERE id = ?",
         [(*locate(phone).columns(), cid) for cid, phone in rows],
     )
+
+
+@migrations()
+def m010_job_leases(db: Database) -> None:
+    """``jobs.lost``: how many times a claim found the job abandoned (the worker running it
+    died: killed, out of memory), so such a job gives up after a few tries at claim time.
+    One column, default 0; nothing else changes."""
+    db.execute("ALTER TABLE jobs ADD COLUMN lost INTEGER NOT NULL DEFAULT 0")

@@ -9,7 +9,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -551,25 +551,64 @@ class Storage:
                 "UPDATE jobs SET payload = ? WHERE id = ?", [json.dumps(payload), job_id]
             )
 
-    def claim_job(self, now: datetime, lease: timedelta) -> Row | None:
-        """Take the oldest runnable job whose queue has no older unfinished job."""
+    def claim_job(
+        self, now: datetime, lease: timedelta, lanes: Collection[str] | None = None
+    ) -> Row | None:
+        """Take the oldest runnable job (of ``lanes``, or any) whose queue has no older
+        unfinished job; the claim counts an attempt. ``lost`` counts the claims that found the
+        job abandoned (its last claim's lease ran out: the worker died while running it)."""
+        kinds: list[str] = []
+        if lanes is not None:
+            from bridge.jobs import kinds_in  # bridge.jobs builds on this module
+
+            kinds = kinds_in(lanes)
+            if not kinds:
+                return None
+        only = f" AND j.kind IN ({', '.join('?' for _ in kinds)})" if lanes is not None else ""
         with self.transaction():
             row = self._one(
                 "SELECT * FROM jobs j WHERE j.status = 'pending' AND j.run_at <= ?"
                 " AND (j.locked_until IS NULL OR j.locked_until <= ?)"
-                " AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.queue = j.queue"
+                + only
+                + " AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.queue = j.queue"
                 "   AND e.status IN ('pending', 'parked') AND e.id < j.id)"
                 " ORDER BY j.run_at, j.id LIMIT 1",
-                [iso(now), iso(now)],
+                [iso(now), iso(now), *kinds],
             )
             if row is None:
                 return None
+            lost = (row["lost"] or 0) + (1 if row["locked_until"] is not None else 0)
             self._t("jobs").update(
-                row["id"], {"locked_until": iso(now + lease), "attempts": row["attempts"] + 1}
+                row["id"],
+                {
+                    "locked_until": iso(now + lease),
+                    "attempts": row["attempts"] + 1,
+                    "lost": lost,
+                },
             )
             row["attempts"] += 1
+            row["lost"] = lost
             row["payload"] = json.loads(row["payload"])
             return row
+
+    def renew_job(self, job_id: int, until: datetime) -> None:
+        """Extend the lease of a job that is still running (its worker is alive)."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE jobs SET locked_until = ? WHERE id = ? AND status = 'pending'"
+                " AND locked_until IS NOT NULL",
+                [iso(until), job_id],
+            )
+
+    def release_job(self, job_id: int) -> None:
+        """Give a claimed job back now (the process is stopping): runnable at once by another
+        worker, and the attempt is not charged."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE jobs SET locked_until = NULL, attempts = max(attempts - 1, 0)"
+                " WHERE id = ? AND status = 'pending' AND locked_until IS NOT NULL",
+                [job_id],
+            )
 
     def finish_job(self, job_id: int, status: str = "done", error: str = "") -> None:
         with self.transaction():

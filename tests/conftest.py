@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from bot.app import Services, create_app, services_of
+from bot.app import Services, services_of
 from bot.dev.fake_crmtext import SimStore, Simulator
 from bot.dev.fake_slack import FakeSlack
 from bot.dev.live import LiveServer, SlackSender
+from bot.worker import local_app
 from bridge.config import Config
 from bridge.crmtext import CrmTextClient
 
@@ -101,7 +102,7 @@ class Harness:
 
     def start(self) -> None:
         crm = CrmTextClient(self.config.crmtext_api_url, CRM_USER, CRM_PASSWORD)
-        self.app = create_app(self.config, clock=self.clock, crm=crm)
+        self.app = local_app(self.config, clock=self.clock, crm=crm)
         self.server = LiveServer(self.app)
         self.sender = SlackSender(self.server.url, SIGNING_SECRET, slack=self.slack)
         for keyword in self.config.stores:

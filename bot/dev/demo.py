@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.app import Services, create_app, services_of
+from bot.app import Services, services_of
 from bot.dev.fake_crmtext import SimStore, Simulator
 from bot.dev.fake_slack import FakeSlack
 from bot.dev.live import LiveServer, SlackSender
+from bot.worker import local_app
 from bridge.config import Config
 from bridge.phones import pretty
 from bridge.storage import OPTED_IN
@@ -82,7 +83,7 @@ def _run(workdir: Path) -> int:
         database_url=f"sqlite:///{workdir / 'smsbridge.db'}",
         blast_admins=frozenset({"USAM"}),
     )
-    app = create_app(config, clock=clock)
+    app = local_app(config, clock=clock)
     app_server = LiveServer(app)
     services = services_of(app)
     sender = SlackSender(app_server.url, config.slack_signing_secret, slack=slack)

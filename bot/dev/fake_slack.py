@@ -241,6 +241,7 @@ class FakeSlack:
         self._blobs: dict[str, bytes] = {}
         self._pending_uploads: dict[str, JsonDict] = {}
         self._failures: dict[str, list[_Failure]] = {}
+        self._latency: dict[str, float] = {}
         self.clock = clock
         self.rate_limited_calls = 0
         self._limits: dict[str, tuple[float, int]] = {}
@@ -461,6 +462,11 @@ class FakeSlack:
             self._limits[method] = (per_second, burst)
             self._buckets = {k: b for k, b in self._buckets.items() if k[0] != method}
 
+    def slow_down(self, method: str, seconds: float) -> None:
+        """Answer ``method`` ``seconds`` late (a slow Slack; 0 for normal speed again)."""
+        with self._lock:
+            self._latency[method] = seconds
+
     def clear_rate_limit(self, method: str) -> None:
         with self._lock:
             self._limits.pop(method, None)
@@ -519,6 +525,10 @@ class FakeSlack:
     def _serve(
         self, name: str, args: JsonDict, token: str | None, action: Callable[[], _Reply]
     ) -> _Reply | None:
+        with self._lock:
+            latency = self._latency.get(name, 0.0)
+        if latency:
+            time.sleep(latency)
         with self._lock:
             self.calls.append(Call(name, args, token, time.time()))
             queue = self._failures.get(name)
