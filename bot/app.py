@@ -12,6 +12,7 @@ from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 from slack_bolt import App
 from slack_bolt.adapter.flask import SlackRequestHandler
+from slack_bolt.request.internals import parse_body
 
 from bot import listeners
 from bot.identity import error_handler
@@ -53,7 +54,13 @@ def create_app(
     )
     bolt.error(error_handler())
     registered = listeners.register(
-        bolt, storage, services.clock, runner.wake, services.sms, services.blasts
+        bolt,
+        storage,
+        services.clock,
+        runner.wake,
+        services.sms,
+        services.blasts,
+        on_unarchive=health.recheck_later,
     )
     health.register(bolt, registered)
     listeners.register_fallbacks(bolt, registered)  # last: Bolt runs the first match only
@@ -69,6 +76,10 @@ def create_app(
 
     @flask_app.post("/slack/events")
     def slack_events() -> ResponseReturnValue:
+        problem = unreadable_body(request.get_data(as_text=True), request.content_type)
+        if problem:  # Bolt would answer 500 (or fail later); this is not Slack's payload
+            log.warning("Slack request with a body smsbridge cannot read (%s): 400", problem)
+            return "Bad request: the body is not a Slack payload.", 400
         return handler.handle(request)
 
     flask_app.register_blueprint(media_blueprint(storage, services.sender.secret, services.clock))
@@ -96,6 +107,18 @@ def create_app(
         MAX_CALLBACK_BYTES,
     )
     return flask_app
+
+
+def unreadable_body(body: str, content_type: str | None) -> str:
+    """Why Bolt could not read this request body as a Slack payload ("" when it can): JSON
+    that does not parse or is not an object, a ``payload=`` form field likewise."""
+    try:
+        parsed = parse_body(body, content_type)
+    except ValueError as exc:  # json.JSONDecodeError
+        return f"not JSON: {exc}"
+    if not isinstance(parsed, dict):
+        return f"a JSON {type(parsed).__name__}, not an object"
+    return ""
 
 
 def _quiet_token_notice(record: logging.LogRecord) -> bool:

@@ -17,6 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blast_blocks as views
+from bot.commands import queue_answer
 from bot.interactive import form_refused
 from bot.sending import Sender
 from bot.slackcalls import slack_job
@@ -29,6 +30,13 @@ from bridge.store import Store, iso
 
 log = logging.getLogger(__name__)
 
+FORM_GONE = (
+    "smsbridge no longer knows this blast form (it was restarted with a new database, or the "
+    "form is out of date). Nothing was sent. Close it and start again with `/sms-blast`."
+)
+OUT_OF_DATE = (
+    ":warning: That button is out of date, so nothing was done. Use `/sms` or `/sms-blast` again."
+)
 OWN_HASHES = 10_000  # remembered view hashes (see Blasts._newest_hash)
 PROGRESS_EVERY = 3.0  # seconds between chat.update calls (Tier 3), final state always shown
 
@@ -110,7 +118,9 @@ class Blasts:
         the newest state of a modal is computed (see :meth:`preview`)."""
         ack()
         view = body["view"]
-        meta = json.loads(view["private_metadata"])
+        meta = self._meta(view)
+        if meta is None:
+            return
         text, append = _compose_values(view)
         self._preview(meta["store"], meta["channel"], text, append, view["id"], view.get("hash"))
         self.wake()
@@ -140,7 +150,10 @@ class Blasts:
         if refusal:
             ack(response_action="errors", errors={"message": refusal})
             return
-        meta = json.loads(view["private_metadata"])
+        meta = self._meta(view)
+        if meta is None:
+            ack(response_action="update", view=_notice_view(FORM_GONE))
+            return
         text, append = _compose_values(view)
         blocks = self.engine.quick_blocks(meta["store"], text, append)
         if blocks:
@@ -171,8 +184,11 @@ class Blasts:
         """Check what the form itself shows (ticks, typed count, one blast at a time), close
         the modal, and let the durable ``blast_confirm`` job launch the blast."""
         user = body["user"]["id"]
-        meta = json.loads(view["private_metadata"])
-        blast_id = int(meta["blast_id"])
+        known = self._known_blast(view)
+        if known is None:
+            ack(response_action="update", view=_notice_view(FORM_GONE))
+            return
+        blast_id, meta = known
         values = view["state"]["values"]
         acks = {
             o["value"] for o in values.get("acks", {}).get("acks", {}).get("selected_options") or []
@@ -239,10 +255,21 @@ class Blasts:
         user = body["user"]["id"]
         refusal = self.refusal(user)
         channel = body.get("channel", {}).get("id", "")
-        if refusal:
-            client.chat_postEphemeral(channel=channel, user=user, text=refusal)
+        if refusal:  # a durable job: a rate-limited Slack never fails the button
+            queue_answer(self.storage, self.clock(), channel, user, refusal)
+            self.wake()
             return
-        blast_id = int(action["value"])
+        try:
+            blast_id = int(action.get("value") or "")
+        except ValueError:
+            log.warning(
+                "button %s with a value smsbridge cannot read: %r",
+                action.get("action_id"),
+                action.get("value"),
+            )
+            queue_answer(self.storage, self.clock(), channel, user, OUT_OF_DATE)
+            self.wake()
+            return
         verb = action["action_id"].removeprefix("blast_")
         changed = {
             "pause": self.engine.pause,
@@ -436,6 +463,32 @@ class Blasts:
                 )
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _meta(self, view: dict[str, Any]) -> dict[str, str] | None:
+        """The compose form's store and channel; None when the form is not one we can read."""
+        try:
+            meta = json.loads(view.get("private_metadata") or "")
+        except ValueError:
+            meta = None
+        if (
+            not isinstance(meta, dict)
+            or meta.get("store") not in self.config.stores
+            or not isinstance(meta.get("channel"), str)
+        ):
+            log.warning("blast form %s with unreadable metadata", view.get("id"))
+            return None
+        return {"store": str(meta["store"]), "channel": str(meta["channel"])}
+
+    def _known_blast(self, view: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+        """The confirm form's blast (and its metadata), if this database knows it."""
+        try:
+            meta = json.loads(view.get("private_metadata") or "")
+            blast_id = int(meta["blast_id"])
+            self.storage.blasts.get(blast_id)
+        except (ValueError, KeyError, TypeError):
+            log.warning("blast confirm form %s for a blast unknown here", view.get("id"))
+            return None
+        return blast_id, meta
 
     def _image(self, file: dict[str, Any] | None) -> Image | None:
         if not file:

@@ -22,6 +22,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.slacktext import to_plain
 from bridge.keywords import Intent
 from bridge.phones import pretty
 from bridge.store import STATUS_NAMES, Row
@@ -204,7 +205,7 @@ def parent_post(
     head = f":outbox_tray: *{outbound_by}* texted {escape(label)}:" if outbound_by else ""
     texts = text_sections(first_text, quote=True, room=room, head=head)
     body = [section(headline)] + [section(t, verbatim=True) for t in texts]
-    fallback = f"Text from {escape(label)}: "
+    fallback = f"Text {'to' if outbound_by else 'from'} {escape(label)}: "
     return fallback + fit(first_text, FALLBACK_CHARS - len(fallback)), body + [*notice] + tail
 
 
@@ -364,24 +365,36 @@ def refused_file(name: str, reason: str) -> str:
     return f":x: {fit(shorten(name, 255), 1500)} was not sent: {fit(reason, 1500)}"
 
 
-def edited_after_send(user: str, original: str) -> str:
+def edited_after_send(user: str, original: str, *, sent: bool = True) -> str:
+    """``original`` is the reply as staff typed it (Slack markup); shown as the customer got it."""
+    if sent:
+        return (
+            f":pencil2: <@{user}> edited a reply that was already texted. "
+            f"The customer has the original:\n{quote(to_plain(original))}"
+        )
     return (
-        f":pencil2: <@{user}> edited a reply that was already texted. "
-        f"The customer has the original:\n{quote(original)}"
+        f":pencil2: <@{user}> edited a reply that smsbridge had already started to text. "
+        f"The customer gets the original:\n{quote(to_plain(original))}"
     )
 
 
-def deleted_after_send(original: str) -> str:
+def deleted_after_send(original: str, *, sent: bool = True) -> str:
+    if sent:
+        return (
+            ":wastebasket: A reply that was already texted was deleted in Slack. "
+            f"The customer still has it:\n{quote(to_plain(original))}"
+        )
     return (
-        ":wastebasket: A reply that was already texted was deleted in Slack. "
-        f"The customer still has it:\n{quote(original)}"
+        ":wastebasket: A reply that smsbridge had already started to text was deleted in "
+        f"Slack. The customer still gets it:\n{quote(to_plain(original))}"
     )
 
 
 def outbound_post(staff_name: str, customer: Row, text: str) -> str:
-    """A ``/sms`` text in its thread (a plain message text); ``staff_name`` is mrkdwn."""
+    """A ``/sms`` text in its thread (a plain message text); ``staff_name`` is mrkdwn and
+    ``text`` is Slack markup as staff typed it, shown as the customer got it."""
     label = escape(customer_label(customer))
-    return f":outbox_tray: *{staff_name}* texted {label}:\n{quote(text)}"
+    return f":outbox_tray: *{staff_name}* texted {label}:\n{quote(to_plain(text))}"
 
 
 def opt_in_offer(value: str) -> Block:

@@ -121,11 +121,6 @@ class SmsCommand:
             reason = blocks.escape(exc.message)
             self._ephemeral(payload, f":x: CRM Text refused the opt-in request: {reason}")
             raise GiveUp(str(exc)) from exc
-        customer = self.storage.customers.upsert(keyword, phone, now=self.clock())
-        how = f"staff confirmed consent and sent CRM Text's opt-in request ({payload['basis']})"
-        self.storage.customers.set_status(
-            customer["id"], result.status, how=how, actor=payload["user"], now=self.clock()
-        )
         if result.status == OPTED_IN:
             text = (
                 f":white_check_mark: {pretty(phone)} is opted in. Send your text with `/sms` again."
@@ -135,7 +130,24 @@ class SmsCommand:
                 f":hourglass: Opt-in request sent to {pretty(phone)}. They are "
                 f"{STATUS_NAMES.get(result.status, 'pending')} until they reply YES."
             )
-        self._ephemeral(payload, text)
+        customer = self.storage.customers.upsert(keyword, phone, now=self.clock())
+        how = f"staff confirmed consent and sent CRM Text's opt-in request ({payload['basis']})"
+        with self.storage.transaction():  # the result and the answer to staff, together
+            self.storage.customers.set_status(
+                customer["id"], result.status, how=how, actor=payload["user"], now=self.clock()
+            )
+            self._ephemeral(payload, text)
+
+    def post_answer(self, payload: dict[str, Any]) -> None:
+        """Job ``command_answer`` (Slack lane): what the person who used ``/sms`` or its
+        buttons should see, retried on its own so the CRM Text work before it never repeats."""
+        with slack_job("answer /sms"):
+            self.client.chat_postEphemeral(
+                channel=payload["channel"],
+                user=payload["user"],
+                text=payload["text"],
+                blocks=payload.get("blocks"),
+            )
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -174,7 +186,24 @@ class SmsCommand:
     def _ephemeral(
         self, payload: dict[str, Any], text: str, body: list[blocks.Block] | None = None
     ) -> None:
-        with slack_job("answer /sms"):
-            self.client.chat_postEphemeral(
-                channel=payload["channel"], user=payload["user"], text=text, blocks=body
-            )
+        """Queue the answer as a ``command_answer`` job."""
+        queue_answer(self.storage, self.clock(), payload["channel"], payload["user"], text, body)
+        self.wake()
+
+
+def queue_answer(
+    storage: Store,
+    now: datetime,
+    channel: str,
+    user: str,
+    text: str,
+    body: list[blocks.Block] | None = None,
+) -> None:
+    """What one person should see (an ephemeral message), as a durable ``command_answer`` job:
+    a listener never waits on Slack, and a job's Slack answer never repeats its work."""
+    storage.jobs.enqueue(
+        "command_answer",
+        {"channel": channel, "user": user, "text": text, "blocks": body},
+        queue=f"answer:{channel}:{user}",
+        now=now,
+    )

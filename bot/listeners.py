@@ -14,9 +14,10 @@ from slack_bolt import Ack, App, BoltContext, BoltResponse
 
 from bot import blocks
 from bot.blasts import Blasts
-from bot.commands import SmsCommand
+from bot.commands import SmsCommand, queue_answer
 from bot.replies import Replies
 from bridge.optout import request_opt_out
+from bridge.phones import pretty
 from bridge.store import Store
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,18 @@ RESOLVE_REACTIONS = {"white_check_mark", "heavy_check_mark", "ballot_box_with_ch
 # it with a log line, so a subscribed event never gets a 404.
 LIFECYCLE_EVENTS = ("member_joined_channel", "tokens_revoked", "app_uninstalled")
 ANY = re.compile(".*")
+
+OUT_OF_DATE = (
+    ":warning: That button is out of date, so nothing was done. Use `/sms` or `/sms-blast` again."
+)
+NO_CUSTOMER = (
+    ":warning: Nobody was opted out: smsbridge has no record of this text and its card does not "
+    "say which customer sent it. Opt them out in the CRM Text admin."
+)
+NOTHING_TO_RECORD = (
+    ":information_source: smsbridge has no record of this text any more, so there was nothing "
+    "to record. Nobody was opted out."
+)
 
 
 @dataclass
@@ -46,6 +59,7 @@ def register(
     wake: Callable[[], None],
     sms: SmsCommand,
     blasts: Blasts,
+    on_unarchive: Callable[[str], None] | None = None,
 ) -> Registered:
     """Attach the listeners; dependencies travel in this closure, not in globals."""
     registered = Registered()
@@ -108,11 +122,53 @@ def register(
             now=clock(),
         )
 
+    def channel_of(body: dict[str, Any]) -> str:
+        return str(
+            (body.get("channel") or {}).get("id")
+            or (body.get("container") or {}).get("channel_id")
+            or ""
+        )
+
+    def tell(body: dict[str, Any], text: str) -> None:
+        """An ephemeral answer to the person who pressed (a durable Slack job)."""
+        queue_answer(storage, clock(), channel_of(body), body["user"]["id"], text)
+        wake()
+
+    def unreadable(body: dict[str, Any], action: dict[str, Any]) -> None:
+        log.warning(
+            "button %s with a value smsbridge cannot read: %r",
+            action.get("action_id"),
+            action.get("value"),
+        )
+        tell(body, OUT_OF_DATE)
+
+    def flagged_id(body: dict[str, Any], action: dict[str, Any]) -> int | None:
+        """The id of the text a stop-request button is about; None (after telling the person)
+        when the button's value cannot be read."""
+        try:
+            return int(action.get("value") or "")
+        except ValueError:
+            unreadable(body, action)
+            return None
+
+    def known_message(message_id: int) -> dict[str, Any] | None:
+        try:
+            return storage.conversations.message(message_id)
+        except KeyError:  # a card from before a lost database
+            log.warning("a button for message %s, which this database does not know", message_id)
+            return None
+
     @on_action("opt_out_customer")
     def on_opt_out_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
-        message = storage.conversations.message(int(action["value"]))
         user = body["user"]["id"]
+        message_id = flagged_id(body, action)
+        if message_id is None:
+            return
+        message = known_message(message_id)
+        if message is None:
+            tell(body, opt_out_by_card(body, user))
+            return
         with storage.transaction():
             storage.conversations.update_message(
                 message["id"], decided_by=user, decision=blocks.OPT_OUT
@@ -129,10 +185,53 @@ def register(
             )
         wake()
 
+    def opt_out_by_card(body: dict[str, Any], user: str) -> str:
+        """Opt out on a card from before smsbridge lost its record (a lost database): the
+        card's Slack metadata names store and number. Returns what to tell the person."""
+        card = body.get("message") or {}
+        meta = card.get("metadata") or {}
+        data = meta.get("event_payload") or {}
+        store, phone = str(data.get("store") or ""), str(data.get("phone") or "")
+        channel = channel_of(body)
+        known = storage.stores.get(store) if store else None
+        if (
+            meta.get("event_type") not in (blocks.THREAD_EVENT, blocks.MESSAGE_EVENT)
+            or known is None
+            or known["channel_id"] != channel
+            or not phone.startswith("+")
+        ):
+            log.warning("Opt out pressed on a card that names no customer (%s)", card.get("ts"))
+            return NO_CUSTOMER
+        now = clock()
+        thread_ts = str(card.get("thread_ts") or card.get("ts") or "")
+        with storage.transaction():
+            customer = storage.customers.upsert(known["keyword"], phone, now=now)
+            thread = storage.conversations.thread_by_ts(channel, thread_ts) if thread_ts else None
+            request_opt_out(
+                storage,
+                customer["id"],
+                how="staff pressed Opt out on a stop request (a card smsbridge had lost)",
+                text=str(card.get("text") or ""),
+                actor=user,
+                thread_id=thread["id"] if thread else None,
+                now=now,
+            )
+        log.info("opted out %s by the metadata of card %s", phone, card.get("ts"))
+        return (
+            f":no_entry: {pretty(phone)} is opted out: CRM Text is being told. smsbridge had "
+            "lost its record of this text, so the buttons stay on the card."
+        )
+
     @on_action("not_a_stop_request")
     def on_not_a_stop_request(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
-        message = storage.conversations.message(int(action["value"]))
+        message_id = flagged_id(body, action)
+        if message_id is None:
+            return
+        message = known_message(message_id)
+        if message is None:
+            tell(body, NOTHING_TO_RECORD)
+            return
         user = body["user"]["id"]
         with storage.transaction():
             if message["decided_by"] is not None:
@@ -151,7 +250,11 @@ def register(
 
     @on_event("message")
     def on_message(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
-        """Every message event gets a 200; staff replies in customer threads are stored first."""
+        """Every message event gets a 200; staff replies in customer threads are stored first.
+        A channel unarchived: check it again (``on_unarchive``), its parked work may resume."""
+        if event.get("subtype") == "channel_unarchive" and on_unarchive is not None:
+            on_unarchive(str(event.get("channel", "")))
+            return
         replies.on_message(event, str(body.get("event_id", "")), context.bot_user_id)
 
     @on_command("/sms")
@@ -161,11 +264,21 @@ def register(
     @on_action("send_opt_in")
     def on_send_opt_in(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
-        target = json.loads(action["value"])
+        try:
+            target = json.loads(action.get("value") or "")
+        except ValueError:
+            target = None
+        if not (
+            isinstance(target, dict)
+            and isinstance(target.get("keyword"), str)
+            and isinstance(target.get("phone"), str)
+        ):
+            unreadable(body, action)
+            return
         payload = {
             **target,
             "user": body["user"]["id"],
-            "channel": body["channel"]["id"],
+            "channel": channel_of(body),
             "basis": "confirmed with the Send opt-in request button",
         }
         storage.jobs.enqueue(
@@ -184,7 +297,11 @@ def answer_app_rate_limited(
     body: dict[str, Any], next_: Callable[[], BoltResponse]
 ) -> BoltResponse:
     """Bolt ``before_authorize``: ``app_rate_limited`` has no inner event, so no listener can
-    match it; answer it 200 (before the bot identity is needed) and say so in the log."""
+    match it; answer it 200 (before the bot identity is needed) and say so in the log.
+    ``url_verification`` (Slack checking the Request URL) is answered here too, so it never
+    depends on the bot identity (Bolt also skips authorization for it; this makes it ours)."""
+    if body.get("type") == "url_verification":
+        return BoltResponse(status=200, body={"challenge": body.get("challenge")})
     if body.get("type") == "app_rate_limited":
         minute = body.get("minute_rate_limited")
         since = (

@@ -35,10 +35,22 @@ FILE_FIELDS = (
 EVENT_FIELDS = ("channel", "ts", "thread_ts", "user", "text", "files", "user_profile")
 
 
+def may_have_reached(message: Row) -> bool:
+    """Could an attempt to send this reply have reached CRM Text (a part went out, or an
+    attempt ended without a clear "not done")?"""
+    return bool(message["media_posted"] or message["maybe_sent"])
+
+
+def too_late_to_change(message: Row) -> bool:
+    """Is the reply's text no longer ours to change: an attempt is under way or may have
+    reached CRM Text (``send_started`` is cleared when an attempt certainly reached nobody)."""
+    return bool(message["send_started"]) or may_have_reached(message)
+
+
 def deleted_before_send(original: str) -> str:
     return (
         ":wastebasket: A reply was deleted before it was texted, so it was not sent:\n"
-        f"{blocks.quote(original)}"
+        f"{blocks.quote(to_plain(original))}"
     )
 
 
@@ -154,21 +166,38 @@ class Replies:
         previous = event.get("previous_message", {})
         if changed.get("text") == previous.get("text"):
             return  # unfurls and reactions also arrive as message_changed
-        channel = event.get("channel", "")
-        if self._edit_queued(channel, changed.get("ts", ""), changed.get("text", "")):
+        channel, ts, text = event.get("channel", ""), changed.get("ts", ""), changed.get("text", "")
+        if self._edit_queued(channel, ts, text) or self._change_recovering(channel, ts, text):
             return
-        key = f"edited:{channel}:{changed.get('ts')}:{event.get('event_ts')}"
-        self._after_send_notice(
-            channel, changed.get("ts", ""), key, "edited", changed.get("user", "")
-        )
+        key = f"edited:{channel}:{ts}:{event.get('event_ts')}"
+        self._after_send_notice(channel, ts, key, "edited", changed.get("user", ""))
 
     def _deleted(self, event: dict[str, Any]) -> None:
         channel = event.get("channel", "")
         ts = event.get("deleted_ts") or event.get("previous_message", {}).get("ts", "")
-        if self._delete_queued(channel, ts):
+        if not ts:
+            return
+        if self._delete_queued(channel, ts) or self._change_recovering(channel, ts, None):
             return
         key = f"deleted:{channel}:{ts}"
         self._after_send_notice(channel, ts, key, "deleted", "")
+
+    def _change_recovering(self, channel: str, ts: str, text: str | None) -> bool:
+        """A reply still waiting as a ``recover_reply`` job (its thread unknown here): the
+        job sends the edited ``text``, or nothing when ``text`` is None (deleted)."""
+        with self.storage.transaction():
+            job = self.storage.jobs.waiting(f"recover:{channel}:{ts}")
+            if job is None:
+                return False
+            payload = dict(job["payload"])
+            if text is None:
+                payload["deleted"] = True
+            else:
+                payload["event"] = {**payload["event"], "text": text}
+            self.storage.jobs.set_payload(job["id"], payload)
+        what = "deleted" if text is None else "edited"
+        log.info("reply %s, waiting for its thread to be recovered, was %s", ts, what)
+        return True
 
     def _edit_queued(self, channel: str, ts: str, text: str) -> bool:
         """A reply not yet handed to CRM Text: send the edited words instead, or nothing if
@@ -176,7 +205,7 @@ class Replies:
         now = self.clock()
         with self.storage.transaction():
             message = self.storage.conversations.message_by_source(f"slack:{channel}:{ts}")
-            if message is None or message["status"] != "pending" or message["send_started"]:
+            if message is None or message["status"] != "pending" or too_late_to_change(message):
                 return False
             if text.lstrip().lower().startswith(blocks.NOTE_PREFIX):
                 self.storage.conversations.update_message(
@@ -203,7 +232,7 @@ class Replies:
         now = self.clock()
         with self.storage.transaction():
             message = self.storage.conversations.message_by_source(f"slack:{channel}:{ts}")
-            if message is None or message["status"] != "pending" or message["send_started"]:
+            if message is None or message["status"] != "pending" or too_late_to_change(message):
                 return False
             self.storage.conversations.update_message(message["id"], status="deleted")
             self.storage.jobs.enqueue(
@@ -217,13 +246,20 @@ class Replies:
         return True
 
     def _after_send_notice(self, channel: str, ts: str, key: str, what: str, user: str) -> None:
+        """Too late to change what the customer gets: say so in the thread, once."""
         message = self.storage.conversations.message_by_source(f"slack:{channel}:{ts}")
-        if message is None or message["status"] != "sent":
+        if message is None:
             return
+        if message["status"] == "sent":
+            sent = True
+        elif message["status"] in ("pending", "unknown") and too_late_to_change(message):
+            sent = False  # under way, or an attempt may have reached the customer
+        else:
+            return  # never texted (failed, blocked, deleted) or a note
         text = (
-            blocks.edited_after_send(user or message["staff_user"], message["text"])
+            blocks.edited_after_send(user or message["staff_user"], message["text"], sent=sent)
             if what == "edited"
-            else blocks.deleted_after_send(message["text"])
+            else blocks.deleted_after_send(message["text"], sent=sent)
         )
         now = self.clock()
         with self.storage.transaction():

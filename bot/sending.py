@@ -24,6 +24,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
+from bot.replies import may_have_reached
 from bot.slackcalls import slack_job
 from bot.slacktext import to_plain
 from bot.threads import ThreadPoster
@@ -90,6 +91,7 @@ class Sender:
             self._refused(message, customer, refusal)
             return
         except CrmTextUnavailable as exc:
+            self._release(message["id"])
             raise Retry(f"CRM Text unreachable: {exc}") from exc
         notes = []
         if text and (info.segments > 1 or info.encoding != "GSM-7"):
@@ -175,6 +177,14 @@ class Sender:
                 final = outbound.with_signature(to_plain(message["text"]), message["signature"])
                 self.storage.conversations.update_message(message_id, final_text=final)
             return self.storage.conversations.message(message_id)
+
+    def _release(self, message_id: int) -> None:
+        """The attempt ended and certainly reached nobody (no part sent, CRM Text turned the
+        request away): an edit or deletion in Slack is in time again."""
+        with self.storage.transaction():
+            message = self.storage.conversations.message(message_id)
+            if message["status"] == "pending" and not may_have_reached(message):
+                self.storage.conversations.update_message(message_id, send_started=0)
 
     def _feedback(self, message: Row, reaction: str | None, notes: list[str]) -> None:
         """Queue what staff should see: the reaction first, then each note, in order."""

@@ -84,6 +84,7 @@ def job_table(
     sms: SmsCommand,
     blasts: Blasts,
     post_alert: Callable[[Row], None],
+    recheck: Callable[[Row], None],
 ) -> list[Job]:
     """Every kind of job, declared once: handler, limits, and who hears when it gives up (its
     lane is bridge.jobs.LANES[kind]). ``patient`` jobs are retried for as long as it takes:
@@ -97,6 +98,10 @@ def job_table(
         Job("mark_note", sender.mark_note),
         Job("blast_progress", blasts.progress),
         Job("ops_alert", post_alert),
+        # the Slack check again: Slack was busy at start-up, or a store channel was unarchived
+        Job("slack_recheck", recheck, patient=True),
+        # what the person who used /sms (or its buttons) should see, apart from the work
+        Job("command_answer", sms.post_answer),
         Job("reply_feedback", sender.feedback, patient=True),
         Job("post_outbound", poster.post_outbound, patient=True),
         Job("recover_reply", poster.recover_reply, patient=True),
@@ -159,6 +164,10 @@ def build_services(
         assert health is not None
         health.post_alert(payload)
 
+    def recheck(payload: Row) -> None:
+        assert health is not None
+        health.recheck(payload)
+
     def report(job: Row, error: str) -> None:
         """A job that will not be retried and has nobody of its own to tell."""
         if job["kind"] == "crm_opt_out":  # still blocked here, and still not at CRM Text
@@ -177,7 +186,7 @@ def build_services(
 
     runner = JobRunner(
         storage,
-        job_table(storage, crm, slack, clock, poster, sender, sms, blasts, post_alert),
+        job_table(storage, crm, slack, clock, poster, sender, sms, blasts, post_alert, recheck),
         clock=clock,
         on_give_up=report,
     )

@@ -40,7 +40,7 @@ from bot.slackcalls import (
     slack_job,
 )
 from bridge.config import Config
-from bridge.jobs import LANES, SLACK, JobRunner, Park
+from bridge.jobs import LANES, SLACK, JobRunner, Park, Retry
 from bridge.store import Row, Store, parse_iso
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ SCOPES_KEY = "slack:scopes"  # scopes missing at start-up (work parks under slac
 # With these nothing can be posted, not even an alert: the log and /healthz must say it.
 DEAD_TOKEN = TOKEN_ERRORS - {"missing_scope"}
 EVENTS = ("tokens_revoked", "app_uninstalled", "member_joined_channel")
+RECHECK_AFTER = 30  # seconds before a check Slack would not answer runs again
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,12 @@ class SlackHealth:
         auth = auth or self.ask_slack()
         if auth.error:
             if auth.error not in TOKEN_ERRORS:
-                log.warning("Slack start-up check skipped: auth.test answered %s", auth.error)
+                log.warning(
+                    "Slack start-up check skipped: auth.test answered %s; it runs again in %d s",
+                    auth.error,
+                    RECHECK_AFTER,
+                )
+                self.recheck_later()
                 return []
             problem = describe(auth.error, needed=auth.needed)
             if auth.error in DEAD_TOKEN:
@@ -177,6 +183,47 @@ class SlackHealth:
         for key in sorted(waiting - current):
             self.resolve(key, "start-up check passed")
         return problems
+
+    def recheck_later(self, channel: str | None = None) -> None:
+        """Queue a ``slack_recheck`` job: the whole check (``channel`` None) or one channel's,
+        so parked work resumes once Slack answers, without a restart."""
+        scope = channel or "all"
+        if self.storage.jobs.has_pending("slack_recheck", "scope", scope):
+            return
+        self.storage.jobs.enqueue(
+            "slack_recheck",
+            {"scope": scope},
+            queue=f"slack-recheck:{scope}",
+            now=self.clock(),
+            delay=0 if channel else RECHECK_AFTER,
+        )
+        self.runner.wake()
+
+    def recheck(self, payload: dict[str, Any]) -> None:
+        """Job ``slack_recheck``: run the check again (after Slack would not answer at
+        start-up, or a store channel was unarchived); retried until Slack answers."""
+        scope = payload.get("scope", "all")
+        if scope != "all":
+            self._recheck_channel(str(scope))
+            return
+        auth = self.ask_slack()
+        if auth.error and auth.error not in TOKEN_ERRORS:
+            raise Retry(f"Slack check: auth.test answered {auth.error}", RECHECK_AFTER, free=True)
+        self.check(auth)
+
+    def _recheck_channel(self, channel: str) -> None:
+        label = next((name for name, c in self._channels() if c == channel), None)
+        if label is None:
+            return  # not a channel smsbridge posts in
+        known, problem = self._check_channel(label, channel)
+        if not known:
+            raise Retry(f"Slack check of {channel}: no answer", RECHECK_AFTER, free=True)
+        if problem is None:
+            self.resolve(channel_key(channel), "the channel was unarchived")
+        else:
+            log.warning(
+                "channel %s was unarchived but: %s %s", channel, problem.problem, problem.fix
+            )
 
     def _channels(self) -> list[tuple[str, str]]:
         return store_channels(self.config)

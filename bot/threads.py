@@ -26,8 +26,9 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.blast_blocks import blast_label
-from bot.replies import store_reply
+from bot.replies import deleted_before_send, store_reply
 from bot.slackcalls import slack_job
+from bot.slacktext import to_plain
 from bridge.jobs import GiveUp, Retry
 from bridge.keywords import Intent
 from bridge.store import NEW, Row, Store, iso, parse_iso
@@ -366,8 +367,8 @@ class ThreadPoster:
         link, resolved_by = self._previous_link(thread), thread["resolved_by"]
         if first["direction"] == "out":
             who = f"<@{first['staff_user']}>" if first["staff_user"] else "Staff"
-            return blocks.parent_post(
-                customer, store, first["text"], link, resolved_by, outbound_by=who
+            return blocks.parent_post(  # staff text is Slack markup: shown as texted
+                customer, store, to_plain(first["text"]), link, resolved_by, outbound_by=who
             )
         intent = Intent(first["intent"] or "")
         notice = blocks.notice_blocks(intent, first["id"], blocks.decision_of(first))
@@ -446,10 +447,33 @@ class ThreadPoster:
             thread = self._rebuild_thread(channel, thread_ts, parent)
             if thread is None:
                 log.warning("reply %s: our parent %s names no customer", event["ts"], thread_ts)
+                if self._deleted_meanwhile(channel, event["ts"]):
+                    return
                 self._explain_unrecoverable(channel, thread_ts, event["ts"])
                 return
             log.info("rebuilt thread %s (%s) from its parent's metadata", thread["id"], thread_ts)
-        store_reply(self.storage, thread, event, "", self.clock())  # event_id already used
+        key = f"recover:{channel}:{event['ts']}"
+        with self.storage.transaction():  # an edit or deletion may have come in meanwhile
+            latest = self.storage.jobs.waiting(key)
+            if latest is not None:
+                payload = latest["payload"]
+            if payload.get("deleted"):
+                self.storage.jobs.enqueue(
+                    "post_notice",
+                    {
+                        "thread_id": thread["id"],
+                        "text": deleted_before_send(payload["event"].get("text", "")),
+                    },
+                    customer_id=thread["customer_id"],
+                    dedupe_key=f"deleted-before-send:{key}",
+                    now=self.clock(),
+                )
+                return
+            store_reply(self.storage, thread, payload["event"], "", self.clock())  # id used
+
+    def _deleted_meanwhile(self, channel: str, ts: str) -> bool:
+        latest = self.storage.jobs.waiting(f"recover:{channel}:{ts}")
+        return latest is not None and bool(latest["payload"].get("deleted"))
 
     def _parent_of(self, channel: str, thread_ts: str) -> dict[str, Any] | None:
         wait = self.budget.take()

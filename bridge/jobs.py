@@ -60,6 +60,8 @@ LANES: dict[str, str] = {
     "post_outbound": SLACK,  # a /sms text shown in its thread
     "recover_reply": SLACK,  # a reply in a thread the database does not know: read Slack
     "show_decision": SLACK,  # a stop request's buttons give way to the staff decision
+    "slack_recheck": SLACK,  # the Slack check again: Slack was busy, or a channel unarchived
+    "command_answer": SLACK,  # what the person who used /sms (or its buttons) should see
     "blast_preview": SLACK,  # the blast form's preflight as the admin types (newest only)
     "blast_compose": SLACK,  # the blast form's full checks, then its confirmation
     # texting customers and telling CRM Text about consent

@@ -273,6 +273,7 @@ def test_non_admin_cannot_press_the_controls(harness: Harness) -> None:
     blast = harness.services.storage.blasts.rows("PIZZA")[0]
     harness.press("blast_cancel", str(blast["id"]), user="UALEX")
     assert harness.services.storage.blasts.get(blast["id"])["status"] == "sending"
+    harness.drain()  # the answer is a durable Slack job
     [ephemeral] = [m for m in harness.slack.messages if m.ephemeral_for == "UALEX"]
     assert ephemeral.text.startswith("Only blast admins can text every customer")
 

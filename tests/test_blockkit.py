@@ -106,7 +106,8 @@ def test_provider_words_are_escaped_in_notices() -> None:
     assert blocks.refused_file("<!channel>.png", "too big") == (
         ":x: &lt;!channel&gt;.png was not sent: too big"
     )
-    assert blocks.edited_after_send("USAM", "a & b\n<c>") == (
+    # staff text arrives as Slack markup ("a & b" is delivered as "a &amp; b"): escaped once
+    assert blocks.edited_after_send("USAM", "a &amp; b\n&lt;c&gt;") == (
         ":pencil2: <@USAM> edited a reply that was already texted. "
         "The customer has the original:\n> a &amp; b\n> &lt;c&gt;"
     )

@@ -9,6 +9,7 @@ from typing import Any
 from bot.dev.fake_slack import Message
 from tests import pg_server
 from tests.conftest import PIZZA_CHANNEL, Harness
+from tests.test_reply_outcomes import delete, edit
 
 JANE = "4155550101"
 BOB = "4155550102"
@@ -331,3 +332,38 @@ def test_a_reply_under_a_blast_progress_message_is_not_explained_as_a_lost_threa
     assert texted(harness) == []
     assert replies(harness, progress) == ["Looking good!"]
     assert harness.slack.calls_to("conversations.replies") == []
+
+
+def test_a_reply_edited_while_its_thread_is_being_recovered_sends_the_edit(
+    harness: Harness,
+) -> None:
+    harness.sim.add_customer("PIZZA", JANE, status=3)
+    harness.text("PIZZA", JANE, "Is my pizza on the way?")
+    harness.drain()
+    [parent] = parents(harness)
+    lose_the_database(harness)
+    reply = staff_types(harness, parent, "Pickup at 6")  # waits as a recover_reply job
+    edit(harness, parent.ts, reply.ts, "Pickup at 6", "Pickup at 7")
+    harness.drain()
+    assert texted(harness) == [(JANE, "Pickup at 7")]
+    assert replies(harness, parent) == ["Pickup at 6"]  # Slack's copy; no notes
+    [held] = [m for m in harness.slack.messages if m.ts == reply.ts]
+    assert held.reactions == ["outbox_tray"]
+
+
+def test_a_reply_deleted_while_its_thread_is_being_recovered_is_not_texted(
+    harness: Harness,
+) -> None:
+    harness.sim.add_customer("PIZZA", JANE, status=3)
+    harness.text("PIZZA", JANE, "Is my pizza on the way?")
+    harness.drain()
+    [parent] = parents(harness)
+    lose_the_database(harness)
+    reply = staff_types(harness, parent, "Wrong customer")
+    delete(harness, reply)
+    harness.drain()
+    assert texted(harness) == []
+    assert replies(harness, parent) == [
+        ":wastebasket: A reply was deleted before it was texted, so it was not sent:\n"
+        "> Wrong customer"
+    ]

@@ -255,6 +255,24 @@ def test_channel_notices_and_me_messages_change_nothing(harness: Harness, name: 
     nothing_changes(harness, lambda: post_event(harness, load(name)))
 
 
+def test_unarchiving_the_store_channel_resumes_its_parked_texts_without_a_restart(
+    harness: Harness,
+) -> None:
+    parent = open_thread(harness)
+    harness.slack.set_channel_state(PIZZA_CHANNEL, "archived")
+    harness.text("PIZZA", JANE, "one")
+    harness.text("PIZZA", JANE, "two")
+    harness.drain()
+    assert thread_texts(harness, parent) == []
+    harness.slack.set_channel_state(PIZZA_CHANNEL, "ok")  # unarchived, the bot still a member
+    ok(post_event(harness, load("message__channel_unarchive")))
+    harness.drain()
+    assert "\n".join(thread_texts(harness, parent)) == "one\ntwo"  # in order (maybe one post)
+    assert harness.services.storage.jobs.rows("parked") == []
+    assert httpx.get(f"{harness.server.url}/healthz").status_code == 200
+    assert texted(harness) == []
+
+
 # -- reactions and other events ----------------------------------------------------------------
 
 

@@ -3,8 +3,10 @@ edits and deletions while it is queued are honoured; Slack Connect files are fet
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
+from bot.dev.fake_slack import Message
 from tests.conftest import PIZZA_CHANNEL, Harness
 from tests.test_replies import (
     JANE,
@@ -222,3 +224,124 @@ def test_a_queued_reply_edited_into_a_note_is_not_texted(harness: Harness) -> No
     assert texted(harness) == []
     assert reactions(harness, reply) == ["memo"]
     assert thread_texts(harness, parent) == ["Your refund is approved"]
+
+
+def delete(harness: Harness, reply: Message) -> None:
+    """Staff delete their reply in Slack: Slack drops it and sends message_deleted."""
+    harness.slack.messages.remove(reply)
+    response = harness.sender.event(
+        {
+            "type": "message",
+            "subtype": "message_deleted",
+            "channel": PIZZA_CHANNEL,
+            "deleted_ts": reply.ts,
+            "previous_message": {"ts": reply.ts, "text": reply.text},
+            "event_ts": "9.2",
+            "ts": "9.2",
+        }
+    )
+    assert response.status_code == 200
+
+
+def test_a_reply_edited_after_crm_text_turned_the_first_attempt_away_sends_the_edit_once(
+    harness: Harness,
+) -> None:
+    """A 503 comes from a front that never passed the request on: nothing reached CRM Text,
+    so the edit is still in time."""
+    parent = open_thread(harness)
+    harness.sim.fail_next(1, status=503)
+    reply = staff_reply(harness, parent, "Pickup at 6")
+    harness.drain()
+    assert texted(harness) == []
+    edit(harness, parent.ts, reply.ts, "Pickup at 6", "Pickup at 7")
+    retry_until_idle(harness, minutes=1)
+    assert texted(harness) == [(JANE, "Pickup at 7")]
+    assert reactions(harness, reply) == ["outbox_tray"]
+    assert thread_texts(harness, parent) == ["Pickup at 6"]  # no "edited after send" note
+
+
+def test_a_reply_deleted_after_crm_text_turned_the_first_attempt_away_sends_nothing(
+    harness: Harness,
+) -> None:
+    parent = open_thread(harness)
+    harness.sim.fail_next(1, status=503)
+    reply = staff_reply(harness, parent, "Wrong customer, sorry")
+    harness.drain()
+    delete(harness, reply)
+    retry_until_idle(harness, minutes=1)
+    assert texted(harness) == []
+    assert thread_texts(harness, parent) == [
+        ":wastebasket: A reply was deleted before it was texted, so it was not sent:\n"
+        "> Wrong customer, sorry"
+    ]
+
+
+def test_a_reply_edited_after_an_attempt_that_may_have_landed_says_the_customer_gets_the_original(
+    harness: Harness,
+) -> None:
+    """A 504 can come after CRM Text texted it: too late for the edit, and staff are told."""
+    parent = open_thread(harness)
+    harness.sim.fail_next(1, status=504)  # CRM Text sends it; the gateway loses the answer
+    reply = staff_reply(harness, parent, "Pickup at 6")
+    harness.drain()
+    edit(harness, parent.ts, reply.ts, "Pickup at 6", "Pickup at 7")
+    retry_until_idle(harness, minutes=1)
+    assert texted(harness) == [(JANE, "Pickup at 6")]
+    assert reactions(harness, reply) == ["outbox_tray"]
+    assert thread_texts(harness, parent) == [
+        "Pickup at 6",
+        ":pencil2: <@USAM> edited a reply that smsbridge had already started to text. "
+        "The customer gets the original:\n> Pickup at 6",
+    ]
+
+
+def test_a_reply_deleted_after_an_attempt_that_may_have_landed_says_the_customer_gets_it(
+    harness: Harness,
+) -> None:
+    parent = open_thread(harness)
+    harness.sim.fail_next(1, status=504)
+    reply = staff_reply(harness, parent, "Wrong customer, sorry")
+    harness.drain()
+    delete(harness, reply)
+    retry_until_idle(harness, minutes=1)
+    assert texted(harness) == [(JANE, "Wrong customer, sorry")]
+    assert thread_texts(harness, parent) == [
+        ":wastebasket: A reply that smsbridge had already started to text was deleted in "
+        "Slack. The customer still gets it:\n> Wrong customer, sorry"
+    ]
+
+
+def test_notices_about_a_deleted_reply_show_its_text_as_the_customer_reads_it(
+    harness: Harness,
+) -> None:
+    """Slack delivers "Fish & chips <3" as ``Fish &amp; chips &lt;3``: shown escaped once."""
+    parent = open_thread(harness)
+    queued = staff_reply(harness, parent, "Fish &amp; chips &lt;3")
+    delete(harness, queued)
+    harness.drain()
+    sent = staff_reply(harness, parent, "Fish &amp; chips &lt;3 tonight")
+    harness.drain()
+    delete(harness, sent)
+    harness.drain()
+    assert texted(harness) == [(JANE, "Fish & chips <3 tonight")]
+    assert thread_texts(harness, parent) == [
+        ":wastebasket: A reply was deleted before it was texted, so it was not sent:\n"
+        "> Fish &amp; chips &lt;3",
+        ":wastebasket: A reply that was already texted was deleted in Slack. "
+        "The customer still has it:\n> Fish &amp; chips &lt;3 tonight",
+    ]
+
+
+def test_a_rate_limited_answer_never_sends_the_opt_in_request_twice(harness: Harness) -> None:
+    """CRM Text's optincustomer texts the customer: it runs once, whatever Slack answers to
+    the confirmation staff should see."""
+    harness.slack.fail_next("chat.postEphemeral", status=429, retry_after=1)
+    harness.press("send_opt_in", json.dumps({"keyword": "PIZZA", "phone": "+14155550109"}))
+    for _ in range(4):
+        harness.drain()
+        harness.clock.advance(seconds=5)
+    assert [c["method"] for c in harness.sim.calls if "optin" in c["method"]] == ["optincustomer"]
+    assert [d.phone for d in harness.sim.outbox] == ["4155550109"]
+    assert [m.text for m in harness.slack.messages if m.ephemeral_for == "USAM"] == [
+        ":white_check_mark: (415) 555-0109 is opted in. Send your text with `/sms` again."
+    ]

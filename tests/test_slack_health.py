@@ -368,3 +368,24 @@ def test_a_start_up_check_slack_will_not_answer_resolves_nothing(harness: Harnes
     harness.restart()
     harness.drain()
     assert thread_texts(harness) == ["hello?"]
+
+
+def test_a_start_up_check_slack_would_not_answer_is_run_again_without_a_restart(
+    harness: Harness,
+) -> None:
+    open_thread(harness)
+    harness.slack.set_channel_state(PIZZA_CHANNEL, "not_member")
+    harness.text("PIZZA", JANE, "hello?")
+    harness.drain()
+    harness.slack.set_channel_state(PIZZA_CHANNEL, "ok")  # invited back while smsbridge was down
+    harness.slack.fail_next("auth.test", status=429, retry_after=30)
+    harness.restart()  # Slack is busy at start-up: the check cannot run
+    harness.drain()
+    assert [j["kind"] for j in harness.services.storage.jobs.rows("parked")] == ["post_inbound"]
+    assert healthz(harness).status_code == 503
+
+    harness.clock.advance(seconds=31)  # Slack answers again: the check runs, work resumes
+    harness.drain()
+    assert thread_texts(harness) == ["hello?"]
+    assert harness.services.storage.jobs.rows("parked") == []
+    assert healthz(harness).status_code == 200

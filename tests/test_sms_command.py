@@ -96,3 +96,29 @@ def test_sms_with_a_foreign_number_says_why_and_texts_nobody(harness: Harness) -
         "Usage: `/sms <phone> <message>`, e.g. `/sms (415) 555-0100 Your order is ready!`"
     )
     assert texted(harness) == []
+
+
+def test_sms_text_with_characters_slack_escapes_is_shown_once_escaped(harness: Harness) -> None:
+    """Slack delivers ``&``, ``<``, ``>`` in a command as entities: the customer gets the
+    characters, staff see them as typed, never ``&amp;amp;``."""
+    harness.sim.add_customer("PIZZA", "4155550100", status=3)
+    response = harness.sender.command(
+        "/sms", "(415) 555-0100 Tom &amp; Jerry &lt;3\nline 2", user="USAM", channel=PIZZA_CHANNEL
+    )
+    assert response.status_code == 200
+    harness.drain()
+    assert [(d.phone, d.text) for d in harness.sim.outbox] == [
+        ("4155550100", "Tom & Jerry <3\nline 2")
+    ]
+    [parent] = harness.slack.top_level(PIZZA_CHANNEL)
+    assert parent.text == "Text to (415) 555-0100: Tom &amp; Jerry &lt;3\nline 2"
+    assert parent.blocks[1]["text"]["text"] == (
+        ":outbox_tray: *<@USAM>* texted (415) 555-0100:\n> Tom &amp; Jerry &lt;3\n> line 2"
+    )
+    harness.sender.command(
+        "/sms", "(415) 555-0100 Fish &amp; chips", user="USAM", channel=PIZZA_CHANNEL
+    )
+    harness.drain()
+    assert [m.text for m in harness.slack.thread(PIZZA_CHANNEL, parent.ts)[1:]] == [
+        ":outbox_tray: *<@USAM>* texted (415) 555-0100:\n> Fish &amp; chips"
+    ]

@@ -69,6 +69,19 @@ class Jobs:
             )
             return int(row["id"]) if row else None
 
+    def waiting(self, dedupe_key: str) -> Row | None:
+        """The unfinished (pending, running or parked) job with ``dedupe_key``, payload read."""
+        row = self.db.one(
+            f"SELECT * FROM jobs WHERE dedupe_key = ? AND status IN {UNFINISHED}", [dedupe_key]
+        )
+        if row is not None:
+            row["payload"] = json.loads(row["payload"])
+        return row
+
+    def set_payload(self, job_id: int, payload: Row) -> None:
+        """Change what an unfinished job will act on (e.g. a reply edited while it waits)."""
+        self.db.execute("UPDATE jobs SET payload = ? WHERE id = ?", [json.dumps(payload), job_id])
+
     def claim(
         self, now: datetime, lease: timedelta, lanes: Iterable[str] | None = None
     ) -> Row | None:
