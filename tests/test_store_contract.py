@@ -431,6 +431,18 @@ def test_has_pending_looks_into_payloads(store: Store) -> None:
     assert not store.jobs.has_pending("blast_start", "blast_id", 3)
 
 
+def test_a_waiting_job_by_its_key_and_its_payload_changed(store: Store) -> None:
+    job = store.jobs.enqueue("send_reply", {"text": "Hi"}, queue="q", dedupe_key="r1", now=NOW)
+    assert job is not None
+    store.jobs.set_payload(job, {"text": "Hello"})
+    waiting = store.jobs.waiting("r1")
+    assert waiting is not None and (waiting["id"], waiting["payload"]) == (job, {"text": "Hello"})
+    store.jobs.claim(NOW, LEASE)
+    store.jobs.finish(job)
+    assert store.jobs.waiting("r1") is None
+    assert store.jobs.waiting("r2") is None
+
+
 def test_the_newest_job_of_a_queue(store: Store) -> None:
     assert store.jobs.latest_payload("blast_preview", "view:V1") is None
     first = store.jobs.enqueue("blast_preview", {"n": 1}, queue="view:V1", now=NOW)
