@@ -298,14 +298,17 @@ class Simulator:
         phone: str,
         message: str,
         media: list[tuple[str, str]] | None = None,
+        *,
+        callback_url: str | None = None,
     ) -> dict[str, Any]:
-        """A customer texts the store: run automation, then POST the store's callback."""
+        """A customer texts the store: run automation, then POST the store's callback (or
+        ``callback_url``: CRM Text behind a load balancer reaching one of several processes)."""
         with self._lock:
             store = self._store(keyword)
             cust = self._get_or_create(store, _digits10(phone))
             self._automate(store, cust, message)
             fields = self._callback_fields(store, cust, message, media)
-            url = self.callbacks.get(store.keyword.upper())
+            url = callback_url or self.callbacks.get(store.keyword.upper())
         status = self._post_callback(url, fields) if url else None
         return {"msg_id": fields["msgID"], "callback_status": status}
 
