@@ -126,7 +126,9 @@ def test_a_burst_into_one_channel_stays_within_slacks_limit_when_paced(
         tmp_path,
         slack,
         sim,
-        slack_posts_per_second=20 if paced else 0,
+        # Half of Slack's allowance: a loaded machine can bunch two requests that left their
+        # slots on time, so the test holds the margin a real deployment would not need.
+        slack_posts_per_second=10 if paced else 0,
         slack_post_burst=2,
     )
     harness = Harness(config, sim, slack, clock)
