@@ -16,16 +16,24 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from bridge import quiet_hours
+from bridge import area_codes, quiet_hours
 from bridge.phones import Location, locate
-from bridge.segments import SegmentInfo, apply_replacements, count, suggest_replacements
+from bridge.segments import (
+    MAX_LENGTH,
+    SegmentInfo,
+    apply_replacements,
+    count,
+    describe_length,
+    strict_length,
+    suggest_replacements,
+)
 from bridge.store import OPTED_IN, OPTED_OUT, PENDING
 
 BLOCK, WARN, INFO = "block", "warn", "info"
 _LEVEL_ORDER = {BLOCK: 0, WARN: 1, INFO: 2}
 
 OPT_OUT_LINE = "Reply STOP to opt out"
-MAX_CHARS = 1600  # CRM Text / Twilio body limit
+MAX_CHARS = MAX_LENGTH  # CRM Text / Twilio body limit, counted strictly
 LONG_CHARS = 320  # Twilio: keep texts at or under 320 characters
 DUPLICATE_WINDOW = timedelta(hours=12)  # CRM Text drops identical texts within 12 h
 MMS_TYPES = frozenset({"image/jpeg", "image/png", "image/gif"})
@@ -49,8 +57,16 @@ EX_OPTED_OUT = "opted out"
 EX_PENDING = "opt-in pending"
 EX_NEW = "never opted in"
 EX_INVALID = "invalid number"
+EX_TOLL_FREE = "toll-free number"  # no time zone: never a blast recipient
+EX_NON_GEOGRAPHIC = "non-geographic number"  # likewise (5XX, 900, …)
 EX_DUPLICATE = "duplicate number"  # only present when a number appears more than once
-_REASON_PLURALS = {EX_INVALID: "invalid numbers", EX_DUPLICATE: "duplicate numbers"}
+_REASON_PLURALS = {
+    EX_INVALID: "invalid numbers",
+    EX_TOLL_FREE: "toll-free numbers",
+    EX_NON_GEOGRAPHIC: "non-geographic numbers",
+    EX_DUPLICATE: "duplicate numbers",
+}
+_NOT_A_PLACE = {area_codes.TOLL_FREE: EX_TOLL_FREE, area_codes.NON_GEOGRAPHIC: EX_NON_GEOGRAPHIC}
 MODES = ("auto", "individual", "campaign")
 
 
@@ -267,10 +283,20 @@ class AudienceSummary:
 
 
 def excluded_counts(
-    opted_out: int, pending: int, new: int, invalid: int, duplicate: int
+    opted_out: int,
+    pending: int,
+    new: int,
+    invalid: int,
+    duplicate: int,
+    toll_free: int = 0,
+    non_geographic: int = 0,
 ) -> dict[str, int]:
     """Excluded counts keyed and ordered as the findings list them."""
     counts = {EX_OPTED_OUT: opted_out, EX_PENDING: pending, EX_NEW: new, EX_INVALID: invalid}
+    if toll_free:
+        counts[EX_TOLL_FREE] = toll_free
+    if non_geographic:
+        counts[EX_NON_GEOGRAPHIC] = non_geographic
     if duplicate:
         counts[EX_DUPLICATE] = duplicate
     return counts
@@ -317,6 +343,8 @@ def _split(audience: Iterable[Audience]) -> tuple[tuple[str, ...], dict[str, int
             number = location.e164
             if number is None:
                 reason = EX_INVALID
+            elif location.kind in _NOT_A_PLACE:
+                reason = _NOT_A_PLACE[location.kind]
             elif number in opted_out:
                 reason = EX_OPTED_OUT
             elif number in chosen:
@@ -400,14 +428,17 @@ def _revocations(history: History) -> list[Finding]:
 def _length(draft: Draft, final: str) -> list[Finding]:
     if not final.strip() and draft.image_bytes is None and draft.image_type is None:
         return [Finding("empty", BLOCK, "The text is empty", "Write a message or add a picture.")]
-    if len(final) <= MAX_CHARS:
+    length = strict_length(final)
+    if length <= MAX_CHARS:
         return []
-    note = f" (including “{OPT_OUT_LINE}”)" if final != draft.text else ""
+    both = strict_length(final) != len(final)  # describe_length then ends in parentheses
+    note = f"{',' if both else ' ('}including “{OPT_OUT_LINE}”{'' if both else ')'}"
+    note = note if final != draft.text else ""
     return [
         Finding(
-            "too_long", BLOCK, f"The text is too long: {len(final):,} characters{note}",
+            "too_long", BLOCK, f"The text is too long: {describe_length(final)}{note}",
             f"Texts can have at most {MAX_CHARS:,} characters; "
-            f"remove at least {len(final) - MAX_CHARS:,}.",
+            f"remove at least {length - MAX_CHARS:,}.",
         )
     ]  # fmt: skip
 

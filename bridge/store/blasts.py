@@ -133,3 +133,13 @@ class Blasts:
             " ORDER BY r.finished_at DESC LIMIT 1",
             [customer_id, iso(since)],
         )
+
+    def sent_to_since(self, phone: str, since: datetime) -> int:
+        """Blast texts sent to ``phone`` (E.164, any store) after ``since``: one count read from
+        the ``blast_recipients_sent_phone`` index (m012)."""
+        row = self.db.one(
+            "SELECT count(*) AS n FROM blast_recipients"
+            " WHERE phone = ? AND status = 'sent' AND finished_at > ?",
+            [phone, iso(since)],
+        )
+        return int(row["n"]) if row else 0
