@@ -1,0 +1,110 @@
+"""Blasts and where the recipient is (issue 9 parts 4 and 5), end to end through Slack and the
+CRM Text simulator: the rolling 24-hour cap while sending, quiet hours for corrected area codes
+at fixed clock times, toll-free numbers left out, and the strict 1,600 length."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from tests.conftest import Harness
+from tests.test_blasts import (
+    blast_command,
+    compose,
+    confirm,
+    delivered,
+    open_view,
+    preflight_text,
+    seed,
+    send_all,
+)
+from tests.test_replies import open_thread, reactions, sends, staff_reply, thread_texts
+
+FLORIDA, CALIFORNIA = "3055550401", "4155550402"
+
+
+def blast(harness: Harness, text: str) -> dict[str, object]:
+    confirm(harness, compose(harness, text, append=False))
+    send_all(harness, 6)
+    return harness.services.storage.blasts.rows("PIZZA")[-1]
+
+
+def report(harness: Harness, blast_row: dict[str, object]) -> str:
+    [progress] = [m for m in harness.slack.messages if m.ts == blast_row["progress_ts"]]
+    return str(progress.blocks[2]["text"]["text"])
+
+
+def test_a_florida_number_gets_at_most_three_blast_texts_in_24_hours(harness: Harness) -> None:
+    harness.clock.now = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)  # Tue noon Miami, 9 AM SF
+    seed(harness, [FLORIDA, CALIFORNIA])
+    texts = [f"Main St Pizza deal {n}: 2 for 1 today. Reply STOP to opt out" for n in range(5)]
+    for text in texts[:3]:
+        blast(harness, text)
+        harness.clock.advance(hours=1)
+    fourth = blast(harness, texts[3])  # 3 PM in Miami: the 4th within 24 hours
+    assert report(harness, fourth) == (
+        "• skipped, Florida allows at most 3 marketing texts per person in 24 hours: 1"
+    )
+    harness.clock.now = datetime(2026, 11, 25, 17, 30, tzinfo=UTC)  # 24.5 h after the first
+    fifth = blast(harness, texts[4])
+    assert harness.services.storage.blasts.recipient_counts(int(fifth["id"])) == {"sent": 2}
+    assert [t for p, t in delivered(harness) if p == FLORIDA] == sorted(
+        [texts[0], texts[1], texts[2], texts[4]]
+    )
+    assert [t for p, t in delivered(harness) if p == CALIFORNIA] == sorted(texts)
+
+
+def test_a_689_number_is_checked_in_eastern_time(harness: Harness) -> None:
+    harness.clock.now = datetime(2026, 11, 25, 1, 30, tzinfo=UTC)  # Tue 8:30 PM Orlando
+    seed(harness, ["6895550401", CALIFORNIA])
+    blast_command(harness, "Main St Pizza: 2 for 1 today. Reply STOP to opt out")
+    harness.drain()
+    shown = preflight_text(open_view(harness))
+    [quiet] = [line for line in shown.splitlines() if "Outside texting hours" in line]
+    assert quiet.startswith(":no_entry: *Outside texting hours for 1 of 2 customers*")
+    assert "It is 8:30 PM in Florida (America/New_York); Florida allows marketing texts" in quiet
+
+
+def test_toll_free_customers_are_left_out_of_a_blast(harness: Harness) -> None:
+    harness.clock.now = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)  # Tue noon in Los Angeles
+    seed(harness, ["8005550401", CALIFORNIA])
+    text = "Main St Pizza: 2 for 1 today. Reply STOP to opt out"
+    view = compose(harness, text, append=False)
+    assert "Not included: 1 opted out, 1 opt-in pending, 1 toll-free number." in (
+        preflight_text(view).splitlines()
+    )
+    confirm(harness, view)
+    send_all(harness, 4)
+    assert delivered(harness) == [(CALIFORNIA, text)]
+
+
+def test_1600_emoji_are_refused_with_both_counts_shown(harness: Harness) -> None:
+    seed(harness)
+    blast_command(harness, "🍕" * 1600)
+    harness.drain()
+    shown = preflight_text(open_view(harness))
+    assert (
+        ":no_entry: *The text is too long: 1,600 characters (3,200 as carriers count them: "
+        "emoji count as 2)* Texts can have at most 1,600 characters; remove at least 1,600."
+    ) in shown.splitlines()
+
+
+def test_the_confirmation_shows_both_counts_when_they_differ(harness: Harness) -> None:
+    seed(harness)
+    view = compose(harness, "Main St Pizza 🍕🍕 tonight. Reply STOP to opt out", append=False)
+    assert (
+        preflight_text(view)
+        .splitlines()[1]
+        .endswith(" · 47 characters (49 as carriers count them: emoji count as 2)")
+    )
+
+
+def test_a_reply_of_800_emoji_is_not_sent_and_says_both_counts(harness: Harness) -> None:
+    parent = open_thread(harness)
+    reply = staff_reply(harness, parent, "🍕" * 801)
+    harness.drain()
+    assert sends(harness) == []
+    assert reactions(harness, reply) == ["x"]
+    assert thread_texts(harness, parent)[-1] == (
+        ":x: Not sent: 801 characters (1,602 as carriers count them: emoji count as 2) is over "
+        "CRM Text's limit of 1,600. Shorten it or split it into two replies."
+    )
