@@ -259,6 +259,10 @@ class BlastEngine:
             self.storage.blasts.move(blast_id, ("confirmed", "scheduled"), "blocked", report=report)
             self.storage.blasts.skip_pending(blast_id, "blast blocked before sending", now)
             return "blocked"
+        if blast["mode"] == "campaign":
+            capped_until = self.campaign_cap_wait(blast_id, now)
+            if capped_until is not None:  # a campaign cannot leave anyone out: it waits
+                return self._schedule(blast_id, capped_until)
         self._skip_no_longer_opted_in(blast_id, now)
         with self.storage.transaction():
             if not self.storage.blasts.move(
@@ -451,6 +455,26 @@ class BlastEngine:
             return None
         name = quiet_hours.STATE_NAMES.get(state or "", state)
         return f"{name} allows at most {cap} marketing texts per person in 24 hours"
+
+    def campaign_cap_wait(self, blast_id: int, now: datetime) -> datetime | None:
+        """When a campaign (which reaches every opted-in customer at once) may start without
+        going over any recipient's 24-hour state cap; None if it may start now. One query over
+        the blast's pending recipients in capped states and their texts of the last 24 hours."""
+        caps = {row.state: row.cap_24h for row in state_rules.ROWS if row.cap_24h}
+        since = now - CAP_WINDOW
+        sent: dict[str, list[datetime]] = {}
+        cap_of: dict[str, int] = {}
+        for phone, state, finished in self.storage.blasts.recent_texts_of_pending(
+            blast_id, sorted(caps), since
+        ):
+            sent.setdefault(phone, []).append(parse_iso(finished))
+            cap_of[phone] = caps[state]
+        waits = [
+            sorted(times)[len(times) - cap_of[phone]] + CAP_WINDOW
+            for phone, times in sent.items()
+            if len(times) >= cap_of[phone]
+        ]  # the oldest text whose expiry brings the count below the cap
+        return max(waits) if waits else None
 
     def _finish(self, blast_id: int, status: str, report: str) -> None:
         self.storage.blasts.move(

@@ -4,9 +4,14 @@ at fixed clock times, toll-free numbers left out, and the strict 1,600 length.""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
-from tests.conftest import Harness
+import pytest
+
+from bot.dev.fake_slack import FakeSlack
+from tests.conftest import Clock, Harness, Simulator, make_config
 from tests.test_blasts import (
     blast_command,
     compose,
@@ -51,6 +56,39 @@ def test_a_florida_number_gets_at_most_three_blast_texts_in_24_hours(harness: Ha
         [texts[0], texts[1], texts[2], texts[4]]
     )
     assert [t for p, t in delivered(harness) if p == CALIFORNIA] == sorted(texts)
+
+
+@pytest.fixture
+def campaigns(tmp_path: Path, slack: FakeSlack, sim: Simulator, clock: Clock) -> Iterator[Harness]:
+    """Every blast sent as one CRM Text campaign (``BLAST_MODE=campaign``)."""
+    h = Harness(make_config(tmp_path, slack, sim, blast_mode="campaign"), sim, slack, clock)
+    yield h
+    h.stop()
+
+
+def test_a_campaign_waits_until_no_recipient_is_over_the_24_hour_cap(campaigns: Harness) -> None:
+    """A campaign reaches every opted-in customer at once and cannot leave one out, so it
+    waits until the Florida number may get a 4th text; then it goes to everyone."""
+    harness = campaigns
+    harness.clock.now = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)  # Tue noon Miami, 9 AM SF
+    seed(harness, [FLORIDA, CALIFORNIA])
+    texts = [f"Main St Pizza deal {n}: 2 for 1 today. Reply STOP to opt out" for n in range(4)]
+    for text in texts[:3]:
+        blast(harness, text)
+        harness.clock.advance(hours=1)
+    fourth = blast(harness, texts[3])
+    assert harness.services.storage.blasts.get(int(fourth["id"]))["status"] == "scheduled"
+    assert harness.services.storage.blasts.get(int(fourth["id"]))["run_at"] == (
+        "2026-11-25T17:00:00.000000+00:00"  # 24 h after the first campaign reached them
+    )
+    assert [c["params"]["message"] for c in harness.sim.calls if c["method"] == "sendcampaign"] == (
+        texts[:3]
+    )
+    harness.clock.now = datetime(2026, 11, 25, 17, 0, 1, tzinfo=UTC)
+    send_all(harness, 3)
+    assert [c["params"]["message"] for c in harness.sim.calls if c["method"] == "sendcampaign"] == (
+        texts
+    )
 
 
 def test_a_689_number_is_checked_in_eastern_time(harness: Harness) -> None:

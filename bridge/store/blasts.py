@@ -143,3 +143,21 @@ class Blasts:
             [phone, iso(since)],
         )
         return int(row["n"]) if row else 0
+
+    def recent_texts_of_pending(
+        self, blast_id: int, states: list[str], since: datetime
+    ) -> list[tuple[str, str, str]]:
+        """``(phone, state, finished_at)`` of every blast text sent after ``since`` to a pending
+        recipient of the blast whose customer is in one of ``states``: one query, the texts read
+        through the ``blast_recipients_sent_phone`` index (m012)."""
+        if not states:
+            return []
+        marks = ", ".join("?" for _ in states)
+        return self.db.tuples(
+            "SELECT s.phone, c.state, s.finished_at FROM blast_recipients r"
+            " JOIN customers c ON c.id = r.customer_id"
+            " JOIN blast_recipients s ON s.phone = r.phone AND s.status = 'sent'"
+            " AND s.finished_at > ?"
+            f" WHERE r.blast_id = ? AND r.status = 'pending' AND c.state IN ({marks})",
+            [iso(since), blast_id, *states],
+        )
