@@ -15,7 +15,9 @@ from phonenumbers import timezone as pn_timezone
 
 from bridge import area_codes, preflight, quiet_hours, state_rules
 from bridge.phones import InvalidPhone, Location, locate, parse_us
-from bridge.store import OPTED_IN
+from bridge.store import OPTED_IN, open_store
+from bridge.store.schema import migrate
+from tests import pg_server
 
 NY = ZoneInfo("America/New_York")
 CHI = ZoneInfo("America/Chicago")
@@ -275,3 +277,63 @@ def test_federal_holidays() -> None:
         for m, d in [(1, 1), (1, 19), (2, 16), (5, 25), (6, 19), (7, 3), (7, 4), (9, 7),
                      (10, 12), (11, 11), (11, 26), (12, 25)]
     ]  # fmt: skip
+
+
+# --- m012: existing customers located again ---
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_m012_locates_existing_customers_again(backend: str, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}" if backend == "sqlite" else pg_server.empty_database()
+    store = open_store(url)
+    try:
+        migrate(store.db, stop_before="m012_recipient_caps")
+        store.db.execute(
+            "INSERT INTO stores (keyword, channel_id, name) VALUES ('PIZZA', 'C1', '')"
+        )
+        for phone, e164, zones in [  # as m009 located them with phonenumbers alone
+            ("+16892345678", "+16892345678", "America/Chicago"),
+            ("(436) 555-0123", None, ""),
+            ("+18005550100", "+18005550100", ""),
+        ]:
+            store.db.execute(
+                "INSERT INTO customers (store, phone, status, e164, area_code, state, zones)"
+                " VALUES ('PIZZA', ?, ?, ?, ?, NULL, ?)",
+                [phone, OPTED_IN, e164, (e164 or "")[2:5], zones],
+            )
+        assert "m012_recipient_caps" in store.migrate()
+        rows = store.db.all("SELECT e164, area_code, state, zones FROM customers ORDER BY id")
+        assert rows == [
+            {
+                "e164": "+16892345678",
+                "area_code": "689",
+                "state": "FL",
+                "zones": "America/New_York",
+            },
+            {
+                "e164": "+14365550123",
+                "area_code": "436",
+                "state": "OH",
+                "zones": "America/New_York",
+            },
+            {"e164": "+18005550100", "area_code": "800", "state": None, "zones": ""},
+        ]
+        recipients, counts, _ = store.customers.audience_counts("PIZZA")
+        assert (recipients, counts["toll_free"]) == (["+16892345678", "+14365550123"], 1)
+    finally:
+        store.close()
+
+
+def test_the_cap_is_counted_from_one_index(tmp_path: Path) -> None:
+    """The per-recipient count reads the m012 index, not a scan of the blasts' history."""
+    store = open_store(f"sqlite:///{tmp_path / 'plan.db'}")
+    try:
+        store.migrate()
+        plan = store.db.all(
+            "EXPLAIN QUERY PLAN SELECT count(*) AS n FROM blast_recipients"
+            " WHERE phone = ? AND status = 'sent' AND finished_at > ?",
+            ["+13055550100", "2026-01-01"],
+        )
+        assert any("blast_recipients_sent_phone" in str(row["detail"]) for row in plan), plan
+    finally:
+        store.close()
