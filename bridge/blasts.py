@@ -129,6 +129,7 @@ class BlastEngine:
             recent_texts=tuple((parse_iso(b["started_at"]), b["final_text"]) for b in sent),
             pending_revocations=self.storage.customers.pending_opt_outs(store),
             undecided_stop_requests=self.storage.customers.undecided_stop_requests(store),
+            at_state_cap=self.storage.blasts.at_cap(store, _caps(), now - CAP_WINDOW),
         )
 
     # -- draft and confirmation -----------------------------------------------------------
@@ -460,7 +461,7 @@ class BlastEngine:
         """When a campaign (which reaches every opted-in customer at once) may start without
         going over any recipient's 24-hour state cap; None if it may start now. One query over
         the blast's pending recipients in capped states and their texts of the last 24 hours."""
-        caps = {row.state: row.cap_24h for row in state_rules.ROWS if row.cap_24h}
+        caps = _caps()
         since = now - CAP_WINDOW
         sent: dict[str, list[datetime]] = {}
         cap_of: dict[str, int] = {}
@@ -525,6 +526,11 @@ class BlastEngine:
                 self.storage.blasts.skip_pending(blast_id, "cancelled", self.clock())
                 self.storage.blasts.update(blast_id, finished_at=iso(self.clock()))
             return moved
+
+
+def _caps() -> dict[str, int]:
+    """State -> its rolling 24-hour cap, for the states that have one."""
+    return {row.state: row.cap_24h for row in state_rules.ROWS if row.cap_24h}
 
 
 def _reason(refusal: outbound.NotSent) -> str:

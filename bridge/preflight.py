@@ -112,6 +112,7 @@ class History:
     recent_texts: tuple[tuple[datetime, str], ...] = ()
     pending_revocations: int = 0
     undecided_stop_requests: int = 0  # texts that sound like "stop" with no staff decision yet
+    at_state_cap: int = 0  # recipients their state's 24-hour cap allows no more texts (FL, OK, MD)
 
 
 @dataclass(frozen=True)
@@ -530,6 +531,19 @@ def _store_name(draft: Draft) -> list[Finding]:
     return [Finding("store_name_missing", WARN, "The store name is not in the text", detail)]
 
 
+def _state_caps(history: History, mode: str) -> list[Finding]:
+    n = history.at_state_cap
+    if n <= 0:
+        return []
+    title = f"{_plural(n, 'customer')} already got 3 marketing texts in 24 hours"
+    detail = "Florida, Oklahoma and Maryland allow at most 3 per person in a rolling 24 hours. " + (
+        "A campaign cannot leave anyone out, so it waits until they may get another."
+        if mode == "campaign"
+        else "They are skipped, and the report says so."
+    )
+    return [Finding("state_cap", WARN, title, detail)]
+
+
 def _frequency(history: History, settings: Settings) -> list[Finding]:
     nth = history.blasts_this_month + 1
     if nth <= settings.monthly_limit:
@@ -689,6 +703,7 @@ def run(
         *_segments(info),
         *_opt_out(draft),
         *_store_name(draft),
+        *_state_caps(history, mode),
         *_frequency(history, settings),
         _cost(len(recipients), info, cost, settings, mms),
     ]

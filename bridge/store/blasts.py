@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from bridge.clock import iso
+from bridge.consent import OPTED_IN
 from bridge.store.db import Database, Row, insert, update
 
 ACTIVE_BLAST = ("confirmed", "scheduled", "sending", "paused")
@@ -161,3 +162,19 @@ class Blasts:
             f" WHERE r.blast_id = ? AND r.status = 'pending' AND c.state IN ({marks})",
             [iso(since), blast_id, *states],
         )
+
+    def at_cap(self, store: str, caps: dict[str, int], since: datetime) -> int:
+        """Opted-in numbers of the store in a capped state that already got their state's cap
+        of blast texts after ``since`` (any store): per number one count from the m012 index."""
+        if not caps:
+            return 0
+        cases = " ".join("WHEN ? THEN ?" for _ in caps)
+        marks = ", ".join("?" for _ in caps)
+        row = self.db.one(
+            "SELECT count(DISTINCT c.e164) AS n FROM customers c"
+            f" WHERE c.store = ? AND c.status = ? AND c.state IN ({marks})"
+            " AND (SELECT count(*) FROM blast_recipients s WHERE s.phone = c.e164"
+            f" AND s.status = 'sent' AND s.finished_at > ?) >= CASE c.state {cases} END",
+            [store.upper(), OPTED_IN, *caps, iso(since), *(v for kv in caps.items() for v in kv)],
+        )
+        return int(row["n"]) if row else 0
