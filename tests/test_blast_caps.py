@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.dev.fake_slack import FakeSlack
+from bridge.crmtext import CrmTextError
 from tests.conftest import Clock, Harness, Simulator, make_config
 from tests.test_blasts import (
     blast_command,
@@ -161,4 +162,16 @@ def test_a_reply_of_800_emoji_is_not_sent_and_says_both_counts(harness: Harness)
     assert thread_texts(harness, parent)[-1] == (
         ":x: Not sent: 801 characters (1,602 as carriers count them: emoji count as 2) is over "
         "CRM Text's limit of 1,600. Shorten it or split it into two replies."
+    )
+
+
+def test_the_crm_text_simulator_counts_emoji_as_the_carrier_path_does(harness: Harness) -> None:
+    """The fake is as strict as what stands behind CRM Text: 800 emoji fit, 801 do not."""
+    harness.sim.add_customer("PIZZA", CALIFORNIA, status=3)
+    harness.services.crm.send_sms("PIZZA", CALIFORNIA, "🍕" * 800)
+    with pytest.raises(CrmTextError) as refused:
+        harness.services.crm.send_sms("PIZZA", CALIFORNIA, "🍕" * 801)
+    assert (refused.value.status, refused.value.message) == (
+        400,
+        "Message exceeds 1600 characters",
     )
