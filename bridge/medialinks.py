@@ -88,6 +88,8 @@ def parse_host(entry: str) -> MediaHost:
         raise ValueError(f"{entry!r}: only https:// (the default) or http:// may be given")
     if url.userinfo or url.query or url.fragment or rest.rstrip("/").count("/") or "@" in rest:
         raise ValueError(f"{entry!r} must be a host or host:port only, no path or user")
+    if not 0 < _port_of(url) <= 65535:
+        raise ValueError(f"{entry!r} is not a host or host:port (port out of range)")
     host = _host_of(url)
     if not host or "*" in host:
         raise ValueError(f"{entry!r} must name one host exactly (no wildcards)")
@@ -131,6 +133,8 @@ def check_link(link: str, hosts: Iterable[MediaHost], *, redirected: bool = Fals
     if url.userinfo:
         raise MediaRefused("its address carries a user name or password")
     host, port = _host_of(url), _port_of(url)
+    if not 0 < port <= 65535:
+        raise MediaRefused("its address is not a valid web address")
     for listed in hosts:
         if (listed.scheme, listed.host, listed.port) == (url.scheme, host, port):
             return listed
@@ -246,7 +250,10 @@ def _read(
     kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
     if not kind.startswith("image/"):
         raise MediaFailed(f"it is not a picture ({kind or 'no type given'})")
-    too_big = f"it is larger than {max_bytes // (1024 * 1024)} MB"
+    mib = 1024 * 1024
+    too_big = "it is larger than " + (
+        f"{max_bytes // mib} MB" if max_bytes >= mib else f"{max_bytes:,} bytes"
+    )
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise MediaFailed(too_big)
