@@ -117,9 +117,9 @@ def prepare_image(data: bytes, max_bytes: int = MAX_MMS_BYTES) -> PreparedImage:
             frames = getattr(img, "n_frames", 1) if img.format == "GIF" else 1  # no decoding
             kind = KEEP_FORMAT.get(img.format or "")
             if kind and len(data) <= max_bytes and width * height * frames <= budget:
-                out = _gif(img) if img.format == "GIF" else _png(img)
-                if len(out[0]) <= max_bytes:
-                    return PreparedImage(out[0], kind[0], kind[1], out[1], out[2])
+                same, w, h = _gif(img) if img.format == "GIF" else _png(img)
+                if len(same) <= max_bytes:
+                    return PreparedImage(same, kind[0], kind[1], w, h)
             if jpeg:  # decode at the smallest scale that still gives MAX_SIDE
                 img.draft("RGB", (MAX_SIDE, MAX_SIDE))
             img.seek(0)  # an animated GIF becomes its first frame
@@ -160,11 +160,19 @@ def _gif(img: Image.Image) -> tuple[bytes, int, int]:
         frames.append(_bare(frame, ("transparency", "duration")))
     buf = io.BytesIO()
     first = frames[0]
-    params: dict[str, object] = {"format": "GIF", "comment": b""}
     if len(frames) > 1:
         durations = [int(f.info.get("duration", 100)) for f in frames]
-        params.update(save_all=True, append_images=frames[1:], duration=durations, loop=0)
-    first.save(buf, **params)
+        first.save(
+            buf,
+            format="GIF",
+            comment=b"",
+            save_all=True,
+            append_images=frames[1:],
+            duration=durations,
+            loop=0,
+        )
+    else:
+        first.save(buf, format="GIF", comment=b"")
     return buf.getvalue(), first.width, first.height
 
 
