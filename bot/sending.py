@@ -31,7 +31,7 @@ from bot.threads import ThreadPoster
 from bridge import outbound
 from bridge.config import Config
 from bridge.crmtext import CrmTextClient, CrmTextUnavailable
-from bridge.jobs import GiveUp, Retry
+from bridge.jobs import GiveUp, Retry, lost_worker
 from bridge.media import (
     MAX_FILE_BYTES,
     MediaError,
@@ -123,6 +123,8 @@ class Sender:
             note = blocks.maybe_sent(message["media_posted"] or 0)
         elif error.startswith("CRM Text"):
             note = blocks.unreachable(job["attempts"])
+        elif job.get("lost") and error == lost_worker(job["lost"]):
+            note = killed_note(job["lost"])
         else:
             note = gave_up_note(error, job["attempts"])
         with self.storage.transaction():
@@ -436,6 +438,15 @@ def _capped_body(response: httpx.Response) -> bytes:
             raise MediaError(too_many_bytes(None))
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def killed_note(lost: int) -> str:
+    """A reply whose job kept killing its worker (out of memory: a picture?)."""
+    return (
+        f":x: Not sent: smsbridge stopped {lost} times while preparing this reply (out of "
+        "memory? a picture may be too large), so it was not tried again. Send it again, with a "
+        "smaller picture if it had one."
+    )
 
 
 def gave_up_note(error: str, attempts: int) -> str:

@@ -3,9 +3,12 @@ fetched, which addresses may be connected to, redirect chains; plus a bounded fu
 
 from __future__ import annotations
 
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
@@ -213,6 +216,56 @@ def test_the_byte_cap_stops_a_download(chain: Chain) -> None:
             http, f"{chain.origins[0]}/hop/0", media_hosts(chain.origins), deadline=10, max_bytes=5
         )
     assert str(caught.value) == "it is larger than 5 bytes"
+
+
+def test_https_goes_to_the_checked_address_and_checks_the_listed_name(tmp_path: Path) -> None:
+    """The connection is pinned to the address that was checked (no second DNS look-up), and
+    TLS still verifies the certificate against the listed host's name (SNI)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=media.test",
+         "-addext", "subjectAltName=DNS:media.test"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    hosts: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            hosts.append(self.headers["Host"])
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", "3")
+            self.end_headers()
+            self.wfile.write(b"png")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    to_here = lambda host, port: ["127.0.0.1"]  # noqa: E731  # DNS: media.test is here
+    try:
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(cert))) as http:
+            got = fetch(
+                http, f"https://media.test:{port}/p", [parse_host(f"media.test:{port}")],
+                deadline=10, resolver=to_here,
+            )  # fmt: skip
+            assert (got.data, hosts) == (b"png", [f"media.test:{port}"])
+            with pytest.raises(MediaFailed) as caught:
+                fetch(
+                    http, f"https://other.test:{port}/p", [parse_host(f"other.test:{port}")],
+                    deadline=10, resolver=to_here,
+                )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "certificate is not valid for 'other.test'" in str(caught.value)
+    assert len(hosts) == 1
 
 
 # --- fuzz ---------------------------------------------------------------------------------------

@@ -137,3 +137,30 @@ def test_exif_gps_and_owner_are_gone_from_the_picture_the_customer_gets(
     assert served.headers["content-type"] == "image/jpeg"
     no_metadata(served.content)
     assert Image.open(io.BytesIO(served.content)).size == (320, 240)
+
+
+def test_a_reply_whose_picture_keeps_killing_the_worker_is_given_up_and_the_thread_told(
+    harness: Harness,
+) -> None:
+    """Out of memory while preparing a staff picture: attempts count at claim
+    (bridge/store/queue.py); after the third worker died holding it (its lease ran out) the
+    reply is not tried again and the thread says so in plain words."""
+    parent = open_thread(harness)
+    file = harness.slack.add_file("FOOM", encode(noise((64, 64)), "PNG"), "image/png", "a.png")
+    reply = staff_reply(harness, parent, "Here you go", files=[file])
+    services = harness.services
+    lease = services.runner.lease
+    for _ in range(3):  # a worker claims it and is killed (never finishes, never renews)
+        assert services.storage.jobs.claim(harness.clock(), lease, ["crm"]) is not None
+        harness.clock.advance(seconds=lease.total_seconds() + 1)
+    harness.drain()
+
+    [job] = [j for j in services.storage.jobs.rows() if j["kind"] == "send_reply"]
+    assert (job["status"], job["lost"]) == ("failed", 3)
+    assert sends(harness) == []
+    assert [m.reactions for m in harness.slack.messages if m.ts == reply.ts] == [["x"]]
+    assert thread_texts(harness, parent)[1:] == [
+        ":x: Not sent: smsbridge stopped 3 times while preparing this reply (out of memory? "
+        "a picture may be too large), so it was not tried again. Send it again, with a "
+        "smaller picture if it had one."
+    ]
