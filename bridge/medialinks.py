@@ -203,7 +203,10 @@ def fetch(
         host = check_link(url, hosts, redirected=hop > 0)
         address = pick_address(host, resolver)
         logical = httpx.URL(url)
-        pinned = logical.copy_with(host=address)
+        try:
+            pinned = logical.copy_with(host=address)
+        except (httpx.InvalidURL, ValueError):
+            raise MediaFailed(f"{host.label} has an address smsbridge cannot use") from None
         extensions = {"sni_hostname": host.host} if host.scheme == "https" else {}
         headers = {"Host": logical.netloc.decode("ascii"), "Accept": "image/*"}
         try:
@@ -216,8 +219,10 @@ def fetch(
                 timeout=httpx.Timeout(_left(end, clock, deadline)),
             ) as response:
                 if response.is_redirect:
-                    location = response.headers.get("location", "")
-                    url = str(logical.join(location))
+                    try:
+                        url = str(logical.join(response.headers.get("location", "")))
+                    except (httpx.InvalidURL, ValueError):
+                        raise MediaRefused("its link redirected to an invalid address") from None
                     continue
                 return _read(response, end, clock, deadline, max_bytes)
         except httpx.TimeoutException:
