@@ -123,7 +123,7 @@ def prepare_image(data: bytes, max_bytes: int = MAX_MMS_BYTES) -> PreparedImage:
             if jpeg:  # decode at the smallest scale that still gives MAX_SIDE
                 img.draft("RGB", (MAX_SIDE, MAX_SIDE))
             img.seek(0)  # an animated GIF becomes its first frame
-            rgb = _flatten(ImageOps.exif_transpose(img))
+            rgb = _strip(_flatten(ImageOps.exif_transpose(img)), ())
         except (OSError, ValueError, SyntaxError, EOFError):
             raise MediaError(DAMAGED) from None
     rgb.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
@@ -138,16 +138,15 @@ def prepare_image(data: bytes, max_bytes: int = MAX_MMS_BYTES) -> PreparedImage:
         rgb = rgb.resize(size, Image.Resampling.LANCZOS)
 
 
-def _bare(img: Image.Image, keep: tuple[str, ...] = ("transparency",)) -> Image.Image:
-    """A copy of ``img``'s pixels whose info holds only ``keep`` (no EXIF, XMP, ICC profile,
-    text chunks or comments, which Pillow would otherwise write back)."""
-    copy = img.copy()
-    copy.info = {k: img.info[k] for k in keep if k in img.info}
-    return copy
+def _strip(img: Image.Image, keep: tuple[str, ...] = ("transparency",)) -> Image.Image:
+    """``img`` with only ``keep`` left in its info (no EXIF, XMP, ICC profile, text chunks or
+    comments, which Pillow would otherwise write back)."""
+    img.info = {k: img.info[k] for k in keep if k in img.info}
+    return img
 
 
 def _png(img: Image.Image) -> tuple[bytes, int, int]:
-    clean = _bare(ImageOps.exif_transpose(img))
+    clean = _strip(ImageOps.exif_transpose(img))  # a new image: turned upright, or a copy
     buf = io.BytesIO()
     clean.save(buf, format="PNG")
     return buf.getvalue(), clean.width, clean.height
@@ -157,7 +156,7 @@ def _gif(img: Image.Image) -> tuple[bytes, int, int]:
     """The GIF again, every frame, with only what animation needs (no comments, no XMP)."""
     frames = []
     for frame in ImageSequence.Iterator(img):
-        frames.append(_bare(frame, ("transparency", "duration")))
+        frames.append(_strip(frame.copy(), ("transparency", "duration")))
     buf = io.BytesIO()
     first = frames[0]
     if len(frames) > 1:
