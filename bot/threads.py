@@ -243,6 +243,7 @@ class ThreadPoster:
             return
         url = json.loads(message["media"] or "[]")[n - 1]["url"]
         lost = job.get("lost") or 0
+        log.error("gave up on picture %s of message %s: %s", n, message["id"], error)
         why = (
             f"fetching it stopped smsbridge's worker {lost} times, out of memory?"
             if lost
