@@ -169,7 +169,8 @@ def test_mms_that_cannot_be_downloaded_posts_the_link(harness: Harness) -> None:
     [parent] = parents(harness.slack)
     assert [m.text for m in replies(harness.slack, parent.ts)] == [
         "(sent 1 picture)",
-        f":frame_with_picture: Picture 1 could not be uploaded to Slack: <{broken}|open it>",
+        ":frame_with_picture: Picture 1 could not be uploaded to Slack (the picture host "
+        f"answered 404): <{broken}|open it>",
     ]
 
 
