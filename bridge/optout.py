@@ -53,6 +53,8 @@ def opt_out_handler(storage: Store, crm: CrmTextClient, clock: Callable[[], date
 
     def handle(payload: dict[str, Any]) -> None:
         customer = storage.customers.get(payload["customer_id"])
+        if customer["status"] != OPTED_OUT:
+            return  # they opted in again (START) before the push went out: theirs to decide
         try:
             crm.opt_out(customer["store"], customer["phone"])
         except CrmTextUnavailable as exc:
