@@ -219,8 +219,11 @@ def fold(text: str) -> list[str]:
 
 
 def normalise(text: str) -> str:
-    """The text's words folded and upper-cased, for the ledger ("🛑Stop!!" -> "STOP")."""
-    return " ".join(w for w in fold(text) if w != "#").upper()[:80]
+    """The text's words folded and upper-cased, for the ledger ("🛑Stop!!", "s t o p" ->
+    "STOP")."""
+    words = [w for w in fold(text) if w != "#"]
+    spelled = len(words) > 1 and all(len(w) == 1 for w in words)  # " s t o p "
+    return ("" if spelled else " ").join(words).upper()[:80]
 
 
 def classify(text: str) -> Intent:
