@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import pytest
 
+from bot.dev.fake_slack import Message
 from bridge.store import OPTED_IN, OPTED_OUT
 from tests.conftest import PIZZA_CHANNEL, Harness
 from tests.test_blasts import MESSAGE, compose, confirm, delivered, send_all, start_blast
+from tests.test_replies import staff_reply, thread_texts
 
 JANE = "4155550201"
 OTHERS = ["4155550202", "3105550203"]
@@ -113,6 +115,11 @@ def test_end_mid_blast_gets_no_further_text_while_the_push_keeps_failing(
     assert harness.services.storage.blasts.recipient_reasons(blast["id"], "skipped") == {
         "opted out during the blast": 1
     }
+    [report] = [m for m in harness.slack.messages if m.text.startswith("Blast ")]
+    assert report.text.endswith(": 2 sent, 0 failed, 1 skipped")
+    assert "• skipped, opted out during the blast: 1" in [
+        b["text"]["text"] for b in report.blocks if b["type"] == "section"
+    ]
 
 
 def test_an_unconfirmed_local_opt_out_survives_a_later_opt_in_callback(harness: Harness) -> None:
@@ -169,3 +176,74 @@ def test_start_after_an_unpushed_opt_out_rejoins_and_the_push_is_dropped(
     assert harness.sim.customer_status("PIZZA", JANE) == OPTED_IN  # not opted out behind them
     blast_everyone(harness)
     assert JANE in {p for p, _ in delivered(harness)}
+
+
+HELD = (
+    ":hourglass_flowing_sand: Not sent yet: this customer may have asked to stop texting. "
+    "Press *Opt out* or *Not a stop request* on their text; this reply goes out if it was not "
+    "a stop request."
+)
+
+
+def flagged_thread(harness: Harness) -> tuple[Message, dict[str, str]]:
+    """Jane's text that may be a stop request, and its buttons by action id."""
+    seed(harness)
+    harness.text("PIZZA", JANE, "can you stop texting me so much")
+    harness.drain()
+    [parent] = harness.slack.top_level(PIZZA_CHANNEL)
+    buttons = {e["action_id"]: e["value"] for e in parent.blocks[3]["elements"]}
+    return parent, buttons
+
+
+def sent_texts(harness: Harness) -> list[tuple[str, str]]:
+    return [
+        (c["params"]["phone_number"], c["params"]["message"])
+        for c in harness.sim.calls
+        if c["method"] == "sendsmsmsg"
+    ]
+
+
+def test_a_reply_to_a_flagged_customer_waits_for_not_a_stop_request(harness: Harness) -> None:
+    parent, buttons = flagged_thread(harness)
+    reply = staff_reply(harness, parent, "Sorry! Only order updates from now on, OK?")
+    harness.drain()
+    assert sent_texts(harness) == []
+    assert thread_texts(harness, parent) == [reply.text, HELD]
+
+    harness.press("not_a_stop_request", buttons["not_a_stop_request"], user="UKIM")
+    harness.drain()
+    assert sent_texts(harness) == [(JANE, "Sorry! Only order updates from now on, OK?")]
+    assert thread_texts(harness, parent)[-1] == (
+        ":ok_hand: <@UKIM> decided this was not a request to stop texting."
+    )
+    [flagged] = [
+        m
+        for m in harness.services.storage.conversations.thread_messages(
+            harness.services.storage.conversations.thread_by_ts(PIZZA_CHANNEL, parent.ts)["id"]
+        )
+        if m["intent"] == "soft_stop"
+    ]
+    assert (flagged["decision"], flagged["decided_by"]) == ("not_stop", "UKIM")
+
+
+def test_a_reply_held_for_a_flagged_customer_is_not_sent_once_staff_opt_them_out(
+    harness: Harness,
+) -> None:
+    parent, buttons = flagged_thread(harness)
+    staff_reply(harness, parent, "Sorry! Only order updates from now on, OK?")
+    harness.drain()
+    assert sent_texts(harness) == []
+    harness.press("opt_out_customer", buttons["opt_out_customer"], user="UKIM")
+    harness.drain()
+    assert sent_texts(harness) == []
+    assert harness.sim.customer_status("PIZZA", JANE) == OPTED_OUT
+    assert thread_texts(harness, parent) == [
+        "Sorry! Only order updates from now on, OK?",
+        HELD,
+        OPTED_OUT_IN_CRM_TEXT,
+        ":x: Not sent: this customer opted out, so texting them is blocked. They can opt back "
+        "in by texting START.",
+    ]
+    customer = harness.services.storage.customers.find("PIZZA", "+1" + JANE)
+    event = harness.services.storage.customers.consent_history(customer["id"])[-1]
+    assert (event["status_to"], event["actor"]) == (OPTED_OUT, "UKIM")
