@@ -67,7 +67,10 @@ class Tally:
 
 def load(path: Path = CORPUS) -> list[Example]:
     with path.open(encoding="utf-8", newline="") as f:
-        return [Example(r["text"], r["label"], r["group"]) for r in csv.DictReader(f, dialect="excel-tab")]
+        return [
+            Example(r["text"], r["label"], r["group"])
+            for r in csv.DictReader(f, dialect="excel-tab")
+        ]
 
 
 def tally(examples: list[Example]) -> dict[str, Tally]:
