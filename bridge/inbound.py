@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from bridge.callback import InboundSms
 from bridge.keywords import Intent, classify, normalise
+from bridge.optout import release_held_replies
 from bridge.store import OPTED_IN, OPTED_OUT, Row, Store, iso
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,8 @@ class Inbound:
                     customer_id=customer["id"],
                     now=now,
                 )
+            if changed and revocation:  # replies held for a staff decision: not sent now
+                release_held_replies(self.storage, customer["id"], now)
             if changed and thread["ts"] is not None:  # the parent card shows the status
                 self.storage.jobs.enqueue(
                     "refresh_thread",

@@ -49,10 +49,12 @@ def request_opt_out(
 
 
 def release_held_replies(storage: Store, customer_id: int, now: datetime) -> int:
-    """Staff have decided on every text of the customer that may be a stop request: the replies
-    held meanwhile go on to ``send_reply`` (sent if it was not a stop request, reported as not
-    sent if staff opted the customer out). Returns how many were released."""
-    if storage.customers.asked_to_stop(customer_id):
+    """Staff have decided on every text of the customer that may be a stop request, or the
+    customer is opted out anyway: the replies held meanwhile go on to ``send_reply`` (sent if
+    it was not a stop request, reported as not sent to an opted-out customer). Returns how
+    many were released."""
+    customer = storage.customers.get(customer_id)
+    if customer["status"] != OPTED_OUT and storage.customers.asked_to_stop(customer_id):
         return 0
     held = storage.conversations.held_replies(customer_id)
     with storage.transaction():

@@ -247,3 +247,18 @@ def test_a_reply_held_for_a_flagged_customer_is_not_sent_once_staff_opt_them_out
     customer = harness.services.storage.customers.find("PIZZA", "+1" + JANE)
     event = harness.services.storage.customers.consent_history(customer["id"])[-1]
     assert (event["status_to"], event["actor"]) == (OPTED_OUT, "UKIM")
+
+
+def test_a_held_reply_is_reported_not_sent_when_the_customer_then_texts_stop(
+    harness: Harness,
+) -> None:
+    parent, _ = flagged_thread(harness)
+    staff_reply(harness, parent, "Sorry! Only order updates from now on, OK?")
+    harness.drain()
+    harness.text("PIZZA", JANE, "STOP")
+    harness.drain()
+    assert sent_texts(harness) == []
+    assert thread_texts(harness, parent)[-1] == (
+        ":x: Not sent: this customer opted out, so texting them is blocked. They can opt back "
+        "in by texting START."
+    )
