@@ -30,7 +30,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
-from itertools import product
+from itertools import groupby, product
 
 
 class Intent(StrEnum):
@@ -60,7 +60,8 @@ COMMON_TYPOS = frozenset(
 FOREIGN_WORDS = frozenset(
     {
         "alto", "baja", "parar", "cancelar", "detener", "desuscribir", "desuscribirme",
-        "arret", "arreter", "desabonner", "desabonnez", "desabonnement", "desinscrire",
+        "arret", "arreter", "arretez", "arrete", "desabonner", "desabonnez", "desabonnement",
+        "desinscrire",
     }
 )  # fmt: skip
 AUTOMATIC_WORDS = OPT_OUT_WORDS | COMMON_TYPOS | FOREIGN_WORDS
@@ -73,7 +74,8 @@ TEXTS = frozenset(
         "text", "texts", "texting", "txt", "txts", "txting", "sms", "message", "messages",
         "messaging", "msg", "msgs", "spam", "spamming", "sending", "contacting", "alerts",
         "promos", "promotions", "notifications", "marketing", "mensaje", "mensajes", "textos",
-        "msj", "msjs", "texto",
+        "msj", "msjs", "texto", "msging", "msgng", "texing", "txtin", "sendin", "communication",
+        "communications",
     }
 )  # fmt: skip
 POLITE = frozenset(
@@ -91,7 +93,21 @@ TOKEN_TYPOS = {
 }  # fmt: skip
 # Whole texts (folded, politeness removed) that may be a request to stop.
 WHOLE_FLAGS = frozenset(
-    {"not interested", "no longer interested", "no more", "no mas", "nomas", "enough"}
+    {
+        "not interested",
+        "no longer interested",
+        "no more",
+        "no mas",
+        "nomas",
+        "enough",
+        "halt",
+        "cease",
+        "basta",
+        "not interested anymore",
+        "remove",
+        "delete",
+        "unsubscribed",
+    }
 )
 # Near misses that are ordinary words, never read as a typing slip.
 REAL_WORDS = frozenset(
@@ -102,6 +118,7 @@ REAL_WORDS = frozenset(
         "opt", "stoped", "start",
     }
 )  # fmt: skip
+STOP_SIGNS = frozenset("\U0001f6d1\u26d4\U0001f6ab")  # 🛑 ⛔ 🚫 with no words: staff decide
 FUZZY_TARGETS = ("stop", "quit", "cancel", "revoke", "optout", "unsubscribe", "unsub")
 
 # Phrases: words separated by spaces; "a|b" alternatives, "?" after a slot makes it optional,
@@ -134,7 +151,7 @@ _SETS: dict[str, frozenset[str]] = {
         {"text", "txt", "message", "msg", "contact", "sms", "send", "texting", "messaging", "call"}
     ),
     "WHOM": frozenset({"me", "us", "this", "again", "anymore", "any", "$"}),
-    "DET": frozenset({"your", "the", "this", "ur", "these", "that", "my", "their"}),
+    "DET": frozenset({"your", "the", "this", "ur", "these", "that", "my", "their", "all", "any"}),
     "LIST": frozenset({"list", "lists", "texting", "mailing", "distribution", "contact", "$"})
     | TEXTS,
     "WRONG": frozenset({"number", "person", "guy", "girl", "phone", "cell"}),
@@ -158,10 +175,33 @@ PHRASES = (
     "no more TEXTS",
     "no more text messages",
     "remove|delete|lose|erase|forget me|us",
-    "remove|delete|lose|erase|forget DET number|phone|contact",
+    "remove|delete|lose|erase|forget DET number|phone|contact|cell|info|name|details",
+    "be|get|being removed|unsubscribed|deleted|taken",
+    "off DET list|lists $|please|pls|now|thanks|asap",
+    "off your|ur list|lists",
+    "asked|told|said you|u? to? stop|unsubscribe|quit",
+    "why do|are|does you|u keep|still? TEXTS",
+    "no mas $",
+    "stop|cancel|end DET? subscription|subscriptions",
+    "cease and desist",
+    "please|pls|plz|just stop $",
+    "no longer want|wish|need to? receive|get? DET? any? TEXTS",
+    "dont|never want to? get|receive these|those|them|any|your TEXTS|anymore|more|$",
+    "do not want to? get|receive these|those|them|any|your TEXTS|anymore|more|$",
+    "you|u can stop now? $",
+    "not the right person|number",
+    "not interested anymore|any",
+    "basta ya|de",
     "take|get|put me|us off DET? LIST",
     "take|get DET number off",
-    "leave me|us alone",
+    "leave me|us alone|out",
+    "leave DET number|phone alone",
+    "revoke|revoking|revoked",
+    "TEXTS to stop|end|cease",
+    "enough DET? TEXTS",
+    "number doesnt|isnt belong",
+    "number does|is not belong",
+    "menvoyez|menvoyer|mecrivez|mecrire|nous plus",
     "never signed|sign up",
     "didnt|did not sign|signed up",
     "never subscribed|agreed|opted",
@@ -242,11 +282,12 @@ def read(text: str) -> Reading:
         return Reading(Intent.START, "start word")
     if joined in HELP_WORDS:
         return Reading(Intent.HELP, "help word")
-    if joined in AUTOMATIC_WORDS or (len(set(plain)) == 1 and plain[0] in AUTOMATIC_WORDS):
+    if _squeeze(joined) in SQUEEZED or (len(set(plain)) == 1 and plain[0] in AUTOMATIC_WORDS):
         return Reading(Intent.REVOKE, "opt-out word, decorated")
     core = [w for w in plain if w not in POLITE]
-    if core and "".join(core) in AUTOMATIC_WORDS:
-        if "".join(core) not in NARROW_WORDS:
+    word = core[0] if len(set(core)) == 1 else "".join(core)  # "stop stop please"
+    if core and _squeeze(word) in SQUEEZED:
+        if SQUEEZED[_squeeze(word)] not in NARROW_WORDS:
             return Reading(Intent.REVOKE, "opt-out word with politeness")
         return Reading(Intent.SOFT_STOP, "cancel/end with other words")
     if " ".join(core) in WHOLE_FLAGS or " ".join(plain) in WHOLE_FLAGS:
@@ -257,7 +298,29 @@ def read(text: str) -> Reading:
     candidate = "".join(core) or joined
     if 3 <= len(candidate) <= 14 and candidate not in REAL_WORDS and _near_miss(candidate):
         return Reading(Intent.SOFT_STOP, "one slip from an opt-out word")
+    if not plain and STOP_SIGNS & set(text[:MAX_CHARS]):
+        return Reading(Intent.SOFT_STOP, "a stop sign alone")
+    if _ends_with_opt_out_word(text):
+        return Reading(Intent.SOFT_STOP, "last sentence is an opt-out word")
     return Reading(Intent.NONE, "")
+
+
+def _squeeze(word: str) -> str:
+    """Runs of one letter as one ("stooooop", "STOPPP" -> "stop")."""
+    return "".join(letter for letter, _ in groupby(word))
+
+
+SQUEEZED = {_squeeze(w): w for w in AUTOMATIC_WORDS}
+_SENTENCE_BREAK = re.compile(r"[.!?;\n]+")
+
+
+def _ends_with_opt_out_word(text: str) -> bool:
+    """ "This is spam. Stop.": the last of several sentences is an opt-out word."""
+    sentences = [s for s in _SENTENCE_BREAK.split(text[:MAX_CHARS]) if fold(s)]
+    if len(sentences) < 2:
+        return False
+    last = [w for w in fold(sentences[-1]) if w not in POLITE]
+    return bool(last) and _squeeze("".join(last)) in SQUEEZED
 
 
 # -- phrase table ------------------------------------------------------------------------
