@@ -12,14 +12,16 @@ How a text is read (linear in its length; only the first :data:`MAX_CHARS` chara
    straight ones, accents and case are dropped, and it is cut into words of letters and digits,
    so punctuation, emoji, symbols and spacing go ("🛑STOP🛑", "Ｓｔｏｐ", " s t o p ").
 2. **Automatic** (:attr:`Intent.STOP` / :attr:`Intent.REVOKE`): the whole text is an opt-out
-   word (also run together or spelled out: "opt-out", "S-T-O-P"), a well-known misspelling of
-   one ("unsub", "stpo"), a clear opt-out keyword in Spanish or French (ALTO, BAJA, PARAR,
-   CANCELAR, ARRET, DÉSABONNER), or one of those with only politeness around it ("stop please",
-   "unsubscribe me", "alto por favor"), except CANCEL and END: "cancel please" may be an order.
+   word (also run together, spelled out or stretched: "opt-out", "S-T-O-P", "stooop"), a
+   well-known misspelling of one ("unsub", "stpo"), a clear opt-out keyword in Spanish or
+   French (ALTO, BAJA, PARAR, CANCELAR, ARRET, DÉSABONNER), or one of those with only
+   politeness around it ("stop please", "unsubscribe me", "alto por favor"), except CANCEL
+   and END: "cancel please" may be an order.
 3. **Flagged for staff** (:attr:`Intent.SOFT_STOP`): a revocation phrase somewhere in the text
    ("stop texting", "take me off your list", "lose my number", "don't text me", "wrong
-   number", "no más mensajes", "arrêtez de m'envoyer"), or a whole text one typing slip away
-   from an opt-out word ("cancle", "stoop"). Phrases are matched word by word against a fixed
+   number", "no más mensajes", "arrêtez de m'envoyer"), a whole text one typing slip away
+   from an opt-out word ("cancle", "stoop"), a last sentence that is one ("This is spam.
+   Stop."), or a stop sign emoji alone. Phrases are matched word by word against a fixed
    table (no backtracking regular expressions), and a phrase right after "don't"/"never" is
    not one ("please don't remove me").
 """
@@ -176,7 +178,7 @@ PHRASES = (
     "no more text messages",
     "remove|delete|lose|erase|forget me|us",
     "remove|delete|lose|erase|forget DET number|phone|contact|cell|info|name|details",
-    "be|get|being removed|unsubscribed|deleted|taken",
+    "be|get|being removed|unsubscribed|deleted",
     "off DET list|lists $|please|pls|now|thanks|asap",
     "off your|ur list|lists",
     "asked|told|said you|u? to? stop|unsubscribe|quit",
@@ -201,7 +203,7 @@ PHRASES = (
     "enough DET? TEXTS",
     "number doesnt|isnt belong",
     "number does|is not belong",
-    "menvoyez|menvoyer|mecrivez|mecrire|nous plus",
+    "menvoyez|menvoyer|mecrivez|mecrire plus",
     "never signed|sign up",
     "didnt|did not sign|signed up",
     "never subscribed|agreed|opted",
