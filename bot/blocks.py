@@ -337,6 +337,13 @@ def pictures_over_cap(total: int, shown: int) -> str:
     )
 
 
+HELD_FOR_DECISION = (
+    ":hourglass_flowing_sand: Not sent yet: this customer may have asked to stop texting. "
+    "Press *Opt out* or *Not a stop request* on their text; this reply goes out if it was not "
+    "a stop request."
+)
+
+
 def decided_not_stop(user: str) -> str:
     return f":ok_hand: <@{user}> decided this was not a request to stop texting."
 

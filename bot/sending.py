@@ -89,6 +89,9 @@ class Sender:
         self._fix_text(message, customer)
         try:
             outbound.check(customer["status"], "")
+            if self.storage.customers.asked_to_stop(customer["id"]):
+                self._hold(message)
+                return
             urls = self._prepared_urls(message)
             claimed = self._claim(message["id"])
             if claimed is None:
@@ -243,6 +246,15 @@ class Sender:
                 fields["provider_id"] = msg_id if n == 1 else f"{message['id']}:{msg_id}"
             self.storage.conversations.update_message(message["id"], **fields)
             maybe_sent = False
+
+    def _hold(self, message: Row) -> None:
+        """The customer may have asked to stop and staff have not decided: the reply waits
+        (``bridge.optout.release_held_replies`` sends it on after the decision)."""
+        with self.storage.transaction():
+            self.storage.conversations.update_message(
+                message["id"], status="held", error="waiting for a decision on a stop request"
+            )
+            self._feedback(message, None, [blocks.HELD_FOR_DECISION])
 
     def _refused(self, message: Row, customer: Row, refusal: outbound.NotSent) -> None:
         with self.storage.transaction():
