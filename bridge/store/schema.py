@@ -398,6 +398,21 @@ def m010_job_leases(db: Database) -> None:
         db.execute(statement)
 
 
+# A staff reply to a customer who has not opted in is held (``messages.status = 'held'``)
+# until they opt in or ``held_until`` passes; the customer's held replies by index.
+M013_COMMON = [
+    "ALTER TABLE messages ADD COLUMN held_until TEXT",
+    "CREATE INDEX idx_messages_held ON messages (customer_id, id) WHERE status = 'held'",
+]
+
+
+@migrations()
+def m013_held_replies(db: Database) -> None:
+    """``messages.held_until``: until when a reply waits for the customer to opt in."""
+    for statement in M013_COMMON:
+        db.execute(statement)
+
+
 def _locate_customers(db: Db) -> None:
     """m009's backfill on PostgreSQL: every existing customer located."""
     for row in db.all("SELECT id, phone FROM customers ORDER BY id"):
@@ -485,6 +500,7 @@ POSTGRES: list[tuple[str, Sequence[Step]]] = [
     ),
     ("m009_customer_location", [*M009_COMMON, _locate_customers]),
     ("m010_job_leases", M010_COMMON),
+    ("m013_held_replies", M013_COMMON),
 ]
 
 
