@@ -60,12 +60,13 @@ def ledger_how(how: str, *, cli: bool = False) -> str:
 
 def recorded_notice(who: str, customer: Row, how: str, note: str) -> str:
     """The thread's line about a recorded opt-out; ``who`` is mrkdwn (``<@U…>`` or escaped)."""
-    said = f": “{blocks.fit(note, NOTE_CHARS + 20)}”" if note.strip() else "."
-    return (
+    text = (
         f":no_entry: {who} recorded that {blocks.escape(blocks.customer_label(customer))} "
-        f"asked {HOW[how]} not to be texted{said} They are opted out here and CRM Text is "
-        "being told."
+        f"asked {HOW[how]} not to be texted. They are opted out here and CRM Text is being told."
     )
+    if note.strip():
+        text += f"\nNote: “{blocks.fit(note.strip(), NOTE_CHARS + 20)}”"
+    return text
 
 
 def record_opt_out(

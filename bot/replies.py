@@ -17,6 +17,7 @@ from typing import Any
 from bot import blocks
 from bot.slacktext import to_plain
 from bridge import outbound
+from bridge.held import HELD
 from bridge.store import Row, Store, iso
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,11 @@ class Replies:
         now = self.clock()
         with self.storage.transaction():
             message = self.storage.conversations.message_by_source(f"slack:{channel}:{ts}")
-            if message is None or message["status"] != "pending" or too_late_to_change(message):
+            if (
+                message is None
+                or message["status"] not in ("pending", HELD)
+                or too_late_to_change(message)
+            ):
                 return False
             if text.lstrip().lower().startswith(blocks.NOTE_PREFIX):
                 self.storage.conversations.update_message(
@@ -232,7 +237,11 @@ class Replies:
         now = self.clock()
         with self.storage.transaction():
             message = self.storage.conversations.message_by_source(f"slack:{channel}:{ts}")
-            if message is None or message["status"] != "pending" or too_late_to_change(message):
+            if (
+                message is None
+                or message["status"] not in ("pending", HELD)
+                or too_late_to_change(message)
+            ):
                 return False
             self.storage.conversations.update_message(message["id"], status="deleted")
             self.storage.jobs.enqueue(
