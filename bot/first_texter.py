@@ -13,20 +13,23 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from bridge.held import release
 from bridge.jobs import GiveUp, Handler
-from bridge.store import NEW, PENDING, Store
+from bridge.store import NEW, OPTED_IN, PENDING, Store
 
 
 def offering_opt_in(handler: Handler, storage: Store, clock: Callable[[], datetime]) -> Handler:
     """``handler`` (the status check), then the thread's opt-in offer when the customer is not
-    opted in. CRM Text not knowing the number (the check gives up) leaves them a new guest."""
+    opted in, or their held replies released when CRM Text has them opted in. CRM Text not
+    knowing the number (the check gives up) leaves them a new guest."""
 
     def offer(payload: dict[str, Any]) -> None:
-        thread_id = payload.get("thread_id")
-        if thread_id is None:
-            return
         customer = storage.customers.get(payload["customer_id"])
-        if customer["status"] not in (NEW, PENDING):
+        if customer["status"] == OPTED_IN:  # CRM Text has them opted in: held replies go
+            release(storage, customer["id"], clock())
+            return
+        thread_id = payload.get("thread_id")
+        if thread_id is None or customer["status"] not in (NEW, PENDING):
             return
         storage.jobs.enqueue(
             "offer_opt_in",

@@ -201,3 +201,35 @@ def test_a_held_reply_deleted_in_slack_is_not_sent_when_they_opt_in(harness: Har
         ":wastebasket: A reply was deleted before it was texted, so it was not sent:\n"
         "> Wrong thread, sorry"
     ) in texts_in_thread(harness, parent)
+
+
+def test_sms_to_a_number_that_opted_out_says_so_at_once_and_shows_the_draft(
+    harness: Harness,
+) -> None:
+    harness.sim.add_customer("PIZZA", NEW_GUEST, status=3)
+    harness.text("PIZZA", NEW_GUEST, "STOP")
+    harness.drain()
+    response = harness.sender.command(
+        "/sms", f"{NEW_GUEST} Your order &amp; drinks are ready", user="USAM", channel=PIZZA_CHANNEL
+    )
+    assert response.text == (
+        ":no_entry_sign: Not sent: (415) 555-0188 opted out of texts from this store, so stores "
+        "may not text them. They can opt back in by texting START. Your text was:\n"
+        "> Your order &amp; drinks are ready"
+    )
+    harness.drain()
+    assert sends(harness) == []
+
+
+def test_a_stale_opt_in_button_never_opts_in_a_customer_who_opted_out(harness: Harness) -> None:
+    parent, offer = first_text(harness)
+    harness.text("PIZZA", NEW_GUEST, "STOP")
+    harness.drain()
+    press_in_thread(harness, parent, offer, offer.blocks[1]["elements"][0])
+    harness.drain()
+    assert [c for c in harness.sim.calls if c["method"] == "optincustomer"] == []
+    [answer] = [m for m in harness.slack.messages if m.ephemeral_for == "USAM"]
+    assert answer.text == (
+        ":no_entry_sign: No opt-in request was sent: (415) 555-0188 opted out of texts from this "
+        "store. Only they can opt back in, by texting START."
+    )
