@@ -32,7 +32,7 @@ from bot import blocks
 from bot.commands import queue_answer
 from bot.interactive import busy_text, retry_after, whole_seconds
 from bridge.optout import request_opt_out
-from bridge.phones import pretty
+from bridge.phones import parse_us, pretty
 from bridge.store import OPTED_OUT, STATUS_NAMES, Row, Store, parse_iso
 
 log = logging.getLogger(__name__)
@@ -263,12 +263,15 @@ def register(
         )
         wake()
 
-    def customer_of(body: dict[str, Any], action: dict[str, Any]) -> Row | None:
-        """The customer a card's button names (store and number), or None (after telling)."""
+    def customer_of(
+        body: dict[str, Any], action: dict[str, Any], *, create: bool = True
+    ) -> Row | None:
+        """The customer a card's button names (store and number), or None (after telling).
+        ``create``: a card from before a lost database still names who to opt out."""
         try:
             target = json.loads(action.get("value") or "")
-            keyword, phone = str(target["keyword"]), str(target["phone"])
-        except (ValueError, KeyError, TypeError):
+            keyword, phone = str(target["keyword"]), parse_us(str(target["phone"]))
+        except (ValueError, KeyError, TypeError):  # InvalidPhone is a ValueError
             log.warning("consent button with a value smsbridge cannot read: %r", action)
             tell(body, blocks.not_sent("That button is out of date, so nothing was done."))
             return None
@@ -276,6 +279,11 @@ def register(
         if store is None or store["channel_id"] != channel_of(body) or not phone.startswith("+"):
             tell(body, ":warning: That button does not belong to this channel's store.")
             return None
+        if not create:
+            known = storage.customers.find(keyword, phone)
+            if known is None:
+                tell(body, f":scroll: Nothing is recorded about {pretty(phone)}'s consent.")
+            return known
         return storage.customers.upsert(keyword, phone, now=clock())
 
     @on_action(blocks.RECORD_OPT_OUT)
@@ -350,7 +358,7 @@ def register(
     @on_action(blocks.CONSENT_HISTORY)
     def on_history(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
-        customer = customer_of(body, action)
+        customer = customer_of(body, action, create=False)
         if customer is None:
             return
         text, body_blocks = history_message(

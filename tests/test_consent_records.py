@@ -345,3 +345,35 @@ def test_a_history_button_from_another_store_shows_nothing(harness: Harness) -> 
     harness.drain()
     [shown] = [m for m in harness.slack.messages if m.ephemeral_for == "USAM"]
     assert shown.text == ":warning: That button does not belong to this channel's store."
+
+
+@pytest.mark.parametrize(
+    ("value", "answer"),
+    [
+        ("not json", ":x: That button is out of date, so nothing was done."),
+        (
+            json.dumps({"keyword": "PIZZA", "phone": "+1555"}),
+            ":x: That button is out of date, so nothing was done.",
+        ),
+        (
+            json.dumps({"keyword": "PIZZA", "phone": "+14155550177"}),
+            ":scroll: Nothing is recorded about (415) 555-0177's consent.",
+        ),
+    ],
+)
+def test_a_history_button_smsbridge_cannot_use_says_why(
+    harness: Harness, value: str, answer: str
+) -> None:
+    harness.sender.interaction(
+        {
+            "type": "block_actions",
+            "user": {"id": "USAM"},
+            "channel": {"id": PIZZA_CHANNEL},
+            "container": {"type": "message", "message_ts": "1.000001"},
+            "actions": [{"action_id": "consent_history", "value": value, "type": "button"}],
+        }
+    )
+    harness.drain()
+    [shown] = [m for m in harness.slack.messages if m.ephemeral_for == "USAM"]
+    assert shown.text == answer
+    assert harness.services.storage.customers.find("PIZZA", "+14155550177") is None
