@@ -3,9 +3,10 @@
 A customer who is not opted in (a new guest, or opt-in pending) may text the store first. A
 reply staff type meanwhile is held, not refused: it is texted once the customer opts in (their
 YES or keyword, or CRM Text's answer to the opt-in request), or reported as not sent once
-:data:`HOLD_FOR` has passed. A held reply is ``messages.status = 'held'`` with ``held_until``;
-its expiry is a ``held_expire`` job in a queue of its own (a job waiting 24 hours at the head of
-the customer's queue would hold back everything else of theirs).
+:data:`HOLD_FOR` has passed. A held reply is ``messages.status = 'awaiting_opt_in'`` with
+``held_until`` (not ``'held'``: that is a reply waiting for staff to decide on a possible stop
+request); its expiry is a ``held_expire`` job in a queue of its own (a job waiting 24 hours at
+the head of the customer's queue would hold back everything else of theirs).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from bridge.phones import pretty
 from bridge.store import Row, Store, iso
 
 HOLD_FOR = timedelta(hours=24)
-HELD = "held"
+HELD = "awaiting_opt_in"
 EXPIRED = "expired"
 
 

@@ -268,11 +268,17 @@ def test_a_held_message_moves_on_once(store: Store) -> None:
     cid = customer(store)
     thread = store.conversations.current_thread(cid, "CPIZZA01", NOW, timedelta(days=1))
     held = store.conversations.add_message(
-        {"store": "PIZZA", "customer_id": cid, "thread_id": thread["id"], "status": "held"}
+        {
+            "store": "PIZZA",
+            "customer_id": cid,
+            "thread_id": thread["id"],
+            "status": "awaiting_opt_in",
+        }
     )
     assert [m["id"] for m in store.conversations.held_messages(cid)] == [held]
-    assert store.conversations.move_message(held, "held", "pending", held_until=None)
-    assert not store.conversations.move_message(held, "held", "expired")  # released first
+    assert store.conversations.move_message(held, "awaiting_opt_in", "pending", held_until=None)
+    # released first: the expiry finds it no longer waiting
+    assert not store.conversations.move_message(held, "awaiting_opt_in", "expired")
     assert store.conversations.message(held)["status"] == "pending"
     assert store.conversations.held_messages(cid) == []
 

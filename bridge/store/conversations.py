@@ -166,7 +166,8 @@ class Conversations:
     def held_messages(self, customer_id: int) -> list[Row]:
         """The customer's replies held until they opt in, oldest first."""
         return self.db.all(
-            "SELECT * FROM messages WHERE customer_id = ? AND status = 'held' ORDER BY id",
+            "SELECT * FROM messages WHERE customer_id = ? AND status = 'awaiting_opt_in'"
+            " ORDER BY id",
             [customer_id],
         )
 

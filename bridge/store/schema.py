@@ -398,11 +398,12 @@ def m010_job_leases(db: Database) -> None:
         db.execute(statement)
 
 
-# A staff reply to a customer who has not opted in is held (``messages.status = 'held'``)
-# until they opt in or ``held_until`` passes; the customer's held replies by index.
+# A staff reply to a customer who has not opted in waits (``messages.status =
+# 'awaiting_opt_in'``) until they opt in or ``held_until`` passes; found by index.
 M013_COMMON = [
     "ALTER TABLE messages ADD COLUMN held_until TEXT",
-    "CREATE INDEX idx_messages_held ON messages (customer_id, id) WHERE status = 'held'",
+    "CREATE INDEX idx_messages_awaiting_opt_in ON messages (customer_id, id)"
+    " WHERE status = 'awaiting_opt_in'",
 ]
 
 
