@@ -141,7 +141,15 @@ def audience_store(
     store.close()
 
 
-FORMS = ("+1415555{:04d}", "(415) 555-{:04d}", "+1305555{:04d}", "+1808555{:04d}", "x{:04d}")
+FORMS = (
+    "+1415555{:04d}",
+    "(415) 555-{:04d}",
+    "+1305555{:04d}",
+    "+1808555{:04d}",
+    "x{:04d}",
+    "+1800555{:04d}",  # toll-free: never a recipient
+    "900-555-{:04d}",  # non-geographic: likewise
+)
 
 
 @settings(max_examples=60, deadline=None)
