@@ -31,6 +31,7 @@ from slack_sdk.models.views import View
 from bot import blocks
 from bot.commands import queue_answer
 from bot.interactive import busy_text, retry_after, whole_seconds
+from bridge.held import report_now
 from bridge.optout import request_opt_out
 from bridge.phones import parse_us, pretty
 from bridge.store import OPTED_OUT, STATUS_NAMES, Row, Store, parse_iso
@@ -97,6 +98,7 @@ def record_opt_out(
             thread_id=thread_id,
             now=now,
         )
+        report_now(storage, customer["id"], now)  # replies waiting for an opt-in: not sent
         if thread_id is not None:
             storage.jobs.enqueue(
                 "post_notice",

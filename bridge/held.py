@@ -94,3 +94,20 @@ def release(storage: Store, customer_id: int, now: datetime) -> int:
                 now=now,
             )
     return len(released)
+
+
+def report_now(storage: Store, customer_id: int, now: datetime) -> int:
+    """The customer opted out: each reply waiting for their opt-in is reported as not sent
+    now, not when its hold runs out (a ``held_expire`` job at once, in a queue of its own: the
+    one in the hold's queue still waits). Returns how many."""
+    waiting = storage.conversations.held_messages(customer_id)
+    with storage.transaction():
+        for message in waiting:
+            storage.jobs.enqueue(
+                "held_expire",
+                {"message_id": message["id"]},
+                queue=f"held-now:{message['id']}",
+                dedupe_key=f"held-expire-now:{message['id']}:{message['held_until']}",
+                now=now,
+            )
+    return len(waiting)

@@ -233,3 +233,30 @@ def test_a_stale_opt_in_button_never_opts_in_a_customer_who_opted_out(harness: H
         ":no_entry_sign: No opt-in request was sent: (415) 555-0188 opted out of texts from this "
         "store. Only they can opt back in, by texting START."
     )
+
+
+def test_a_reply_waiting_for_an_opt_in_is_reported_at_once_when_they_opt_out(
+    harness: Harness,
+) -> None:
+    parent, _ = first_text(harness)
+    reply = staff_reply(harness, parent, REPLY.replace("&", "&amp;"))
+    harness.drain()
+    harness.text("PIZZA", NEW_GUEST, "STOP")
+    harness.drain()
+    assert sends(harness) == []
+    assert reactions(harness, reply) == ["hourglass_flowing_sand", "x"]
+    assert texts_in_thread(harness, parent)[-1] == (
+        ":x: Not sent: (415) 555-0188 opted out while this reply was held, so this reply was "
+        "not texted:\n> Sure! It will be ready at 6 &amp; we'll text you."
+    )
+    harness.text("PIZZA", NEW_GUEST, "START")  # rejoining later does not send the old reply
+    harness.clock.advance(hours=25)
+    harness.drain()
+    assert sends(harness) == []
+    assert (
+        texts_in_thread(harness, parent).count(
+            ":x: Not sent: (415) 555-0188 opted out while this reply was held, so this reply was "
+            "not texted:\n> Sure! It will be ready at 6 &amp; we'll text you."
+        )
+        == 1
+    )
