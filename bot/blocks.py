@@ -9,8 +9,10 @@ split over several sections, and cut (saying so) only past Slack's 50 blocks per
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -23,9 +25,10 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.slacktext import to_plain
+from bridge.held import hold_hours
 from bridge.keywords import Intent
 from bridge.phones import pretty
-from bridge.store import STATUS_NAMES, Row
+from bridge.store import NEW, OPTED_OUT, PENDING, STATUS_NAMES, Row
 
 Block = dict[str, Any]
 
@@ -179,9 +182,11 @@ def parent_post(
     *,
     notice: Sequence[Block] = (),
     outbound_by: str | None = None,
+    held: bool = False,
 ) -> tuple[str, list[Block]]:
     """The thread's parent: who, which store, consent, the first text (a customer's, or the
-    one ``outbound_by`` texted them), any ``notice`` about it, and how to work the thread."""
+    one ``outbound_by`` texted them, or wrote and is ``held`` until they opt in), any
+    ``notice`` about it, how to work the thread, and the consent buttons."""
     store_name = shorten(store["name"] or store["keyword"], STORE_NAME_CHARS)
     status = STATUS_NAMES.get(customer["status"], "unknown")
     label = customer_label(customer)
@@ -201,8 +206,11 @@ def parent_post(
         tail.append(context(f":white_check_mark: Resolved by <@{resolved_by}>."))
     else:
         tail.append(_actions("thread_actions", [_button("resolve_thread", "Resolve", "resolve")]))
+    tail.append(consent_actions(customer))
     room = MESSAGE_BLOCKS - 1 - len(notice) - len(tail)
     head = f":outbox_tray: *{outbound_by}* texted {escape(label)}:" if outbound_by else ""
+    if outbound_by and held:
+        head = f":hourglass_flowing_sand: *{outbound_by}* wrote to {escape(label)} ({HELD_TAG}):"
     texts = text_sections(first_text, quote=True, room=room, head=head)
     body = [section(headline)] + [section(t, verbatim=True) for t in texts]
     fallback = f"Text {'to' if outbound_by else 'from'} {escape(label)}: "
@@ -435,3 +443,86 @@ def opt_in_offer(value: str) -> Block:
     )
     button = _button("send_opt_in", "Send opt-in request", value, confirm=confirm)
     return _actions("opt_in_offer", [button])
+
+
+# -- consent in the thread: the first texter, held replies, staff-recorded opt-outs --------
+
+HELD_TAG = "held until they opt in"
+REACTION_HELD = "hourglass_flowing_sand"
+RECORD_OPT_OUT, CONSENT_HISTORY = "record_opt_out", "consent_history"
+
+
+def customer_value(customer: Row) -> str:
+    """A button's value naming the customer by store and number (not a local row id)."""
+    return json.dumps({"keyword": customer["store"], "phone": customer["phone"]})
+
+
+def consent_actions(customer: Row) -> Block:
+    """The parent card's consent buttons: record an opt-out made by phone, e-mail or in
+    person (not once they are opted out), and the customer's consent history."""
+    value = customer_value(customer)
+    buttons = []
+    if customer["status"] != OPTED_OUT:
+        buttons.append(_button(RECORD_OPT_OUT, "Record opt-out", value))
+    buttons.append(_button(CONSENT_HISTORY, "Consent history", value))
+    return _actions("thread_consent", buttons)
+
+
+def _until(moment: datetime) -> str:
+    """A time shown in each reader's own time zone by Slack (UTC as the fallback)."""
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+def _not_opted_in(label: str, status: int) -> str:
+    if status == PENDING:
+        return (
+            f"{label}'s opt-in is pending (they have not replied YES to CRM Text's opt-in "
+            "request yet)"
+        )
+    return f"{label} has not opted in to texts from this store"
+
+
+def first_texter_notice(customer: Row, status: int) -> tuple[str, list[Block]]:
+    """Posted in the thread of a customer who texted but is not opted in: why replies wait,
+    and (for a new guest) the opt-in request button behind a consent confirmation."""
+    label = escape(customer_label(customer))
+    text = (
+        f":wave: {_not_opted_in(label, status)}, so replies here cannot be texted yet. "
+        f"A reply typed here meanwhile is held and texted once they opt in, or reported as not "
+        f"sent after {hold_hours()} hours."
+    )
+    if status == NEW:
+        text += " If they asked to be texted, send CRM Text's opt-in request."
+    body = [section(text)]
+    if status == NEW:
+        body.append(opt_in_offer(customer_value(customer)))
+    return text, body
+
+
+def held_notice(customer: Row, status: int, until: datetime) -> str:
+    """Why a staff reply was held, and until when."""
+    label = escape(customer_label(customer))
+    return (
+        f":{REACTION_HELD}: Held, not sent yet: {_not_opted_in(label, status)}. It is texted "
+        f"as soon as they opt in; if they have not by {_until(until)}, it is not sent and this "
+        "thread says so."
+    )
+
+
+def held_expired(customer: Row, text: str, *, opted_out: bool) -> str:
+    """A held reply that was never texted."""
+    label = escape(customer_label(customer))
+    why = (
+        f"{label} opted out while this reply was held"
+        if opted_out
+        else f"{label} did not opt in within {hold_hours()} hours"
+    )
+    return f":x: Not sent: {why}, so this reply was not texted:\n{quote(to_plain(text))}"
+
+
+def held_outbound_post(staff_name: str, customer: Row, text: str) -> str:
+    """A ``/sms`` text held until the customer opts in, shown in their thread."""
+    label = escape(customer_label(customer))
+    head = f":{REACTION_HELD}: *{staff_name}* wrote to {label} ({HELD_TAG}):"
+    return f"{head}\n{quote(to_plain(text))}"

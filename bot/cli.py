@@ -1,5 +1,5 @@
-"""The ``smsbridge`` command: demo, serve, worker, migrate, db copy, doctor, set-callback,
-manifest, simulator, text."""
+"""The ``smsbridge`` command: demo, serve, worker, migrate, db copy, doctor, blasts, consent
+(opt-out, export), set-callback, manifest, simulator, text."""
 
 from __future__ import annotations
 
@@ -116,6 +116,97 @@ def cmd_blasts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _consent_store(args: argparse.Namespace) -> tuple[Config, str] | None:
+    """The configuration and the store keyword named by ``--store`` (None after saying why)."""
+    config = _config()
+    store = args.store.upper()
+    if store not in config.stores:
+        print(f"{store} is not a store in SMS_STORES ({', '.join(config.stores)})", file=sys.stderr)
+        return None
+    return config, store
+
+
+def cmd_consent_opt_out(args: argparse.Namespace) -> int:
+    """Record an opt-out a customer asked for by phone, e-mail or in person."""
+    from bot.blocks import escape
+    from bot.consent import HOW, record_opt_out
+    from bridge.phones import InvalidPhone, parse_us, pretty
+    from bridge.store import open_store, utcnow
+
+    found = _consent_store(args)
+    if found is None:
+        return 2
+    config, store = found
+    try:
+        phone = parse_us(args.phone)
+    except InvalidPhone as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if not args.by.strip():
+        print("--by must name who recorded it", file=sys.stderr)
+        return 2
+    if args.how == "other" and not args.note.strip():
+        print("--note must say how they asked when --how is other", file=sys.stderr)
+        return 2
+    storage = open_store(config.database_url)
+    try:
+        if storage.pending_migrations():
+            print("the database is not migrated: run `smsbridge migrate` first", file=sys.stderr)
+            return 3
+        now = utcnow()
+        customer = storage.customers.upsert(store, phone, now=now)
+        thread = storage.conversations.latest_thread(customer["id"])
+        recorded = record_opt_out(
+            storage,
+            customer,
+            how=args.how,
+            note=args.note,
+            actor=args.by.strip(),
+            who=escape(args.by.strip()),
+            thread_id=thread["id"] if thread else None,
+            now=now,
+            cli=True,
+        )
+    finally:
+        storage.close()
+    if not recorded:
+        print(f"{pretty(phone)} was already opted out at {store}; nothing changed.")
+        return 0
+    print(
+        f"{pretty(phone)} is opted out at {store}: recorded by {args.by.strip()} "
+        f"({HOW[args.how]}). CRM Text is told by the running smsbridge (job crm_opt_out)"
+        + ("; the customer's thread says so." if thread else ".")
+    )
+    return 0
+
+
+def cmd_consent_export(args: argparse.Namespace) -> int:
+    """Write every consent event of a store as CSV (stdout or --out)."""
+    from bridge.consent_export import export, parse_since
+    from bridge.store import open_store
+
+    found = _consent_store(args)
+    if found is None:
+        return 2
+    config, store = found
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    storage = open_store(config.database_url)
+    try:
+        if args.out:
+            with open(args.out, "w", newline="", encoding="utf-8") as out:
+                count = export(storage, store, out, since)
+        else:
+            count = export(storage, store, sys.stdout, since)
+    finally:
+        storage.close()
+    print(f"{count} consent event(s) of {store}", file=sys.stderr)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the app with Flask's server (development; production uses gunicorn, see Procfile)."""
     from bot.app import create_app
@@ -177,6 +268,23 @@ def build_parser() -> argparse.ArgumentParser:
     blasts = commands.add_parser("blasts", help="list blasts (who, when, text, counts)")
     blasts.add_argument("--store", help="only this store keyword")
     blasts.set_defaults(func=cmd_blasts)
+    consent = commands.add_parser(
+        "consent", help="consent records: staff-recorded opt-outs, the ledger as CSV"
+    ).add_subparsers(required=True)
+    opt_out = consent.add_parser(
+        "opt-out", help="record an opt-out asked for by phone, e-mail or in person"
+    )
+    opt_out.add_argument("--store", required=True, help="store keyword")
+    opt_out.add_argument("--phone", required=True, help="the customer's number")
+    opt_out.add_argument("--how", required=True, choices=["phone", "email", "in-person", "other"])
+    opt_out.add_argument("--note", default="", help="what they said, when, who took it")
+    opt_out.add_argument("--by", required=True, help="who records it (your name)")
+    opt_out.set_defaults(func=cmd_consent_opt_out)
+    export = consent.add_parser("export", help="every consent event of a store as CSV")
+    export.add_argument("--store", required=True, help="store keyword")
+    export.add_argument("--since", help="from this date (YYYY-MM-DD, UTC) or ISO time")
+    export.add_argument("--out", help="write to this file instead of standard output")
+    export.set_defaults(func=cmd_consent_export)
     commands.add_parser(
         "set-callback", help="register this app's callback URL with CRM Text"
     ).set_defaults(func=cmd_set_callback)

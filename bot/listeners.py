@@ -12,7 +12,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, BoltResponse
 
-from bot import blocks
+from bot import blocks, consent
 from bot.blasts import Blasts
 from bot.commands import SmsCommand, queue_answer
 from bot.replies import Replies
@@ -81,6 +81,7 @@ def register(
 
     replies = Replies(storage, clock, wake)
     blasts.register(app, on_command, on_action, on_view)
+    consent.register(app, on_action, storage, clock, wake)
 
     def resolve(channel: str, ts: str, user: str) -> bool:
         thread = storage.conversations.thread_by_ts(channel, ts)
@@ -277,10 +278,12 @@ def register(
         ):
             unreadable(body, action)
             return
+        container, card = body.get("container") or {}, body.get("message") or {}
         payload = {
             **target,
             "user": body["user"]["id"],
             "channel": channel_of(body),
+            "thread_ts": container.get("thread_ts") or card.get("thread_ts"),
             "basis": "confirmed with the Send opt-in request button",
         }
         storage.jobs.enqueue(

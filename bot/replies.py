@@ -17,6 +17,7 @@ from typing import Any
 from bot import blocks
 from bot.slacktext import to_plain
 from bridge import outbound
+from bridge.held import HELD
 from bridge.store import Row, Store, iso
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ FILE_FIELDS = (
     "file_access",
 )
 EVENT_FIELDS = ("channel", "ts", "thread_ts", "user", "text", "files", "user_profile")
-HELD_OR_PENDING = ("pending", "held")  # not handed to CRM Text yet: an edit or delete applies
+HELD_OR_PENDING = ("pending", "held", HELD)  # not handed to CRM Text yet: an edit or delete applies
 
 
 def may_have_reached(message: Row) -> bool:

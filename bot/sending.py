@@ -28,9 +28,9 @@ from bot.replies import may_have_reached
 from bot.slackcalls import slack_job
 from bot.slacktext import to_plain
 from bot.threads import ThreadPoster
-from bridge import outbound
+from bridge import held, outbound
 from bridge.config import Config
-from bridge.crmtext import CrmTextClient, CrmTextUnavailable
+from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable
 from bridge.jobs import GiveUp, Retry, lost_worker
 from bridge.media import (
     MAX_FILE_BYTES,
@@ -42,7 +42,7 @@ from bridge.media import (
     prepare_image,
     too_many_bytes,
 )
-from bridge.store import OPTED_OUT, Row, Store
+from bridge.store import NEW, OPTED_IN, OPTED_OUT, PENDING, Row, Store
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class Sender:
         try:
             outbound.check(customer["status"], "")
             if self.storage.customers.asked_to_stop(customer["id"]):
-                self._hold(message)
+                self._hold_for_decision(message)
                 return
             urls = self._prepared_urls(message)
             claimed = self._claim(message["id"])
@@ -100,6 +100,8 @@ class Sender:
             info = outbound.check(customer["status"], text)
             self._send_parts(claimed, customer, self._parts(text, urls))
         except outbound.NotSent as refusal:
+            if customer["status"] in (NEW, PENDING) and self._hold(message, customer):
+                return
             self._refused(message, customer, refusal)
             return
         except CrmTextUnavailable as exc:
@@ -115,6 +117,53 @@ class Sender:
         with self.storage.transaction():
             self.storage.conversations.update_message(message["id"], status="sent", error="")
             self._feedback(message, blocks.REACTION_SENT, notes)
+
+    def _hold(self, message: Row, customer: Row) -> bool:
+        """The customer has not opted in: hold the reply until they do (bridge/held.py) and
+        say so on the reply and in the thread. False when it was no longer pending."""
+        now = self.clock()
+        with self.storage.transaction():
+            until = held.hold(self.storage, message["id"], now)
+            if until is None:
+                return False
+            note = blocks.held_notice(customer, customer["status"], until)
+            self._feedback(message, blocks.REACTION_HELD, [note])
+        log.info("reply %s held until %s opts in", message["id"], customer["id"])
+        return True
+
+    def expire_held(self, payload: dict[str, Any]) -> None:
+        """Job ``held_expire``: a held reply's time is up. Sent after all if CRM Text has the
+        customer opted in (a missed callback), else reported as not sent, once."""
+        message = self.storage.conversations.message(payload["message_id"])
+        if message["status"] != held.HELD:
+            return
+        customer = self.storage.customers.get(message["customer_id"])
+        now = self.clock()
+        if customer["status"] in (NEW, PENDING):
+            try:
+                status = self.crm.customer_info(customer["store"], customer["phone"]).status
+            except CrmTextUnavailable as exc:
+                raise Retry(f"CRM Text unreachable: {exc}") from exc
+            except CrmTextError:
+                status = customer["status"]  # CRM Text does not know them: not opted in
+            if status == OPTED_IN:
+                with self.storage.transaction():
+                    self.storage.customers.set_status(
+                        customer["id"], OPTED_IN, how="CRM Text getcustomerinfo", now=now
+                    )
+                    held.release(self.storage, customer["id"], now)
+                return
+        elif customer["status"] == OPTED_IN:
+            held.release(self.storage, customer["id"], now)
+            return
+        opted_out = customer["status"] == OPTED_OUT
+        reason = "opted out while held" if opted_out else "not opted in before the hold ran out"
+        with self.storage.transaction():
+            if self.storage.conversations.move_message(
+                message["id"], held.HELD, held.EXPIRED, error=reason
+            ):
+                note = blocks.held_expired(customer, message["text"], opted_out=opted_out)
+                self._feedback(message, blocks.REACTION_FAILED, [note])
 
     def gave_up(self, job: Row, error: str) -> None:
         """After the last retry: record it and queue the explanation for the thread."""
@@ -247,7 +296,7 @@ class Sender:
             self.storage.conversations.update_message(message["id"], **fields)
             maybe_sent = False
 
-    def _hold(self, message: Row) -> None:
+    def _hold_for_decision(self, message: Row) -> None:
         """The customer may have asked to stop and staff have not decided: the reply waits
         (``bridge.optout.release_held_replies`` sends it on after the decision)."""
         with self.storage.transaction():

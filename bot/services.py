@@ -16,6 +16,7 @@ from slack_sdk import WebClient
 from bot.blasts import Blasts
 from bot.commands import SmsCommand
 from bot.decisions import show_decision_handler
+from bot.first_texter import offering_opt_in
 from bot.identity import BotIdentity
 from bot.interactive import interactive_client
 from bot.listeners import Registered
@@ -107,13 +108,20 @@ def job_table(
         Job("post_outbound", poster.post_outbound, patient=True),
         Job("recover_reply", poster.recover_reply, patient=True),
         Job("show_decision", show_decision_handler(storage, slack, poster)),
+        Job("offer_opt_in", poster.offer_opt_in),  # a first texter: the opt-in request button
         Job("blast_preview", blasts.preview),  # the blast form's preflight as the admin types
         Job("blast_compose", blasts.compose),  # the form's full checks, then its confirmation
         # texting customers and telling CRM Text about consent
         Job("send_reply", sender.send_reply, max_attempts=8, on_give_up=sender.gave_up),
         Job("crm_opt_out", opt_out_handler(storage, crm, clock), patient=True),
         Job("crm_opt_in", sms.opt_in),
-        Job("crm_status_check", status_check_handler(storage, crm, clock)),
+        Job(
+            "crm_status_check",
+            offering_opt_in(status_check_handler(storage, crm, clock), storage, clock),
+        ),
+        # a reply held for a customer who has not opted in: its time is up (patient: it waits
+        # a whole hold period before it first runs)
+        Job("held_expire", sender.expire_held, patient=True),
         Job("sms_command", sms.run),
         # an inbound MMS picture: downloaded (with a deadline) and shared in its thread
         Job("share_picture", poster.share_picture, patient=True, on_give_up=poster.picture_gave_up),

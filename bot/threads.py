@@ -29,6 +29,7 @@ from bot.blast_blocks import blast_label
 from bot.replies import deleted_before_send, store_reply
 from bot.slackcalls import slack_job
 from bot.slacktext import to_plain
+from bridge.held import HELD
 from bridge.jobs import GiveUp, Retry
 from bridge.keywords import Intent
 from bridge.medialinks import (
@@ -42,7 +43,7 @@ from bridge.medialinks import (
     media_hosts,
     resolve,
 )
-from bridge.store import NEW, Row, Store, iso, parse_iso
+from bridge.store import NEW, PENDING, Row, Store, iso, parse_iso
 
 log = logging.getLogger(__name__)
 
@@ -303,9 +304,27 @@ class ThreadPoster:
             ts = self._open_thread(thread, customer, message)
         else:
             who = f"<@{message['staff_user']}>" if message["staff_user"] else "Staff"
-            text = blocks.outbound_post(who, customer, message["text"])
+            if message["status"] == HELD:
+                text = blocks.held_outbound_post(who, customer, message["text"])
+            else:
+                text = blocks.outbound_post(who, customer, message["text"])
             ts = self._post_in_thread(thread, customer, message, text, None, as_customer=False)
         self.storage.conversations.update_message(message["id"], slack_ts=ts)
+
+    def offer_opt_in(self, payload: dict[str, Any]) -> None:
+        """Job ``offer_opt_in``: a customer who is not opted in texted; say so in their thread,
+        with the opt-in request button for a new guest (unless they opted in meanwhile)."""
+        thread = self.storage.conversations.thread(payload["thread_id"])
+        customer = self.storage.customers.get(thread["customer_id"])
+        if customer["status"] not in (NEW, PENDING):
+            return
+        if thread["ts"] is None:
+            raise GiveUp("the thread was never posted")
+        text, body = blocks.first_texter_notice(customer, customer["status"])
+        with slack_job("offer the opt-in request"):
+            self.client.chat_postMessage(
+                channel=thread["channel_id"], thread_ts=thread["ts"], text=text, blocks=body
+            )
 
     def post_notice(self, payload: dict[str, Any]) -> None:
         thread = self.storage.conversations.thread(payload["thread_id"])
@@ -414,7 +433,13 @@ class ThreadPoster:
         if first["direction"] == "out":
             who = f"<@{first['staff_user']}>" if first["staff_user"] else "Staff"
             return blocks.parent_post(  # staff text is Slack markup: shown as texted
-                customer, store, to_plain(first["text"]), link, resolved_by, outbound_by=who
+                customer,
+                store,
+                to_plain(first["text"]),
+                link,
+                resolved_by,
+                outbound_by=who,
+                held=first["status"] == HELD,
             )
         intent = Intent(first["intent"] or "")
         notice = blocks.notice_blocks(intent, first["id"], blocks.decision_of(first))

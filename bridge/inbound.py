@@ -8,6 +8,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from bridge.callback import InboundSms
+from bridge.held import release, report_now
 from bridge.keywords import Intent, classify, normalise
 from bridge.optout import release_held_replies
 from bridge.store import OPTED_IN, OPTED_OUT, Row, Store, iso
@@ -113,6 +114,11 @@ class Inbound:
                     dedupe_key=f"optout:{message_id}",
                     now=now,
                 )
+            status = self.storage.customers.get(customer["id"])["status"] if changed else None
+            if status == OPTED_IN:
+                release(self.storage, customer["id"], now)  # replies held until they opted in
+            elif status == OPTED_OUT:
+                report_now(self.storage, customer["id"], now)  # ... never will be sent
         log.info("stored inbound %s from %s for %s", sms.msg_id, sms.phone, sms.keyword)
         return message_id, True
 

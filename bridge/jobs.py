@@ -64,12 +64,14 @@ LANES: dict[str, str] = {
     "command_answer": SLACK,  # what the person who used /sms (or its buttons) should see
     "blast_preview": SLACK,  # the blast form's preflight as the admin types (newest only)
     "blast_compose": SLACK,  # the blast form's full checks, then its confirmation
+    "offer_opt_in": SLACK,  # a first texter's thread: not opted in, the opt-in request button
     # texting customers and telling CRM Text about consent
     "send_reply": CRM,
     "crm_opt_out": CRM,
     "crm_opt_in": CRM,
     "crm_status_check": CRM,
     "sms_command": CRM,
+    "held_expire": CRM,  # a reply held for a customer who never opted in: report it not sent
     # downloading a customer's MMS picture and sharing it in the thread (slow senders)
     "share_picture": MEDIA,
     # store-wide blasts: the audience sync and the sending

@@ -50,6 +50,7 @@ def test_customer_markup_shows_literally_and_pings_nobody(harness: Harness) -> N
         "  > &lt;!channel&gt; hi &amp; bye\n"
         f"  {parent_hint()}\n"
         "  [Resolve]\n"
+        "  [Record opt-out] [Consent history]\n"
         "    - <!here> Bob & Co · (415) 555-0101: &lt;https://evil.example|acme.slack.com&gt; "
         "ask &lt;@USAM&gt; &lt;#C1&gt;\n"
     )
@@ -163,10 +164,10 @@ def test_text_beyond_what_one_message_holds_is_cut_with_a_note() -> None:
     text, body = blocks.parent_post(customer, store, "&" * 200_000, None, None)
     assert message_problems(text, body) == []
     assert len(body) == 50
-    shown = [b["text"]["text"] for b in body[1:-2]]
-    assert shown[:-1] == ["> " + "&amp;" * 599] * 46  # 46 × 599 of the 200,000 shown
+    shown = [b["text"]["text"] for b in body[1:-3]]
+    assert shown[:-1] == ["> " + "&amp;" * 599] * 45  # 45 × 599 of the 200,000 shown
     assert shown[-1] == (
-        "_… 172,446 more characters are not shown: Slack holds 50 blocks per message._"
+        "_… 173,045 more characters are not shown: Slack holds 50 blocks per message._"
     )
 
 
@@ -271,6 +272,7 @@ def test_not_a_stop_request_on_the_parent_card_shows_who_decided(harness: Harnes
         "context",
         "context",
         "context",
+        "actions",
         "actions",
     ]
     assert parent.blocks[3]["elements"][0]["text"] == (

@@ -397,7 +397,7 @@ def test_the_sms_command_texts_the_message(harness: Harness) -> None:
     harness.sim.add_customer("PIZZA", "4155550100", status=3)
     response = ok(post_command(harness, load("slash_command__sms")))
     harness.drain()
-    assert response.text == "Texting (415) 555-0100…"
+    assert response.text == "Checking with CRM Text that (415) 555-0100 has opted in…"
     assert texted(harness) == [("4155550100", "Hi there")]
 
 

@@ -246,11 +246,6 @@ def test_note_prefix_stays_in_slack(harness: Harness) -> None:
             ":x: Not sent: this customer opted out, so texting them is blocked. They can "
             "opt back in by texting START.",
         ),
-        (
-            4,
-            ":x: Not sent: this customer's opt-in is pending. They must reply YES to the opt-in "
-            "request before the store can text them.",
-        ),
     ],
 )
 def test_reply_to_a_customer_who_cannot_be_texted_is_blocked_before_crm_text(
@@ -462,7 +457,9 @@ def command(harness: Harness, text: str, user: str = "USAM") -> str:
 
 def test_sms_command_to_an_opted_in_number_opens_a_thread_and_texts(harness: Harness) -> None:
     harness.sim.add_customer("PIZZA", "4155550199", status=3)
-    assert command(harness, "(415) 555-0199 Your table is ready") == "Texting (415) 555-0199…"
+    assert command(harness, "(415) 555-0199 Your table is ready") == (
+        "Checking with CRM Text that (415) 555-0199 has opted in…"  # not known here yet
+    )
     harness.drain()
     [call] = sends(harness)
     assert (call["params"]["phone_number"], call["params"]["message"]) == (
@@ -489,13 +486,24 @@ def test_sms_command_continues_an_existing_thread(harness: Harness) -> None:
 
 
 def test_sms_command_to_a_new_number_offers_the_opt_in_request(harness: Harness) -> None:
-    command(harness, "415-555-0177 Hi there")
+    """Not "Texting…" then "Nothing was sent": why, the opt-in request, and the draft kept
+    (held in the customer's thread, texted once they opt in)."""
+    assert command(harness, "415-555-0177 Hi there") == (
+        "Checking with CRM Text that (415) 555-0177 has opted in…"
+    )
     harness.drain()
     assert sends(harness) == []
     [ephemeral] = [m for m in harness.slack.messages if m.ephemeral_for == "USAM"]
     assert ephemeral.text == (
-        ":no_entry_sign: Nothing was sent: (415) 555-0177 is new guest, and stores may only "
-        "text customers who opted in."
+        ":hourglass_flowing_sand: Not sent yet: (415) 555-0177 has not opted in to texts from "
+        "this store, and stores may only text customers who opted in. Your text waits in their "
+        "thread and is texted once they opt in, or reported as not sent after 24 hours. If they "
+        "asked to be texted, send CRM Text's opt-in request:"
+    )
+    [parent] = harness.slack.top_level(PIZZA_CHANNEL)
+    assert parent.blocks[1]["text"]["text"] == (
+        ":hourglass_flowing_sand: *<@USAM>* wrote to (415) 555-0177 (held until they opt in):\n"
+        "> Hi there"
     )
     button = ephemeral.blocks[1]["elements"][0]
     assert button["action_id"] == "send_opt_in" and "confirm" in button
@@ -524,6 +532,11 @@ def test_sms_command_to_a_new_number_offers_the_opt_in_request(harness: Harness)
     [entry] = harness.services.storage.customers.consent_history(customer["id"])
     assert (entry["status_to"], entry["actor"]) == (3, "USAM")
     assert "staff confirmed consent" in entry["how"]
+    # PIZZA is a single opt-in store: they are opted in at once, and the draft goes out
+    assert [(c["params"]["phone_number"], c["params"]["message"]) for c in sends(harness)] == [
+        ("4155550177", "Hi there")
+    ]
+    assert parent.reactions == ["outbox_tray"]
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ POSTGRES_MIGRATIONS = [
     "m009_customer_location",
     "m010_job_leases",
     "m012_recipient_caps",
+    "m013_held_replies",
 ]
 LEASE = timedelta(minutes=5)
 
@@ -53,15 +54,16 @@ def test_a_fresh_database_gets_every_migration(tmp_path: Path) -> None:
     sqlite = open_store(f"sqlite:///{tmp_path / 'new.db'}")
     postgres = open_store(pg_server.empty_database())
     try:
-        assert sqlite.pending_migrations()[-1] == "m012_recipient_caps"
+        assert sqlite.pending_migrations()[-1] == "m013_held_replies"
         assert postgres.pending_migrations() == POSTGRES_MIGRATIONS
         applied = sqlite.migrate()
-        assert applied[0] == "m001_initial" and applied[-5:] == [
+        assert applied[0] == "m001_initial" and applied[-6:] == [
             "m007_staff_decisions",
             "m008_indexes",
             "m009_customer_location",
             "m010_job_leases",
             "m012_recipient_caps",
+            "m013_held_replies",
         ]
         assert postgres.migrate() == POSTGRES_MIGRATIONS
         assert sqlite.migrate() == postgres.migrate() == []
@@ -253,6 +255,42 @@ def test_stop_requests_nobody_decided(store: Store) -> None:
     store.conversations.update_message(message, decided_by="USAM")
     assert not store.customers.asked_to_stop(cid)
     assert store.customers.undecided_stop_requests("PIZZA") == 0
+
+
+def test_the_consent_log_pages_one_store_from_a_time(store: Store) -> None:
+    jane, bob = customer(store), customer(store, "+14155550102")
+    other = customer(store, "+14155550103", keyword="CARS")
+    store.customers.set_status(jane, OPTED_IN, how="a", now=NOW)
+    store.customers.set_status(other, OPTED_IN, how="b", now=NOW)
+    store.customers.set_status(bob, PENDING, how="c", actor="USAM", now=NOW + timedelta(hours=1))
+    store.customers.set_status(jane, OPTED_OUT, how="d", text="STOP", now=NOW + timedelta(days=1))
+    rows = store.customers.consent_log("pizza", "", 0, 2)
+    assert [(r["phone"], r["how"]) for r in rows] == [("+14155550101", "a"), ("+14155550102", "c")]
+    rest = store.customers.consent_log("PIZZA", "", rows[-1]["id"], 2)
+    assert [(r["how"], r["text"], r["status_from"], r["status_to"]) for r in rest] == [
+        ("d", "STOP", OPTED_IN, OPTED_OUT)
+    ]
+    later = store.customers.consent_log("PIZZA", iso(NOW + timedelta(minutes=1)), 0, 10)
+    assert [r["how"] for r in later] == ["c", "d"]
+
+
+def test_a_held_message_moves_on_once(store: Store) -> None:
+    cid = customer(store)
+    thread = store.conversations.current_thread(cid, "CPIZZA01", NOW, timedelta(days=1))
+    held = store.conversations.add_message(
+        {
+            "store": "PIZZA",
+            "customer_id": cid,
+            "thread_id": thread["id"],
+            "status": "awaiting_opt_in",
+        }
+    )
+    assert [m["id"] for m in store.conversations.held_messages(cid)] == [held]
+    assert store.conversations.move_message(held, "awaiting_opt_in", "pending", held_until=None)
+    # released first: the expiry finds it no longer waiting
+    assert not store.conversations.move_message(held, "awaiting_opt_in", "expired")
+    assert store.conversations.message(held)["status"] == "pending"
+    assert store.conversations.held_messages(cid) == []
 
 
 # -- conversations ------------------------------------------------------------------------------

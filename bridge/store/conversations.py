@@ -152,6 +152,33 @@ class Conversations:
     def update_message(self, message_id: int, **fields: Any) -> None:
         update(self.db, "messages", {"id": message_id}, fields)
 
+    def move_message(self, message_id: int, before: str, after: str, **fields: Any) -> bool:
+        """Change a message's status from ``before`` to ``after`` (and ``fields``) only if it
+        still has ``before``: of two racing changes (a held reply released and expired at
+        once) exactly one wins. True if this one did."""
+        sets = ", ".join(f"{name} = ?" for name in ["status", *fields])
+        changed = self.db.execute(
+            f"UPDATE messages SET {sets} WHERE id = ? AND status = ?",
+            [after, *fields.values(), message_id, before],
+        )
+        return changed == 1
+
+    def held_messages(self, customer_id: int) -> list[Row]:
+        """The customer's replies held until they opt in, oldest first."""
+        return self.db.all(
+            "SELECT * FROM messages WHERE customer_id = ? AND status = 'awaiting_opt_in'"
+            " ORDER BY id",
+            [customer_id],
+        )
+
+    def latest_thread(self, customer_id: int) -> Row | None:
+        """The customer's newest thread that is in Slack, if any."""
+        return self.db.one(
+            "SELECT * FROM threads WHERE customer_id = ? AND ts IS NOT NULL ORDER BY id DESC"
+            " LIMIT 1",
+            [customer_id],
+        )
+
     def unposted_after(self, thread_id: int, message_id: int, limit: int) -> list[Row]:
         """The thread's messages after ``message_id`` in order, up to ``limit`` of them."""
         return self.db.all(

@@ -259,6 +259,20 @@ class Customers:
     def consent_history(self, customer_id: int) -> list[Row]:
         return self.db.all("SELECT * FROM consent WHERE customer_id = ? ORDER BY id", [customer_id])
 
+    def consent_log(self, keyword: str, since: str, after: int, limit: int) -> list[Row]:
+        """A page of the store's consent ledger (entries at or after ``since``, an ISO time,
+        with id above ``after``), oldest first, each with the customer's number and name.
+        The ledger is walked in id order from ``after`` (CROSS JOIN keeps SQLite from starting
+        at the store's customers and sorting all their entries for every page), so a whole
+        export reads each entry once."""
+        return self.db.all(
+            "SELECT c.id, c.at, c.status_from, c.status_to, c.how, c.text, c.actor,"
+            " u.phone, u.name FROM consent c CROSS JOIN customers u"
+            " WHERE u.id = c.customer_id AND u.store = ? AND c.at >= ? AND c.id > ?"
+            " ORDER BY c.id LIMIT ?",
+            [keyword.upper(), since, after, limit],
+        )
+
     def with_status(self, keyword: str, status: int) -> list[Row]:
         return self.db.all(
             "SELECT * FROM customers WHERE store = ? AND status = ? ORDER BY id",

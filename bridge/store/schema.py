@@ -419,6 +419,22 @@ def m012_recipient_caps(db: Database) -> None:
     )
 
 
+# A staff reply to a customer who has not opted in waits (``messages.status =
+# 'awaiting_opt_in'``) until they opt in or ``held_until`` passes; found by index.
+M013_COMMON = [
+    "ALTER TABLE messages ADD COLUMN held_until TEXT",
+    "CREATE INDEX idx_messages_awaiting_opt_in ON messages (customer_id, id)"
+    " WHERE status = 'awaiting_opt_in'",
+]
+
+
+@migrations()
+def m013_held_replies(db: Database) -> None:
+    """``messages.held_until``: until when a reply waits for the customer to opt in."""
+    for statement in M013_COMMON:
+        db.execute(statement)
+
+
 def _locate_customers(db: Db) -> None:
     """m009's and m012's backfill on PostgreSQL: every existing customer located."""
     for row in db.all("SELECT id, phone FROM customers ORDER BY id"):
@@ -507,6 +523,7 @@ POSTGRES: list[tuple[str, Sequence[Step]]] = [
     ("m009_customer_location", [*M009_COMMON, _locate_customers]),
     ("m010_job_leases", M010_COMMON),
     ("m012_recipient_caps", [*M012_COMMON, _locate_customers]),
+    ("m013_held_replies", M013_COMMON),
 ]
 
 
