@@ -49,11 +49,20 @@ SOFT_STOP = re.compile(
 )
 
 
+_WORD = re.compile(r"\w")
+
+
 def normalise(text: str) -> str:
     """Upper-case, hyphens as spaces, surrounding punctuation and extra spaces removed."""
     words = re.sub(r"[\s\-_]+", " ", text).strip()
-    words = re.sub(r"^[^\w]+|[^\w]+$", "", words)
-    return words.upper()
+    # Linear time: `[^\w]+$` was tried at every position of a long run of punctuation
+    # (quadratic: 74 s for "a" + "!" * 60000 + "a", issue 10).
+    first = _WORD.search(words)
+    if first is None:
+        return ""
+    last = _WORD.search(words[::-1])
+    assert last is not None
+    return words[first.start() : len(words) - last.start()].upper()
 
 
 def classify(text: str) -> Intent:
