@@ -91,6 +91,7 @@ _EVENT: dict[str, tuple[type, ...]] = {
     "item": _OBJ,
     "assistant_thread": _OBJ,
     "tokens": _OBJ,
+    "function": _OBJ,
     "inviter": _STR,
     "hidden": (bool,),
     "edited": _OBJ,
@@ -299,10 +300,16 @@ def _state(state: Any, where: str) -> str:
     return ""
 
 
+# Bolt reads these as ``body.get(key, {}).get(...)``: a JSON null there would raise.
+_NOT_NULL = frozenset({"event", "view", "tokens", "function", "state", "actions"})
+
+
 def _fields(obj: Mapping[str, Any], spec: Mapping[str, tuple[type, ...]], where: str) -> str:
     for key, kinds in spec.items():
         value = obj.get(key)
         if value is None:
+            if key in _NOT_NULL and key in obj:
+                return f"{where}{key} is null"
             continue
         if isinstance(value, bool) and bool not in kinds:  # bool is an int to isinstance
             return f"{where}{key} has the wrong type"
