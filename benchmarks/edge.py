@@ -3,11 +3,13 @@ process): ``python -m benchmarks.edge`` prints one line per finding of issue 10 
 nothing). ``--only NAME`` runs one measurement (names: see ``MEASUREMENTS``).
 
 * ``big``: one unsigned 20 MB POST to /slack/events: status, seconds, worker peak RSS growth
-  (VmHWM) and how much the log grew.
+  (VmHWM) and how much the log grew; ``undercap``: the same with 1 MB (just under the cap).
 * ``chunked``: a 3 MB callback sent ``Transfer-Encoding: chunked``: status, stored or not.
 * ``quadratic``: a callback whose text is ``'a' + '!' * 60000 + 'a'`` (180 KB form-encoded),
   and meanwhile another callback and /healthz: seconds for each.
-* ``slow``: 8 connections dripping their headers one byte a second, then GET /healthz.
+* ``slow``: 8 connections dripping their headers one byte a second (reconnecting when cut
+  off), then GET /healthz;
+  ``slowflood``: 40 of them (more than gunicorn's threads).
 * ``odd``: signed Slack payloads of odd shapes: how many answered 5xx.
 * ``garbage``: unsigned ``{bad``, ``[]``, ``payload=%7Bx``: statuses and content types.
 * ``media``: a /media path with an encoded newline: does a forged log line appear.
@@ -142,10 +144,10 @@ def callback_form(msg_id: str, text: str) -> dict[str, str]:
     return {"keyword": "PIZZA", "mobileNum": JANE, "msgID": msg_id, "message": text}
 
 
-def measure_big(app: Gunicorn) -> str:
+def measure_big(app: Gunicorn, size: int = 20 * 1024 * 1024 - 100) -> str:
     rss_before, _ = app.memory()
     log_before = app.log_path.stat().st_size
-    body = b'{"type":"event_callback","event":{"text":"' + b"x" * (20 * 1024 * 1024 - 100) + b'"}}'
+    body = b'{"type":"event_callback","event":{"text":"' + b"x" * size + b'"}}'
     status, seconds = _timed(
         lambda: httpx.post(
             f"{app.url}/slack/events",
@@ -158,7 +160,8 @@ def measure_big(app: Gunicorn) -> str:
     _, peak = app.memory()
     grown = (app.log_path.stat().st_size - log_before) / 1024
     return (
-        f"unsigned 20 MB to /slack/events: {status} in {seconds:.2f} s; worker peak RSS "
+        f"unsigned {len(body) / 2**20:.1f} MiB to /slack/events: {status} in {seconds:.2f} s; "
+        f"worker peak RSS "
         f"+{(peak - rss_before) / 1024:.0f} MiB; log +{grown:.0f} KiB"
     )
 
@@ -218,16 +221,17 @@ def measure_slow(app: Gunicorn, connections: int = 8) -> str:
     stop = threading.Event()
     request = b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 4000 + b"\r\n\r\n"
 
-    def drip() -> None:
-        try:
-            with socket.create_connection((host, port)) as sock:
-                for byte in request:
-                    if stop.is_set():
-                        return
-                    sock.sendall(bytes([byte]))
-                    stop.wait(1.0)
-        except OSError:
-            return
+    def drip() -> None:  # reconnects when the server hangs up, like an attacker would
+        while not stop.is_set():
+            try:
+                with socket.create_connection((host, port)) as sock:
+                    for byte in request:
+                        if stop.is_set():
+                            return
+                        sock.sendall(bytes([byte]))
+                        stop.wait(1.0)
+            except OSError:
+                continue
 
     threads = [threading.Thread(target=drip, daemon=True) for _ in range(connections)]
     for t in threads:
@@ -355,9 +359,11 @@ MEASUREMENTS: dict[str, Callable[[Gunicorn], str]] = {
     "media": measure_media,
     "healthz": measure_healthz,
     "big": measure_big,
+    "undercap": lambda app: measure_big(app, size=1000 * 1000),
     "chunked": measure_chunked,
     "odd": measure_odd,
     "slow": measure_slow,
+    "slowflood": lambda app: measure_slow(app, connections=40),
     "quadratic": measure_quadratic,
 }
 

@@ -29,6 +29,7 @@ from bridge.logsafe import SafeFormatter
 
 HEAD_SECONDS = 5.0  # the request line and headers: one packet from Slack or CRM Text
 BODY_SECONDS = 15.0  # the body after the head (at most 1 MB, see bot/edge.py)
+WRITE_SECONDS = 30.0  # one answer (a picture for CRM Text is the largest: a few MB)
 
 
 class DeadlineSocket:
@@ -65,6 +66,13 @@ class DeadlineSocket:
         if self._in_head:
             return b""
         raise TimeoutError("the client did not send its request body in time")
+
+    def sendall(self, data: bytes, *flags: int) -> None:
+        """An answer is written within :data:`WRITE_SECONDS` (a client that does not read
+        cannot hold a thread either)."""
+        if self._sock.gettimeout() != 0.0:
+            self._sock.settimeout(WRITE_SECONDS)
+        self._sock.sendall(data, *flags)
 
     def setblocking(self, flag: bool) -> None:
         self._sock.setblocking(flag)
