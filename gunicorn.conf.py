@@ -23,8 +23,10 @@ _sqlite = (
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '3000')}"
 workers = 1 if _sqlite else int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"
-threads = 8
+# gthread with read deadlines (a slow client cannot hold a thread): see bot/serving.py
+worker_class = "bot.serving.DeadlineWorker"
+threads = 32
+logger_class = "bot.serving.SafeLogger"  # no callback token, no forged line in its logs
 timeout = 60
 graceful_timeout = 25
 keepalive = 5

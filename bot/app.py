@@ -4,21 +4,27 @@ here (``smsbridge migrate`` / ``release:``, the worker and the process entry poi
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 from slack_bolt import App
 from slack_bolt.adapter.flask import SlackRequestHandler
 from slack_bolt.request.internals import parse_body
+from slack_sdk.signature import SignatureVerifier
+from werkzeug.exceptions import HTTPException
 
 from bot import listeners
+from bot.edge import MAX_BODY_BYTES, Edge
 from bot.identity import error_handler
 from bot.services import Services, build_services
+from bot.slack_shapes import shape_problem
 from bridge.config import Config
 from bridge.crmtext import CrmTextClient
+from bridge.logsafe import escape, masked
 from bridge.store import utcnow
 from bridge.webhook import MAX_CALLBACK_BYTES, inbound_blueprint, media_blueprint
 
@@ -43,6 +49,7 @@ def create_app(
         services.identity,
     )
     logging.getLogger("slack_bolt.App").addFilter(_quiet_token_notice)
+    logging.getLogger("slack_bolt.App").addFilter(_no_bodies)
     # Bolt's client serves people who are waiting: it never sleeps on Retry-After. The bot
     # identity comes from one auth.test, not lazily: see bot/identity.py.
     bolt = App(
@@ -67,26 +74,51 @@ def create_app(
     services.listeners = registered
 
     flask_app = Flask("smsbridge")
-    # Slack payloads; callbacks are capped lower
-    flask_app.config["MAX_CONTENT_LENGTH"] = 20 * 1024 * 1024
+    flask_app.response_class = PlainResponse
+    flask_app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES  # bot/edge.py already holds it
+    flask_app.wsgi_app = Edge(flask_app.wsgi_app)  # type: ignore[method-assign]
+
+    @flask_app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> ResponseReturnValue:
+        """Werkzeug's error pages are HTML that may echo input: a plain line instead."""
+        log.info("%s %s: %s", request.method, masked(escape(request.path)), error.code)
+        return f"{error.code} {error.name}\n", error.code or 500
+
     flask_app.register_blueprint(
         inbound_blueprint(services.inbound, config.callback_token, services.clock, runner.wake)
     )
     handler = SlackRequestHandler(bolt)
+    verifier = SignatureVerifier(config.slack_signing_secret)
 
     @flask_app.post("/slack/events")
     def slack_events() -> ResponseReturnValue:
-        problem = unreadable_body(request.get_data(as_text=True), request.content_type)
+        raw = request.get_data(cache=True)  # at most MAX_BODY_BYTES (bot/edge.py)
+        if not verifier.is_valid_request(raw, dict(request.headers)):
+            log.warning("Slack request with a missing or wrong signature: 401")
+            return "invalid signature\n", 401
+        problem = unreadable_body(raw, request.content_type)
         if problem:  # Bolt would answer 500 (or fail later); this is not Slack's payload
             log.warning("Slack request with a body smsbridge cannot read (%s): 400", problem)
-            return "Bad request: the body is not a Slack payload.", 400
+            return "Bad request: the body is not a Slack payload.\n", 400
         return handler.handle(request)
 
     flask_app.register_blueprint(media_blueprint(storage, services.sender.secret, services.clock))
 
     @flask_app.get("/healthz")
     def healthz() -> ResponseReturnValue:
-        """200 when all is well; 503 naming each open Slack problem, since when, and the fix."""
+        """Anyone may ask: "ok" (200) or "not ok" (503), nothing more."""
+        ok, _ = health.status()
+        return ("ok\n", 200) if ok else ("not ok\n", 503)
+
+    @flask_app.get("/healthz/details")
+    def healthz_details() -> ResponseReturnValue:
+        """With ``Authorization: Bearer <HEALTH_TOKEN>``: 200 when all is well, 503 naming each
+        open Slack problem, since when, and the fix, and the job backlog. 404 otherwise."""
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not config.health_token or not hmac.compare_digest(
+            given.encode(), config.health_token.encode()
+        ):
+            return "404 Not Found\n", 404
         ok, body = health.status()
         pending = storage.jobs.rows("pending")
         body["pending_jobs"] = len(pending)
@@ -98,7 +130,7 @@ def create_app(
     def livez() -> ResponseReturnValue:
         """The process answers (for a platform that restarts or rolls back on a failing check:
         restarting does not fix a revoked token or a missing invite, /healthz says what does)."""
-        return jsonify({"ok": True})
+        return "ok\n", 200
 
     flask_app.extensions["smsbridge"] = services
     log.info(
@@ -109,16 +141,43 @@ def create_app(
     return flask_app
 
 
-def unreadable_body(body: str, content_type: str | None) -> str:
-    """Why Bolt could not read this request body as a Slack payload ("" when it can): JSON
-    that does not parse or is not an object, a ``payload=`` form field likewise."""
+class PlainResponse(Response):
+    """A route's string answer is ``text/plain`` (Flask's default is ``text/html``)."""
+
+    default_mimetype = "text/plain"
+
+
+def unreadable_body(raw: bytes, content_type: str | None) -> str:
+    """Why Bolt could not read this request body as a Slack payload ("" when it can): not
+    UTF-8, JSON that does not parse or is not an object, a ``payload=`` form field likewise,
+    or fields of the wrong shape (bot/slack_shapes.py)."""
+    try:
+        body = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8"
     try:
         parsed = parse_body(body, content_type)
-    except ValueError as exc:  # json.JSONDecodeError
-        return f"not JSON: {exc}"
+    except (ValueError, RecursionError) as exc:  # json.JSONDecodeError
+        return f"not JSON: {type(exc).__name__}"
     if not isinstance(parsed, dict):
         return f"a JSON {type(parsed).__name__}, not an object"
-    return ""
+    return shape_problem(parsed)
+
+
+def _no_bodies(record: logging.LogRecord) -> bool:
+    """Bolt writes whole request bodies into some messages (an unhandled request, a wrong
+    signature); smsbridge never logs a body: those messages are cut to their first words."""
+    if (
+        isinstance(record.msg, str)
+        and "(" in record.msg
+        and (
+            record.msg.startswith(("Unhandled request", "Invalid request signature"))
+            or "without providing a response for the request" in record.msg
+        )
+    ):
+        record.msg = record.msg.split("(", 1)[0].rstrip() + " (body not logged)"
+        record.args = None
+    return True
 
 
 def _quiet_token_notice(record: logging.LogRecord) -> bool:

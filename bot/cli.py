@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
+from bridge import logsafe
 from bridge.config import Config, ConfigError
 
 
@@ -304,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logsafe.configure("%(levelname)s %(name)s: %(message)s")
     words = list(sys.argv[1:] if argv is None else argv)
     if words and words[0] in PASSTHROUGH:  # these parse their own options
         return PASSTHROUGH[words[0]](words[1:])

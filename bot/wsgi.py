@@ -7,15 +7,15 @@ the release step and jobs run in ``smsbridge worker`` processes.
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from bot.app import create_app
 from bot.services import build_services
 from bot.worker import DatabaseInUse, Worker, hold_database, migrate, uses_sqlite
+from bridge import logsafe
 from bridge.config import Config, ConfigError
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+logsafe.configure("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 try:
     config = Config.from_env()

@@ -11,6 +11,11 @@ from zoneinfo import ZoneInfo
 from bridge.phones import InvalidPhone, from_crmtext
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
+# The longest text CRM Text carries (crmtext-api.md: 1,600 characters). A longer ``message``
+# is not a customer's text: its first 1,600 characters are kept, with a note of what was cut.
+MAX_TEXT_CHARS = 1600
+MAX_ID_CHARS = 100  # msgID, custID, subacct
+MAX_NAME_CHARS = 200  # custName, subacct_name
 
 
 class CallbackError(ValueError):
@@ -55,12 +60,14 @@ def parse_callback(form: Mapping[str, str], now: datetime) -> InboundSms:
 
     keyword = required("keyword").upper()
     msg_id = required("msgID")
+    if len(msg_id) > MAX_ID_CHARS:
+        raise CallbackError(f"msgID is longer than {MAX_ID_CHARS} characters")
     try:
         phone = from_crmtext(required("mobileNum"))
     except InvalidPhone as exc:
         raise CallbackError(str(exc)) from exc
     media = _parse_mms(fields.get("mms", ""))
-    text = fields.get("message", "")
+    text = capped_text(fields.get("message", ""))
     if not text.strip() and not media:
         raise CallbackError("empty message and no mms")
     return InboundSms(
@@ -68,14 +75,23 @@ def parse_callback(form: Mapping[str, str], now: datetime) -> InboundSms:
         phone=phone,
         text=text,
         msg_id=msg_id,
-        cust_id=fields.get("custid", "").strip(),
+        cust_id=fields.get("custid", "").strip()[:MAX_ID_CHARS],
         opted_in=_opt_in(fields.get("optinstatus", "")),
         received_at=_timestamp(fields.get("timestamp", ""), now),
-        store_id=fields.get("subacct", "").strip(),
-        store_name=fields.get("subacct_name", "").strip(),
-        customer_name=fields.get("custname", "").strip(),
+        store_id=fields.get("subacct", "").strip()[:MAX_ID_CHARS],
+        store_name=fields.get("subacct_name", "").strip()[:MAX_NAME_CHARS],
+        customer_name=fields.get("custname", "").strip()[:MAX_NAME_CHARS],
         media=media,
     )
+
+
+def capped_text(text: str) -> str:
+    """``text`` when it is at most :data:`MAX_TEXT_CHARS` long; else its first
+    :data:`MAX_TEXT_CHARS` characters and a note saying how many were not kept."""
+    if len(text) <= MAX_TEXT_CHARS:
+        return text
+    note = f"[smsbridge kept the first {MAX_TEXT_CHARS:,} of {len(text):,} characters]"
+    return f"{text[:MAX_TEXT_CHARS]} {note}"
 
 
 def _opt_in(value: str) -> bool | None:

@@ -30,16 +30,17 @@ class ConfigError(ValueError):
 class Config:
     """Everything smsbridge needs to run. Tests build one directly."""
 
-    slack_bot_token: str
-    slack_signing_secret: str
+    # Secrets are left out of the repr (a logged or printed Config shows no secret).
+    slack_bot_token: str = field(repr=False)
+    slack_signing_secret: str = field(repr=False)
     crmtext_user: str
-    crmtext_password: str
+    crmtext_password: str = field(repr=False)
     stores: Mapping[str, str]  # KEYWORD -> Slack channel ID
-    callback_token: str
+    callback_token: str = field(repr=False)
     public_url: str
     slack_api_url: str = DEFAULT_SLACK_API_URL
     crmtext_api_url: str = DEFAULT_CRMTEXT_API_URL
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)  # may hold a password
     blast_admins: frozenset[str] = frozenset()
     ops_channel: str = ""  # Slack channel ID for alerts; empty: DM the blast admins
     port: int = 3000
@@ -59,6 +60,8 @@ class Config:
     # Where customers' pictures (inbound MMS links) may be fetched from: ``host``,
     # ``host:port`` or ``http://host:port`` entries (bridge/medialinks.py).
     inbound_media_hosts: tuple[str, ...] = DEFAULT_INBOUND_MEDIA_HOSTS
+    # Bearer token for GET /healthz/details (empty: the details are not served over HTTP).
+    health_token: str = field(default="", repr=False)
 
     @property
     def sqlite_path(self) -> str:
@@ -87,14 +90,21 @@ class Config:
         if token and not token.startswith("xoxb-"):
             problems.append("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
         secret = need("SLACK_SIGNING_SECRET")
+        if secret:
+            _check_secret("SLACK_SIGNING_SECRET", secret, problems, _FROM_SLACK)
         user = need("CRMTEXT_USER")
         password = need("CRMTEXT_PASSWORD")
+        if password and _placeholder(password):
+            problems.append(
+                "CRMTEXT_PASSWORD is the example's placeholder: set your CRM Text API password"
+            )
         stores = _parse_pairs("SMS_STORES", need("SMS_STORES"), problems, _CHANNEL)
         callback_token = need("CALLBACK_TOKEN")
-        if callback_token and len(callback_token) < 16:
-            problems.append(
-                "CALLBACK_TOKEN must be at least 16 characters (it guards the callback)"
-            )
+        if callback_token:
+            _check_secret("CALLBACK_TOKEN", callback_token, problems, _GENERATE)
+        health_token = env.get("HEALTH_TOKEN", "").strip()
+        if health_token:
+            _check_secret("HEALTH_TOKEN", health_token, problems, _GENERATE)
         public_url = need("PUBLIC_URL").rstrip("/")
         if public_url and not re.match(r"^https?://[^/\s]+", public_url):
             problems.append(f"PUBLIC_URL must be an http(s) URL, got {public_url!r}")
@@ -175,10 +185,40 @@ class Config:
             blast_typed_confirm_over=int(typed),
             blast_mode=mode,
             inbound_media_hosts=media_hosts or DEFAULT_INBOUND_MEDIA_HOSTS,
+            health_token=health_token,
         )
 
 
 _CHANNEL = re.compile(r"[CG][A-Z0-9]{2,}")
+
+# A secret is refused when it is an example's placeholder, shorter than this, or carries fewer
+# bits than this by its own character frequencies (Shannon entropy times length): a 32-character
+# random token has about 150-190, Slack's 32 hex digits about 120, "aaaa…" none.
+MIN_SECRET_LENGTH = 20
+MIN_SECRET_BITS = 64.0
+_PLACEHOLDERS = ("change-me", "changeme", "your-", "your_", "example", "placeholder", "replace")
+_GENERATE = 'generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+_FROM_SLACK = "copy it from your Slack app's Basic Information → App Credentials → Signing Secret"
+
+
+def _placeholder(value: str) -> bool:
+    lowered = value.lower()
+    return any(word in lowered for word in _PLACEHOLDERS)
+
+
+def secret_bits(value: str) -> float:
+    """Shannon entropy of ``value``'s characters times its length, in bits."""
+    counts = [value.count(c) for c in set(value)]
+    return -sum(n * math.log2(n / len(value)) for n in counts)
+
+
+def _check_secret(name: str, value: str, problems: list[str], how: str) -> None:
+    if _placeholder(value):
+        problems.append(f"{name} is the example's placeholder, not a secret: {how}")
+    elif len(value) < MIN_SECRET_LENGTH:
+        problems.append(f"{name} must be at least {MIN_SECRET_LENGTH} characters: {how}")
+    elif secret_bits(value) < MIN_SECRET_BITS:
+        problems.append(f"{name} is too easy to guess (too few different characters): {how}")
 
 
 def _check_database(url: str, problems: list[str]) -> None:

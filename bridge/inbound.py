@@ -45,6 +45,7 @@ class Inbound:
         if channel is None:
             raise UnknownStore(f"keyword {sms.keyword} is not configured in SMS_STORES")
         now = self.clock()
+        intent = classify(sms.text)  # before the lock: nothing else waits on reading a text
         with self.storage.transaction():
             self.storage.lock(f"sms {sms.keyword} {sms.msg_id}")
             seen = self.storage.conversations.message_by_provider_id(sms.keyword, sms.msg_id)
@@ -54,7 +55,6 @@ class Inbound:
             customer = self.storage.customers.upsert(
                 sms.keyword, sms.phone, name=sms.customer_name, crm_id=sms.cust_id, now=now
             )
-            intent = classify(sms.text)
             changed = self._apply_consent(customer, sms, intent, now)
             thread = self.storage.conversations.current_thread(
                 customer["id"], channel, now, self.quiet

@@ -12,6 +12,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from bridge.callback import CallbackError, parse_callback
 from bridge.inbound import Inbound, UnknownStore
+from bridge.logsafe import escape
 from bridge.media import verify
 from bridge.store import Store
 
@@ -62,7 +63,7 @@ def media_blueprint(storage: Store, secret: bytes, clock: Callable[[], datetime]
         media_id = verify(expires, signature, filename, secret, clock())
         row = storage.media.get(media_id) if media_id else None
         if row is None:
-            log.info("media link refused: %s", filename)
+            log.info("media link refused: %s", escape(filename))
             return "not found\n", 404
         response = Response(row["data"], mimetype=row["content_type"])
         response.headers["Cache-Control"] = "private, max-age=3600"

@@ -21,8 +21,9 @@ from bridge.config import Config
 from bridge.crmtext import CrmTextClient
 from tests import pg_server
 
-SIGNING_SECRET = "test-signing-secret"
-CALLBACK_TOKEN = "cb-0123456789abcdef"
+SIGNING_SECRET = "8f42a73054b5a2d6e7c1f09b3d8e6a41"  # 32 hex digits, like Slack's
+CALLBACK_TOKEN = "cb-Xq7vT2mK9pL4wR8nZ3yB6cF1"
+HEALTH_TOKEN = "hz-Lw3Rk8Tq2Vn6Yc9Xb4Mf7Gd1"
 CRM_USER, CRM_PASSWORD = "smsbridge", "s3cret"
 PIZZA_CHANNEL, CARS_CHANNEL = "CPIZZA01", "CCARS001"
 
@@ -174,6 +175,7 @@ def make_config(tmp_path: Path, slack: FakeSlack, sim: Simulator, **overrides: A
         run_workers=False,
         slack_posts_per_second=0,  # no pacing on the frozen clock; see tests/test_slack_health.py
         inbound_media_hosts=(sim.url,),  # type: ignore[attr-defined]  # http://127.0.0.1:PORT
+        health_token=HEALTH_TOKEN,
     )
     return replace(config, **overrides)
 

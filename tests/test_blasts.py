@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from bridge.store import OPTED_IN, OPTED_OUT
-from tests.conftest import CARS_CHANNEL, PIZZA_CHANNEL, Harness
+from tests.conftest import CALLBACK_TOKEN, CARS_CHANNEL, PIZZA_CHANNEL, SIGNING_SECRET, Harness
 
 OPTED_IN_NUMBERS = ["4155550201", "4155550202", "3105550203"]
 
@@ -470,11 +470,11 @@ def test_blasts_command_lists_blasts(
     send_all(harness)
     for name, value in {
         "SLACK_BOT_TOKEN": "xoxb-1",
-        "SLACK_SIGNING_SECRET": "s",
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "CRMTEXT_USER": "u",
         "CRMTEXT_PASSWORD": "p",
         "SMS_STORES": "PIZZA=CPIZZA01",
-        "CALLBACK_TOKEN": "0" * 16,
+        "CALLBACK_TOKEN": CALLBACK_TOKEN,
         "PUBLIC_URL": "https://x.example",
         "DATABASE_URL": harness.config.database_url,
     }.items():

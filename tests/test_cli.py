@@ -11,18 +11,25 @@ import yaml
 from bot.cli import main
 from bot.dev.fake_crmtext import Simulator
 from tests import pg_server
-from tests.conftest import CRM_PASSWORD, CRM_USER, PIZZA_CHANNEL, Harness
+from tests.conftest import (
+    CALLBACK_TOKEN,
+    CRM_PASSWORD,
+    CRM_USER,
+    PIZZA_CHANNEL,
+    SIGNING_SECRET,
+    Harness,
+)
 
 
 def env_for(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, crm_url: str) -> None:
     values = {
         "SLACK_BOT_TOKEN": "xoxb-1",
-        "SLACK_SIGNING_SECRET": "s",
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "CRMTEXT_USER": CRM_USER,
         "CRMTEXT_PASSWORD": CRM_PASSWORD,
         "CRMTEXT_API_URL": crm_url,
         "SMS_STORES": "PIZZA=C0123ABCD,CARS=C0456EFGH",
-        "CALLBACK_TOKEN": "0123456789abcdef",
+        "CALLBACK_TOKEN": CALLBACK_TOKEN,
         "PUBLIC_URL": "https://bridge.example.com",
         "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
     }
@@ -65,8 +72,8 @@ def test_set_callback_registers_every_store(
     env_for(monkeypatch, tmp_path, f"{sim.url}/smapi/rest")  # type: ignore[attr-defined]
     assert main(["set-callback"]) == 0
     assert sim.callbacks == {
-        "PIZZA": "https://bridge.example.com/sms/inbound/0123456789abcdef",
-        "CARS": "https://bridge.example.com/sms/inbound/0123456789abcdef",
+        "PIZZA": f"https://bridge.example.com/sms/inbound/{CALLBACK_TOKEN}",
+        "CARS": f"https://bridge.example.com/sms/inbound/{CALLBACK_TOKEN}",
     }
 
 
@@ -115,11 +122,11 @@ def test_db_copy_moves_an_install_and_it_carries_on(
     monkeypatch.setenv("DATABASE_URL", harness.config.database_url)
     for name, value in {
         "SLACK_BOT_TOKEN": "xoxb-1",
-        "SLACK_SIGNING_SECRET": "s",
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "CRMTEXT_USER": CRM_USER,
         "CRMTEXT_PASSWORD": CRM_PASSWORD,
         "SMS_STORES": "PIZZA=C0123ABCD",
-        "CALLBACK_TOKEN": "0123456789abcdef",
+        "CALLBACK_TOKEN": CALLBACK_TOKEN,
         "PUBLIC_URL": "https://bridge.example.com",
     }.items():
         monkeypatch.setenv(name, value)

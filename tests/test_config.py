@@ -8,11 +8,11 @@ from bridge.config import Config, ConfigError
 
 GOOD = {
     "SLACK_BOT_TOKEN": "xoxb-1-2-3",
-    "SLACK_SIGNING_SECRET": "secret",
+    "SLACK_SIGNING_SECRET": "8f42a73054b5a2d6e7c1f09b3d8e6a41",
     "CRMTEXT_USER": "user",
     "CRMTEXT_PASSWORD": "pass",
     "SMS_STORES": "pizza=C0123ABCD, CARS=G0456EFGH",
-    "CALLBACK_TOKEN": "0123456789abcdef0123",
+    "CALLBACK_TOKEN": "cb-Xq7vT2mK9pL4wR8nZ3yB6cF1",
     "PUBLIC_URL": "https://bridge.example.com/",
 }
 
@@ -56,7 +56,8 @@ def test_every_problem_is_named_in_one_message() -> None:
         "CRMTEXT_PASSWORD is not set",
         "SMS_STORES: 'not-a-channel' is not a Slack channel ID (like C0123ABCD)",
         "SMS_STORES: 'BAD' is not KEYWORD=VALUE",
-        "CALLBACK_TOKEN must be at least 16 characters (it guards the callback)",
+        "CALLBACK_TOKEN must be at least 20 characters: generate one with:"
+        ' python -c "import secrets; print(secrets.token_urlsafe(32))"',
         "PUBLIC_URL must be an http(s) URL, got 'ftp://x'",
         "DATABASE_URL must start with sqlite:/// or postgresql://",
         "SLACK_API_URL must be an http(s) URL, got 'slack.com/api'",

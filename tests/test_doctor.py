@@ -316,7 +316,8 @@ def test_configuration_that_does_not_load(
     assert lines == [
         "FAIL  config: SLACK_BOT_TOKEN is not set",
         fix,
-        "FAIL  config: CALLBACK_TOKEN must be at least 16 characters (it guards the callback)",
+        "FAIL  config: CALLBACK_TOKEN must be at least 20 characters: generate one with:"
+        ' python -c "import secrets; print(secrets.token_urlsafe(32))"',
         fix,
         problems_found(2),
     ]

@@ -15,7 +15,14 @@ from bot.dev.fake_slack import FakeSlack
 from bridge.jobs import LANES
 from bridge.store import OPTED_OUT, open_store
 from bridge.store.schema import migrations
-from tests.conftest import CARS_CHANNEL, PIZZA_CHANNEL, Clock, Harness, make_config
+from tests.conftest import (
+    CARS_CHANNEL,
+    HEALTH_TOKEN,
+    PIZZA_CHANNEL,
+    Clock,
+    Harness,
+    make_config,
+)
 from tests.test_replies import open_thread, staff_reply
 
 JANE = "4155550101"
@@ -33,7 +40,16 @@ REINSTALL = (
 
 
 def healthz(harness: Harness) -> httpx.Response:
-    return httpx.get(f"{harness.server.url}/healthz")
+    """The details (``/healthz/details`` with HEALTH_TOKEN); the public /healthz must agree."""
+    details = httpx.get(
+        f"{harness.server.url}/healthz/details",
+        headers={"Authorization": f"Bearer {HEALTH_TOKEN}"},
+    )
+    public = httpx.get(f"{harness.server.url}/healthz")
+    assert (public.status_code, public.text) == (
+        (200, "ok\n") if details.status_code == 200 else (503, "not ok\n")
+    )
+    return details
 
 
 def thread_texts(harness: Harness, channel: str = PIZZA_CHANNEL) -> list[str]:

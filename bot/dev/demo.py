@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import tempfile
 import time
 from collections.abc import Callable
@@ -72,13 +73,13 @@ def _run(workdir: Path) -> int:
     sim_server = LiveServer(sim.app())
     config = Config(
         slack_bot_token=slack.bot_token,
-        slack_signing_secret="demo-signing-secret",
+        slack_signing_secret=secrets.token_hex(16),  # strong, like real ones
         slack_api_url=slack.api_url,
         crmtext_user="demo",
         crmtext_password="demo",
         crmtext_api_url=f"{sim_server.url}/smapi/rest",
         stores={STORE: CHANNEL},
-        callback_token="demo-callback-token-0001",
+        callback_token=secrets.token_urlsafe(32),
         public_url="http://127.0.0.1",
         database_url=f"sqlite:///{workdir / 'smsbridge.db'}",
         blast_admins=frozenset({"USAM"}),
