@@ -52,6 +52,8 @@ class Sender:
     clock: Callable[[], datetime]
     poster: ThreadPoster
     secret: bytes = field(init=False)
+    # users.info answers, per process: only a cache (the name a reply was signed with is stored
+    # on the message, so a retry in another process signs it the same).
     _names: dict[str, str] = field(default_factory=dict)
     _file_hosts: tuple[str, ...] = field(init=False)
 

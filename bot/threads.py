@@ -3,7 +3,8 @@
 Every post carries Slack message metadata naming store, number and a random key (the
 thread's or the message's). When an attempt got no answer (a dropped connection, a crash),
 the next attempt first pages through conversations.history/replies for a post with that key,
-from a Slack ts known to be older than the first attempt, within a per-process call budget.
+from a Slack ts known to be older than the first attempt, within a call budget shared by every
+process (kept in the database: Slack's allowance is per workspace, not per process).
 A staff reply in a thread with no row here is recovered from the parent's metadata.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -40,7 +40,8 @@ MEDIA_DEADLINE = 30.0  # seconds for a whole picture download
 
 # Reconciliation reads conversations.history / conversations.replies, Tier 3 methods (about 50
 # calls a minute per workspace; 1 a minute with at most 15 messages for non-Marketplace apps).
-# Each process allows itself HISTORY_CALLS_PER_MINUTE of them (shared by both methods), reads
+# smsbridge allows itself HISTORY_CALLS_PER_MINUTE of them, however many processes run (one
+# budget in the database, shared by both methods and every process), reads
 # at most MAX_PAGES pages per look-up, and only looks when a post attempt ended without an
 # answer from Slack (a dropped connection or a crash): an answered error means nothing posted.
 HISTORY_CALLS_PER_MINUTE = 20
@@ -113,30 +114,24 @@ def not_recoverable() -> str:
 
 
 class HistoryBudget:
-    """A per-process token bucket for conversations.history/replies calls."""
+    """The conversations.history/replies call budget, a token bucket in the database: every
+    process draws on the same allowance (:meth:`bridge.store.slack.SlackState.take_budget`)."""
+
+    NAME = "slack history"
 
     def __init__(
         self,
+        storage: Store,
         per_minute: int = HISTORY_CALLS_PER_MINUTE,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.storage = storage
         self.per_minute = per_minute
-        self.clock = clock
-        self._tokens = float(per_minute)
-        self._at = clock()
-        self._lock = threading.Lock()
+        self.clock = clock  # wall-clock seconds: processes share it
 
     def take(self) -> float:
         """Use one call; 0.0 when allowed, else the seconds to wait before trying again."""
-        with self._lock:
-            now = self.clock()
-            rate = self.per_minute / 60.0
-            self._tokens = min(float(self.per_minute), self._tokens + (now - self._at) * rate)
-            self._at = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return 0.0
-            return (1.0 - self._tokens) / rate
+        return self.storage.slack.take_budget(self.NAME, self.clock(), self.per_minute)
 
 
 @dataclass
@@ -147,10 +142,15 @@ class ThreadPoster:
     client: WebClient
     http: httpx.Client
     clock: Callable[[], datetime]
-    budget: HistoryBudget = field(default_factory=HistoryBudget)
+    budget: HistoryBudget = field(init=False)
     page_size: int = PAGE_SIZE
     media_deadline: float = MEDIA_DEADLINE
+    # Who the bot is (auth.test), asked once: the same answer in every process, so a copy per
+    # process is harmless.
     _bot_user: str | None = None
+
+    def __post_init__(self) -> None:
+        self.budget = HistoryBudget(self.storage)
 
     # -- jobs -----------------------------------------------------------------------------
 
@@ -407,7 +407,7 @@ class ThreadPoster:
         return None
 
     def _pages(self, method: str, args: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Messages from up to MAX_PAGES pages, within the per-process call budget."""
+        """Messages from up to MAX_PAGES pages, within the shared call budget."""
         cursor = ""
         for _ in range(MAX_PAGES):
             wait = self.budget.take()

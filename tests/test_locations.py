@@ -75,7 +75,11 @@ def test_the_migration_backfills_existing_customers_on_postgres() -> None:
                 "INSERT INTO customers (store, phone, status) VALUES ('PIZZA', ?, ?)",
                 [phone, OPTED_IN],
             )
-        assert store.migrate() == ["m009_customer_location", "m010_job_leases"]
+        assert store.migrate() == [
+            "m009_customer_location",
+            "m010_job_leases",
+            "m015_process_state",
+        ]
         rows = store.db.all(
             "SELECT phone, e164, area_code, state, zones FROM customers ORDER BY id"
         )

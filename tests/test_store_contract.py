@@ -20,6 +20,7 @@ POSTGRES_MIGRATIONS = [
     "m008_indexes",
     "m009_customer_location",
     "m010_job_leases",
+    "m015_process_state",
 ]
 LEASE = timedelta(minutes=5)
 
@@ -52,14 +53,15 @@ def test_a_fresh_database_gets_every_migration(tmp_path: Path) -> None:
     sqlite = open_store(f"sqlite:///{tmp_path / 'new.db'}")
     postgres = open_store(pg_server.empty_database())
     try:
-        assert sqlite.pending_migrations()[-1] == "m010_job_leases"
+        assert sqlite.pending_migrations()[-1] == "m015_process_state"
         assert postgres.pending_migrations() == POSTGRES_MIGRATIONS
         applied = sqlite.migrate()
-        assert applied[0] == "m001_initial" and applied[-4:] == [
+        assert applied[0] == "m001_initial" and applied[-5:] == [
             "m007_staff_decisions",
             "m008_indexes",
             "m009_customer_location",
             "m010_job_leases",
+            "m015_process_state",
         ]
         assert postgres.migrate() == POSTGRES_MIGRATIONS
         assert sqlite.migrate() == postgres.migrate() == []
@@ -243,6 +245,27 @@ def test_stop_requests_nobody_decided(store: Store) -> None:
     store.conversations.update_message(message, decided_by="USAM")
     assert not store.customers.asked_to_stop(cid)
     assert store.customers.undecided_stop_requests("PIZZA") == 0
+
+
+def test_a_call_budget_is_one_token_bucket_for_every_process(store: Store) -> None:
+    assert [store.slack.take_budget("b", 100.0, 6) for _ in range(6)] == [0.0] * 6
+    assert store.slack.take_budget("b", 100.0, 6) == 10.0  # 6 a minute: one every 10 s
+    assert store.slack.take_budget("other", 100.0, 6) == 0.0  # budgets are separate
+    assert store.slack.take_budget("b", 105.0, 6) == 5.0
+    assert store.slack.take_budget("b", 110.0, 6) == 0.0
+
+
+def test_view_hashes_follow_our_own_updates_and_are_dropped_after_a_day(store: Store) -> None:
+    assert store.slack.newest_view_hash("h0") == "h0"
+    store.slack.remember_view_hash("h0", "h1", NOW)
+    store.slack.remember_view_hash("h1", "h2", NOW + timedelta(hours=2))
+    assert store.slack.newest_view_hash("h0") == store.slack.newest_view_hash("h1") == "h2"
+    store.slack.remember_view_hash("h2", "h0", NOW)  # a cycle never loops
+    assert store.slack.newest_view_hash("h0") == "h2"
+    removed = store.housekeeping(NOW + timedelta(hours=25), timedelta(days=1), timedelta(days=30))
+    assert removed["view_hashes"] == 2
+    assert store.slack.newest_view_hash("h1") == "h2"  # the newer one stays
+    assert store.slack.newest_view_hash("h0") == "h0"
 
 
 # -- conversations ------------------------------------------------------------------------------
@@ -567,7 +590,12 @@ def test_m008_carries_an_unpushed_opt_out_over_from_the_job_rows(tmp_path: Path)
     old.conn.commit()
     old.close()
     store = open_store("sqlite:///" + path)
-    assert store.migrate() == ["m008_indexes", "m009_customer_location", "m010_job_leases"]
+    assert store.migrate() == [
+        "m008_indexes",
+        "m009_customer_location",
+        "m010_job_leases",
+        "m015_process_state",
+    ]
     assert [store.customers.opt_out_unpushed(cid) for cid in (1, 2, 3, 4)] == [
         True,
         True,
