@@ -519,6 +519,41 @@ def test_a_campaign_marks_every_pending_recipient_sent(store: Store) -> None:
     assert store.blasts.recipient_reasons(blast, "sent") == {"campaign": 1}
 
 
+def test_recipients_are_recorded_in_bulk_and_those_no_longer_opted_in_skipped(
+    store: Store,
+) -> None:
+    """More recipients than one statement takes (RECIPIENT_BATCH), recorded exactly; then one
+    statement skips exactly those whose consent changed since the confirmation."""
+    from bridge.store.blasts import RECIPIENT_BATCH
+
+    count = RECIPIENT_BATCH + 7
+    phones = [f"+1415{n:07d}" for n in range(count)]
+    store.customers.add_many("PIZZA", [(p, "", "") for p in phones], now=NOW)
+    found = store.customers.find_many("PIZZA", phones)
+    ids = [int(found[p]["id"]) for p in phones]
+    store.customers.set_statuses([(i, NEW, OPTED_IN) for i in ids], how="list", now=NOW)
+    blast = store.blasts.add({"store": "PIZZA", "status": "confirmed"})
+    store.blasts.add_recipients(blast, list(zip(ids, phones, strict=True)))
+    store.blasts.add_recipients(blast, [(ids[0], phones[0])])  # again: nothing doubled
+    recorded = store.blasts.recipients(blast)
+    assert [(r["customer_id"], r["phone"], r["status"]) for r in recorded] == [
+        (i, p, "pending") for i, p in zip(ids, phones, strict=True)
+    ]
+    out, pending = ids[5], ids[RECIPIENT_BATCH + 3]
+    store.customers.set_statuses(
+        [(out, OPTED_IN, OPTED_OUT), (pending, OPTED_IN, PENDING)], how="texted STOP", now=NOW
+    )
+    store.blasts.update_recipient(blast, ids[6], status="sent")
+    store.customers.set_statuses([(ids[6], OPTED_IN, OPTED_OUT)], how="texted STOP", now=NOW)
+    assert store.blasts.skip_no_longer_opted_in(blast, OPTED_IN, NOW) == 2
+    skipped = store.blasts.recipients(blast, "skipped")
+    assert [(r["customer_id"], r["reason"], r["finished_at"]) for r in skipped] == [
+        (out, "opted out since the blast was confirmed", iso(NOW)),
+        (pending, "opted out since the blast was confirmed", iso(NOW)),
+    ]
+    assert store.blasts.recipient_counts(blast) == {"pending": count - 3, "skipped": 2, "sent": 1}
+
+
 # -- media --------------------------------------------------------------------------------------
 
 
