@@ -25,7 +25,7 @@ from bridge.config import Config
 from bridge.jobs import GiveUp, Park, Retry, current_job
 from bridge.media import MediaError
 from bridge.outbound import NotSent
-from bridge.store import Store, iso
+from bridge.store import ClaimedJob, Store, iso
 
 log = logging.getLogger(__name__)
 
@@ -390,9 +390,9 @@ class Blasts:
         if delay is not None:
             self.engine.schedule_step(blast_id, max(0.0, delay - (time.monotonic() - began)))
 
-    def gave_up(self, job: dict[str, Any], error: str) -> None:
+    def gave_up(self, job: ClaimedJob, error: str) -> None:
         """CRM Text stayed unreachable: pause the blast (the store is not stuck) and say why."""
-        blast_id = job["payload"]["blast_id"]
+        blast_id = job.payload["blast_id"]
         self.engine.halt(blast_id, f"Paused: {error}. Press Resume to continue where it stopped.")
         self._queue_progress(blast_id, force=True)
 

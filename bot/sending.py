@@ -33,7 +33,7 @@ from bridge.config import Config
 from bridge.crmtext import CrmTextClient, CrmTextUnavailable
 from bridge.jobs import GiveUp, Retry
 from bridge.media import MediaError, PreparedImage, media_secret, media_url, prepare_image
-from bridge.store import OPTED_OUT, Row, Store
+from bridge.store import OPTED_OUT, ClaimedJob, Row, Store
 
 log = logging.getLogger(__name__)
 
@@ -106,18 +106,18 @@ class Sender:
             self.storage.conversations.update_message(message["id"], status="sent", error="")
             self._feedback(message, blocks.REACTION_SENT, notes)
 
-    def gave_up(self, job: Row, error: str) -> None:
+    def gave_up(self, job: ClaimedJob, error: str) -> None:
         """After the last retry: record it and queue the explanation for the thread."""
-        message = self.storage.conversations.message(job["payload"]["message_id"])
+        message = self.storage.conversations.message(job.payload["message_id"])
         if message["status"] != "pending":
             return
         partial = bool(message["maybe_sent"] or message["media_posted"])
         if partial:
             note = blocks.maybe_sent(message["media_posted"] or 0)
         elif error.startswith("CRM Text"):
-            note = blocks.unreachable(job["attempts"])
+            note = blocks.unreachable(job.attempts)
         else:
-            note = gave_up_note(error, job["attempts"])
+            note = gave_up_note(error, job.attempts)
         with self.storage.transaction():
             self.storage.conversations.update_message(
                 message["id"], status="unknown" if partial else "failed", error=error

@@ -350,17 +350,17 @@ def test_a_queue_runs_in_order_one_job_at_a_time(store: Store) -> None:
     b = store.jobs.enqueue("k", {"n": 2}, queue="q", now=NOW)
     other = store.jobs.enqueue("k", {"n": 3}, queue="r", now=NOW + timedelta(seconds=1))
     first = store.jobs.claim(NOW + timedelta(seconds=2), LEASE)
-    assert first is not None and (first["id"], first["payload"], first["attempts"]) == (
+    assert first is not None and (first.id, first.payload, first.attempts) == (
         a,
         {"n": 1},
         1,
     )
     second = store.jobs.claim(NOW + timedelta(seconds=2), LEASE)
-    assert second is not None and second["id"] == other  # b waits behind a
+    assert second is not None and second.id == other  # b waits behind a
     assert store.jobs.claim(NOW + timedelta(seconds=2), LEASE) is None
     store.jobs.finish(a)
     third = store.jobs.claim(NOW + timedelta(seconds=2), LEASE)
-    assert third is not None and third["id"] == b
+    assert third is not None and third.id == b
 
 
 def test_a_dedupe_key_adds_a_job_once(store: Store) -> None:
@@ -377,11 +377,11 @@ def test_a_customer_job_goes_to_its_lane(store: Store) -> None:
         ("customer:7:crm", "crm"),
     ]
     crm = store.jobs.claim(NOW, LEASE, lanes=["crm"])
-    assert crm is not None and crm["kind"] == "send_reply"
+    assert crm is not None and crm.kind == "send_reply"
     assert store.jobs.claim(NOW, LEASE, lanes=["crm"]) is None
     assert store.jobs.claim(NOW, LEASE, lanes=[]) is None
     slack = store.jobs.claim(NOW, LEASE)
-    assert slack is not None and slack["kind"] == "post_inbound"
+    assert slack is not None and slack.kind == "post_inbound"
     with pytest.raises(ValueError):
         store.jobs.enqueue("k", {}, now=NOW)
 
@@ -393,17 +393,17 @@ def test_a_lane_claims_the_kinds_it_has_now(store: Store) -> None:
     store.db.execute("UPDATE jobs SET lane = 'crm' WHERE id = ?", [job])
     assert store.jobs.claim(NOW, LEASE, lanes=["crm"]) is None
     claimed = store.jobs.claim(NOW, LEASE, lanes=["blast"])
-    assert claimed is not None and claimed["id"] == job
+    assert claimed is not None and claimed.id == job
 
 
 def test_attempts_count_at_claim_and_a_lost_lease_is_claimed_again(store: Store) -> None:
     job = store.jobs.enqueue("k", {}, queue="q", now=NOW)
-    assert store.jobs.claim(NOW, LEASE)["attempts"] == 1  # type: ignore[index]
+    assert store.jobs.claim(NOW, LEASE).attempts == 1  # type: ignore[union-attr]
     assert store.jobs.claim(NOW + timedelta(minutes=4), LEASE) is None
     store.jobs.renew(job, NOW + timedelta(minutes=10))  # type: ignore[arg-type]
     assert store.jobs.claim(NOW + timedelta(minutes=6), LEASE) is None
     again = store.jobs.claim(NOW + timedelta(minutes=11), LEASE)  # the worker died
-    assert again is not None and (again["attempts"], again["lost"]) == (2, 1)
+    assert again is not None and (again.attempts, again.lost) == (2, 1)
 
 
 def test_a_released_job_runs_again_at_once_without_charging_the_attempt(store: Store) -> None:
@@ -414,7 +414,7 @@ def test_a_released_job_runs_again_at_once_without_charging_the_attempt(store: S
     store.jobs.release(job)  # given back once: the attempt is refunded once
     store.jobs.renew(job, NOW + timedelta(hours=1))  # a job nobody runs gets no lease
     again = store.jobs.claim(NOW, LEASE)
-    assert again is not None and (again["id"], again["attempts"], again["lost"]) == (job, 1, 0)
+    assert again is not None and (again.id, again.attempts, again.lost) == (job, 1, 0)
 
 
 def test_retry_waits_and_refund_gives_the_attempt_back(store: Store) -> None:
@@ -443,8 +443,8 @@ def test_a_parked_job_holds_its_queue_until_unparked(store: Store) -> None:
     assert store.jobs.unpark("token_revoked", NOW + timedelta(seconds=1)) == 2
     later = NOW + timedelta(seconds=1)
     claimed = [store.jobs.claim(later, LEASE), store.jobs.claim(later, LEASE)]
-    assert sorted(j["id"] for j in claimed if j) == [a, c]
-    assert [j["attempts"] for j in claimed if j and j["id"] == a] == [1]  # parking refunded
+    assert sorted(j.id for j in claimed if j) == [a, c]
+    assert [j.attempts for j in claimed if j and j.id == a] == [1]  # parking refunded
 
 
 def test_has_pending_looks_into_payloads(store: Store) -> None:
