@@ -28,7 +28,7 @@ from slack_sdk.models.blocks.block_elements import FileInputElement
 from slack_sdk.models.views import View
 
 from bot.blocks import SECTION_CHARS, Block, fit, section, shorten, text_sections
-from bridge import preflight
+from bridge import preflight, segments
 from bridge.preflight import BLOCK, INFO, WARN
 
 LEVEL_ICONS = {BLOCK: ":no_entry:", WARN: ":warning:", INFO: ":information_source:"}
@@ -91,8 +91,16 @@ def summary_line(result: preflight.Preflight) -> str:
         f"{seg.segments * recipients:,} SMS · {seg.billing_units} billing unit"
         f"{'s' * (seg.billing_units != 1)} each · est. ${result.cost:,.2f} · "
         f"{'one CRM Text campaign' if result.mode == 'campaign' else 'one text each, 1 per second'}"
-        f" · about {duration_text(result.duration)}"
+        f" · about {duration_text(result.duration)}{_length_note(result)}"
     )
+
+
+def _length_note(result: preflight.Preflight) -> str:
+    """Both counts of the text's length when they differ (the 1,600 limit uses the larger)."""
+    seg = result.segments
+    if seg.length == seg.characters:
+        return ""
+    return f" · {segments.describe_length(result.final_text)}"
 
 
 CHECKING = ":hourglass_flowing_sand: *Preflight* — checking the text against the store's customers…"

@@ -306,18 +306,42 @@ def message_metadata(message_id: int) -> dict[str, Any]:
     return {"event_type": MESSAGE_EVENT, "event_payload": {"message_id": message_id}}
 
 
-def picture_link(url: str, n: int) -> str:
-    """A picture Slack could not take: a link when the address is a plain web address, else
-    the address itself as text (a ``|`` or ``>`` in it could disguise where a link goes)."""
+def picture_link(url: str, n: int, why: str = "") -> str:
+    """A picture Slack could not take (and ``why``, if known): a link when the address is a
+    plain web address, else the address itself as text (a ``|`` or ``>`` in it could disguise
+    where a link goes)."""
+    because = f" ({fit(why, 500)})" if why else ""
     if _SAFE_URL.fullmatch(url):
         return (
-            f":frame_with_picture: Picture {n} could not be uploaded to Slack: "
+            f":frame_with_picture: Picture {n} could not be uploaded to Slack{because}: "
             f"<{escape(url)}|open it>"
         )
     return (
-        f":frame_with_picture: Picture {n} could not be uploaded to Slack. Its address: "
-        f"{fit(url, 3000)}"
+        f":frame_with_picture: Picture {n} could not be uploaded to Slack{because}. "
+        f"Its address: {fit(url, 3000)}"
     )
+
+
+def picture_refused(n: int, why: str) -> str:
+    """A customer's picture smsbridge would not fetch (its link is not shown either)."""
+    return (
+        f":warning: Picture {n} was not shown: smsbridge did not fetch it because {fit(why, 500)}."
+    )
+
+
+def pictures_over_cap(total: int, shown: int) -> str:
+    return (
+        f":frame_with_picture: The customer sent {total} pictures in one text; smsbridge shows "
+        f"the first {shown}, so the last {total - shown} were not fetched. Ask them to send "
+        "those again if they matter."
+    )
+
+
+HELD_FOR_DECISION = (
+    ":hourglass_flowing_sand: Not sent yet: this customer may have asked to stop texting. "
+    "Press *Opt out* or *Not a stop request* on their text; this reply goes out if it was not "
+    "a stop request."
+)
 
 
 def decided_not_stop(user: str) -> str:

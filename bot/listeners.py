@@ -16,7 +16,7 @@ from bot import blocks
 from bot.blasts import Blasts
 from bot.commands import SmsCommand, queue_answer
 from bot.replies import Replies
-from bridge.optout import request_opt_out
+from bridge.optout import release_held_replies, request_opt_out
 from bridge.phones import pretty
 from bridge.store import Store
 
@@ -183,6 +183,7 @@ def register(
                 thread_id=message["thread_id"],
                 now=clock(),
             )
+            release_held_replies(storage, message["customer_id"], clock())
         wake()
 
     def opt_out_by_card(body: dict[str, Any], user: str) -> str:
@@ -246,6 +247,7 @@ def register(
                 customer_id=message["customer_id"],
                 now=clock(),
             )
+            release_held_replies(storage, message["customer_id"], clock())
         wake()
 
     @on_event("message")

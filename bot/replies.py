@@ -33,6 +33,7 @@ FILE_FIELDS = (
     "file_access",
 )
 EVENT_FIELDS = ("channel", "ts", "thread_ts", "user", "text", "files", "user_profile")
+HELD_OR_PENDING = ("pending", "held")  # not handed to CRM Text yet: an edit or delete applies
 
 
 def may_have_reached(message: Row) -> bool:
@@ -205,7 +206,11 @@ class Replies:
         now = self.clock()
         with self.storage.transaction():
             message = self.storage.conversations.message_by_source(f"slack:{channel}:{ts}")
-            if message is None or message["status"] != "pending" or too_late_to_change(message):
+            if (
+                message is None
+                or message["status"] not in HELD_OR_PENDING
+                or too_late_to_change(message)
+            ):
                 return False
             if text.lstrip().lower().startswith(blocks.NOTE_PREFIX):
                 self.storage.conversations.update_message(
@@ -232,7 +237,11 @@ class Replies:
         now = self.clock()
         with self.storage.transaction():
             message = self.storage.conversations.message_by_source(f"slack:{channel}:{ts}")
-            if message is None or message["status"] != "pending" or too_late_to_change(message):
+            if (
+                message is None
+                or message["status"] not in HELD_OR_PENDING
+                or too_late_to_change(message)
+            ):
                 return False
             self.storage.conversations.update_message(message["id"], status="deleted")
             self.storage.jobs.enqueue(

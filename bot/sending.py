@@ -31,8 +31,17 @@ from bot.threads import ThreadPoster
 from bridge import outbound
 from bridge.config import Config
 from bridge.crmtext import CrmTextClient, CrmTextUnavailable
-from bridge.jobs import GiveUp, Retry
-from bridge.media import MediaError, PreparedImage, media_secret, media_url, prepare_image
+from bridge.jobs import GiveUp, Retry, lost_worker
+from bridge.media import (
+    MAX_FILE_BYTES,
+    MediaError,
+    PreparedImage,
+    check_file,
+    media_secret,
+    media_url,
+    prepare_image,
+    too_many_bytes,
+)
 from bridge.store import OPTED_OUT, ClaimedJob, Row, Store
 
 log = logging.getLogger(__name__)
@@ -82,6 +91,9 @@ class Sender:
         self._fix_text(message, customer)
         try:
             outbound.check(customer["status"], "")
+            if self.storage.customers.asked_to_stop(customer["id"]):
+                self._hold(message)
+                return
             urls = self._prepared_urls(message)
             claimed = self._claim(message["id"])
             if claimed is None:
@@ -116,6 +128,8 @@ class Sender:
             note = blocks.maybe_sent(message["media_posted"] or 0)
         elif error.startswith("CRM Text"):
             note = blocks.unreachable(job.attempts)
+        elif job.lost and error == lost_worker(job.lost):
+            note = killed_note(job.lost)
         else:
             note = gave_up_note(error, job.attempts)
         with self.storage.transaction():
@@ -235,6 +249,15 @@ class Sender:
             self.storage.conversations.update_message(message["id"], **fields)
             maybe_sent = False
 
+    def _hold(self, message: Row) -> None:
+        """The customer may have asked to stop and staff have not decided: the reply waits
+        (``bridge.optout.release_held_replies`` sends it on after the decision)."""
+        with self.storage.transaction():
+            self.storage.conversations.update_message(
+                message["id"], status="held", error="waiting for a decision on a stop request"
+            )
+            self._feedback(message, None, [blocks.HELD_FOR_DECISION])
+
     def _refused(self, message: Row, customer: Row, refusal: outbound.NotSent) -> None:
         with self.storage.transaction():
             self.storage.conversations.update_message(
@@ -301,37 +324,47 @@ class Sender:
         )
 
     def _download(self, item: dict[str, Any]) -> bytes:
-        """Fetch a Slack file with the bot token, sending the token to Slack hosts only.
-        A Slack Connect file (``file_access: check_file_info``) comes without links: ask
-        ``files.info`` for them first."""
-        if item.get("file_access") == "check_file_info" or not (
-            item.get("url_private_download") or item.get("url_private") or item.get("is_external")
+        """Fetch a Slack file with the bot token, sending the token to Slack hosts only. What
+        Slack says about the file (size, type) is checked first, so a video or a huge file is
+        refused without being downloaded; the download stops at MAX_FILE_BYTES whatever was
+        said. A Slack Connect file (``file_access: check_file_info``) comes without links, and
+        a file still being scanned without its type: ``files.info`` has them."""
+        if item.get("is_external"):
+            raise outbound.NotSent("external", "it is stored outside Slack.")
+        if (
+            item.get("file_access") == "check_file_info"
+            or not item.get("mimetype")
+            or not isinstance(item.get("size"), int)
+            or not (
+                item.get("url_private_download")
+                or item.get("url_private")
+                or item.get("is_external")
+            )
         ):
             item = {**item, **self._file_info(str(item.get("id") or ""))}
+        check_file(item.get("size"), item.get("mimetype"))
         url = item.get("url_private_download") or item.get("url_private") or ""
         for _ in range(4):
             if item.get("is_external") or not self._is_slack_host(url):
                 raise outbound.NotSent("external", "it is stored outside Slack.")
+            refusal: outbound.NotSent | None = None  # frozen: raised outside the `with`
             try:
-                response = self.http.get(
+                with self.http.stream(
+                    "GET",
                     url,
                     headers={"Authorization": f"Bearer {self.config.slack_bot_token}"},
                     follow_redirects=False,
-                )
+                ) as response:
+                    if response.is_redirect:
+                        url = str(response.url.join(response.headers["location"]))
+                        continue
+                    try:
+                        return _capped_body(response)
+                    except outbound.NotSent as exc:
+                        refusal = exc
             except httpx.HTTPError as exc:
                 raise Retry(f"Slack file download: {exc}") from exc
-            if response.is_redirect:
-                url = str(response.url.join(response.headers["location"]))
-                continue
-            if response.status_code == 429 or response.status_code >= 500:
-                raise Retry(f"Slack file download: Slack answered {response.status_code}")
-            if response.status_code != 200:
-                raise outbound.NotSent("download", f"Slack answered {response.status_code}.")
-            if response.headers.get("content-type", "").startswith("text/html"):
-                raise outbound.NotSent(
-                    "download", "Slack sent a login page instead of the file (files:read scope?)."
-                )
-            return response.content
+            raise refusal
         raise outbound.NotSent("download", "Slack redirected too many times.")
 
     def _file_info(self, file_id: str) -> dict[str, Any]:
@@ -397,6 +430,37 @@ class Sender:
 
 
 FALLBACK_NAME = "the team"
+
+
+def _capped_body(response: httpx.Response) -> bytes:
+    """A Slack file download's body, read in chunks and abandoned past MAX_FILE_BYTES."""
+    if response.status_code == 429 or response.status_code >= 500:
+        raise Retry(f"Slack file download: Slack answered {response.status_code}")
+    if response.status_code != 200:
+        raise outbound.NotSent("download", f"Slack answered {response.status_code}.")
+    if response.headers.get("content-type", "").startswith("text/html"):
+        raise outbound.NotSent(
+            "download", "Slack sent a login page instead of the file (files:read scope?)."
+        )
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FILE_BYTES:
+        raise MediaError(too_many_bytes(int(declared)))
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > MAX_FILE_BYTES:
+            raise MediaError(too_many_bytes(None))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def killed_note(lost: int) -> str:
+    """A reply whose job kept killing its worker (out of memory: a picture?)."""
+    return (
+        f":x: Not sent: smsbridge stopped {lost} times while preparing this reply (out of "
+        "memory? a picture may be too large), so it was not tried again. Send it again, with a "
+        "smaller picture if it had one."
+    )
 
 
 def gave_up_note(error: str, attempts: int) -> str:

@@ -29,6 +29,7 @@ from bridge.config import Config
 from bridge.crmtext import CrmTextClient
 from bridge.inbound import Inbound
 from bridge.jobs import Job, JobRunner, lost_worker
+from bridge.medialinks import media_hosts
 from bridge.optout import opt_out_handler, status_check_handler
 from bridge.store import ClaimedJob, Row, Store, open_store, utcnow
 
@@ -115,7 +116,7 @@ def job_table(
         Job("crm_status_check", status_check_handler(storage, crm, clock)),
         Job("sms_command", sms.run),
         # an inbound MMS picture: downloaded (with a deadline) and shared in its thread
-        Job("share_picture", poster.share_picture, patient=True),
+        Job("share_picture", poster.share_picture, patient=True, on_give_up=poster.picture_gave_up),
         # blasts
         Job("blast_sync", blasts.sync),
         Job("blast_confirm", blasts.confirm),  # an admin's Send: launch the blast (durable)
@@ -151,7 +152,9 @@ def build_services(
     )
     slack = web_client(config.slack_bot_token, config.slack_api_url, pacer)
     http = httpx.Client(timeout=15, headers={"User-Agent": "smsbridge"})
-    poster = ThreadPoster(storage, slack, http, clock)
+    poster = ThreadPoster(
+        storage, slack, http, clock, media_hosts=media_hosts(config.inbound_media_hosts)
+    )
     sender = Sender(config, storage, slack, crm, http, clock, poster)
     wake = _Wake()
     sms = SmsCommand(config, storage, slack, crm, clock, wake)

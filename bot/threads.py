@@ -31,12 +31,22 @@ from bot.slackcalls import slack_job
 from bot.slacktext import to_plain
 from bridge.jobs import GiveUp, Retry
 from bridge.keywords import Intent
-from bridge.store import NEW, Row, Store, iso, parse_iso
+from bridge.medialinks import (
+    DEFAULT_INBOUND_MEDIA_HOSTS,
+    MAX_PICTURES,
+    MediaFailed,
+    MediaHost,
+    MediaRefused,
+    Resolver,
+    fetch,
+    media_hosts,
+    resolve,
+)
+from bridge.store import NEW, ClaimedJob, Row, Store, iso, parse_iso
 
 log = logging.getLogger(__name__)
 
-MAX_MEDIA_BYTES = 5 * 1024 * 1024
-MEDIA_DEADLINE = 30.0  # seconds for a whole picture download
+MEDIA_DEADLINE = 30.0  # seconds for a whole picture download, redirects included
 
 # Reconciliation reads conversations.history / conversations.replies, Tier 3 methods (about 50
 # calls a minute per workspace; 1 a minute with at most 15 messages for non-Marketplace apps).
@@ -145,6 +155,8 @@ class ThreadPoster:
     budget: HistoryBudget = field(init=False)
     page_size: int = PAGE_SIZE
     media_deadline: float = MEDIA_DEADLINE
+    media_hosts: tuple[MediaHost, ...] = media_hosts(DEFAULT_INBOUND_MEDIA_HOSTS)
+    resolver: Resolver = resolve
     # Who the bot is (auth.test), asked once: the same answer in every process, so a copy per
     # process is harmless.
     _bot_user: str | None = None
@@ -189,12 +201,23 @@ class ThreadPoster:
         done = message["media_posted"] or 0
         now = self.clock()
         with self.storage.transaction():  # pictures download in their own lane (slow senders)
-            for n in range(done + 1, len(media) + 1):
+            for n in range(done + 1, min(len(media), MAX_PICTURES) + 1):
                 self.storage.jobs.enqueue(
                     "share_picture",
                     {"message_id": message["id"], "n": n},
                     customer_id=customer["id"],
                     dedupe_key=f"share_picture:{message['id']}:{n}",
+                    now=now,
+                )
+            if len(media) > MAX_PICTURES:
+                self.storage.jobs.enqueue(
+                    "post_notice",
+                    {
+                        "thread_id": thread["id"],
+                        "text": blocks.pictures_over_cap(len(media), MAX_PICTURES),
+                    },
+                    customer_id=customer["id"],
+                    dedupe_key=f"pictures_over_cap:{message['id']}",
                     now=now,
                 )
 
@@ -210,6 +233,29 @@ class ThreadPoster:
         item = json.loads(message["media"] or "[]")[n - 1]
         self._share_picture(thread["channel_id"], thread["ts"], item["url"], n, customer)
         self.storage.conversations.update_message(message["id"], media_posted=n)
+
+    def picture_gave_up(self, job: ClaimedJob, error: str) -> None:
+        """A ``share_picture`` job that will not be tried again (it kept killing its worker:
+        out of memory?): say so in the thread, with the link, so no picture goes unmentioned."""
+        message = self.storage.conversations.message(job.payload["message_id"])
+        n = int(job.payload["n"])
+        if (message["media_posted"] or 0) >= n:
+            return
+        url = json.loads(message["media"] or "[]")[n - 1]["url"]
+        lost = job.lost
+        log.error("gave up on picture %s of message %s: %s", n, message["id"], error)
+        why = (
+            f"fetching it stopped smsbridge's worker {lost} times, out of memory?"
+            if lost
+            else error
+        )
+        self.storage.jobs.enqueue(
+            "post_notice",
+            {"thread_id": message["thread_id"], "text": blocks.picture_link(url, n, why)},
+            customer_id=message["customer_id"],
+            dedupe_key=f"picture_gave_up:{message['id']}:{n}",
+            now=self.clock(),
+        )
 
     def _backlog(self, thread: Row, message: Row) -> list[Row]:
         """The texts this post carries: just ``message``, or, when the customer's plain texts
@@ -566,6 +612,15 @@ class ThreadPoster:
         """Download an inbound MMS image and upload it into the thread; else post its link."""
         try:
             content, name = self._download(url, n)
+        except MediaRefused as exc:  # not fetched at all: its link is not shown either
+            log.warning("picture %s of a text in %s not fetched: %s", n, thread_ts, exc)
+            self._reply(channel, thread_ts, blocks.picture_refused(n, str(exc)))
+            return
+        except MediaFailed as exc:
+            log.warning("picture %s of a text in %s not downloaded: %s", n, thread_ts, exc)
+            self._reply(channel, thread_ts, blocks.picture_link(url, n, str(exc)))
+            return
+        try:
             with slack_job("upload picture"):
                 self.client.files_upload_v2(
                     channel=channel,
@@ -575,29 +630,20 @@ class ThreadPoster:
                     title=f"Picture from {blocks.customer_label(customer)}",
                 )
         except (httpx.HTTPError, ValueError, GiveUp) as exc:
-            log.warning("picture %s not uploaded (%s); posting the link", url, exc)
+            log.warning("picture %s not uploaded (%s); posting the link", n, exc)
             self._reply(channel, thread_ts, blocks.picture_link(url, n))
 
     def _download(self, url: str, n: int) -> tuple[bytes, str]:
-        """The picture, whole within ``media_deadline`` seconds (a sender that drips a byte at
-        a time gives up then, and its link is posted instead)."""
-        deadline = time.monotonic() + self.media_deadline
-        timeout = httpx.Timeout(min(15.0, self.media_deadline))
-        with self.http.stream("GET", url, follow_redirects=True, timeout=timeout) as response:
-            response.raise_for_status()
-            kind = response.headers.get("content-type", "").split(";")[0].strip()
-            if not kind.startswith("image/"):
-                raise ValueError(f"not an image: {kind or 'no content type'}")
-            data = b""
-            for chunk in response.iter_bytes():
-                data += chunk
-                if len(data) > MAX_MEDIA_BYTES:
-                    raise ValueError("picture larger than 5 MB")
-                if time.monotonic() > deadline:
-                    raise ValueError(f"picture not downloaded within {self.media_deadline:g} s")
-        extension = kind.split("/")[1].replace("jpeg", "jpg")
+        """The picture, only from a trusted host (every redirect checked again) and whole
+        within ``media_deadline`` seconds (a sender that drips a byte at a time gives up then,
+        and its link is posted instead)."""
+        got = fetch(
+            self.http, url, self.media_hosts, deadline=self.media_deadline, resolver=self.resolver
+        )
+        extension = got.content_type.split("/")[1].replace("jpeg", "jpg")
+        extension = "".join(c for c in extension if c.isalnum())[:8] or "img"
         stamp = iso(self.clock())[:10]
-        return data, f"mms-{stamp}-{n}.{extension}"
+        return got.data, f"mms-{stamp}-{n}.{extension}"
 
     def thread_resolved(self, payload: dict[str, Any]) -> None:
         """Job ``thread_resolved``: mark the parent resolved and say so in the thread."""

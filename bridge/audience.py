@@ -3,7 +3,8 @@
 Streams: one page is fetched, merged in one transaction and dropped before the next is asked
 for, so memory stays flat whatever the store's size, and a sync cut short keeps every page it
 finished. CRM Text is authoritative for opt-ins, except that a local opt-out always wins: it is
-pushed to CRM Text (optoutcustomer) and the preflight blocks until that is done.
+pushed to CRM Text (optoutcustomer) and the preflight blocks until that is done, and once CRM
+Text has had it, its list never moves the customer back (only their own START/keyword text can).
 """
 
 from __future__ import annotations
@@ -72,7 +73,11 @@ def merge_page(storage: Store, store: str, page: list[Customer], now: datetime) 
         row = local[phone]
         if row["status"] == customer.status:
             continue
-        if row["status"] == OPTED_OUT and storage.customers.opt_out_unpushed(row["id"]):
+        if row["status"] == OPTED_OUT and not storage.customers.opt_out_unpushed(row["id"]):
+            # The latest consent event is a revocation: CRM Text's list never undoes it; only
+            # the customer's own opt-in text does (bridge.inbound), which leaves them opted in.
+            continue
+        if row["status"] == OPTED_OUT:
             changed += request_opt_out(
                 storage,
                 row["id"],

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bridge import audience, outbound, preflight, quiet_hours
+from bridge import audience, outbound, preflight, quiet_hours, state_rules
 from bridge.config import Config
 from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable
 from bridge.jobs import Retry
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 CAMPAIGN_THRESHOLD = 700
 ALREADY_CONFIRMED = "This blast was already confirmed; it is not sent twice."
 STORE_ZONE = ZoneInfo("America/Los_Angeles")
+CAP_WINDOW = timedelta(hours=24)  # state caps count marketing texts in a rolling 24 hours
 
 
 class BlastRefused(Exception):
@@ -97,6 +98,8 @@ class BlastEngine:
                 counts["new"],
                 counts["invalid"],
                 counts["duplicate"],
+                counts["toll_free"],
+                counts["non_geographic"],
             ),
             {(tuple(zones.split()), state): n for state, zones, n in places},
         )
@@ -126,6 +129,7 @@ class BlastEngine:
             recent_texts=tuple((parse_iso(b["started_at"]), b["final_text"]) for b in sent),
             pending_revocations=self.storage.customers.pending_opt_outs(store),
             undecided_stop_requests=self.storage.customers.undecided_stop_requests(store),
+            at_state_cap=self.storage.blasts.at_cap(store, _caps(), now - CAP_WINDOW),
         )
 
     # -- draft and confirmation -----------------------------------------------------------
@@ -256,6 +260,10 @@ class BlastEngine:
             self.storage.blasts.move(blast_id, ("confirmed", "scheduled"), "blocked", report=report)
             self.storage.blasts.skip_pending(blast_id, "blast blocked before sending", now)
             return "blocked"
+        if blast["mode"] == "campaign":
+            capped_until = self.campaign_cap_wait(blast_id, now)
+            if capped_until is not None:  # a campaign cannot leave anyone out: it waits
+                return self._schedule(blast_id, capped_until)
         self._skip_no_longer_opted_in(blast_id, now)
         with self.storage.transaction():
             if not self.storage.blasts.move(
@@ -364,7 +372,22 @@ class BlastEngine:
             self._finish(blast_id, "done", "")
             return None
         allowed = quiet_hours.check_many([r["phone"] for r in pending], now, timedelta(seconds=1))
+        never = [
+            r
+            for r in pending
+            if not allowed[r["phone"]].ok and not allowed[r["phone"]].next_allowed
+        ]
+        for row in never:  # toll-free or non-geographic: no time zone, never texted in blasts
+            self.storage.blasts.update_recipient(
+                blast_id,
+                row["customer_id"],
+                status="skipped",
+                reason=quiet_hours.not_a_place(row["phone"]) or allowed[row["phone"]].reason,
+                finished_at=iso(now),
+            )
         ready = [r for r in pending if allowed[r["phone"]].ok]
+        if never and not ready:
+            return 0.0
         if not ready:
             wake = min(a.next_allowed for a in allowed.values() if a.next_allowed is not None)
             self.storage.blasts.update(blast_id, run_at=iso(wake))
@@ -389,6 +412,12 @@ class BlastEngine:
             )
             return
         maybe_sent = bool(recipient["attempted_at"])
+        capped = None if maybe_sent else self.over_cap(recipient["phone"], customer["state"], now)
+        if capped is not None:
+            self.storage.blasts.update_recipient(
+                *key, status="skipped", reason=capped, finished_at=iso(now)
+            )
+            return
         self.storage.blasts.update_recipient(*key, attempted_at=iso(now))
         try:
             msg_id = outbound.send(
@@ -411,6 +440,38 @@ class BlastEngine:
         self.storage.blasts.update_recipient(
             *key, status="sent", provider_id=msg_id, finished_at=iso(now)
         )
+
+    def over_cap(self, phone: str, state: str | None, now: datetime) -> str | None:
+        """Why ``phone`` must not get another blast text now under its state's rolling 24-hour
+        cap (Florida, Oklahoma, Maryland: 3; bridge.state_rules), else None. Every blast text
+        counts, from any store: the subject of a text is not known, so the count is strict."""
+        cap = state_rules.cap_for(state)
+        if cap is None:
+            return None
+        if self.storage.blasts.sent_to_since(phone, now - CAP_WINDOW) < cap:
+            return None
+        name = quiet_hours.STATE_NAMES.get(state or "", state)
+        return f"{name} allows at most {cap} marketing texts per person in 24 hours"
+
+    def campaign_cap_wait(self, blast_id: int, now: datetime) -> datetime | None:
+        """When a campaign (which reaches every opted-in customer at once) may start without
+        going over any recipient's 24-hour state cap; None if it may start now. One query over
+        the blast's pending recipients in capped states and their texts of the last 24 hours."""
+        caps = _caps()
+        since = now - CAP_WINDOW
+        sent: dict[str, list[datetime]] = {}
+        cap_of: dict[str, int] = {}
+        for phone, state, finished in self.storage.blasts.recent_texts_of_pending(
+            blast_id, sorted(caps), since
+        ):
+            sent.setdefault(phone, []).append(parse_iso(finished))
+            cap_of[phone] = caps[state]
+        waits = [
+            sorted(times)[len(times) - cap_of[phone]] + CAP_WINDOW
+            for phone, times in sent.items()
+            if len(times) >= cap_of[phone]
+        ]  # the oldest text whose expiry brings the count below the cap
+        return max(waits) if waits else None
 
     def _finish(self, blast_id: int, status: str, report: str) -> None:
         self.storage.blasts.move(
@@ -461,6 +522,11 @@ class BlastEngine:
                 self.storage.blasts.skip_pending(blast_id, "cancelled", self.clock())
                 self.storage.blasts.update(blast_id, finished_at=iso(self.clock()))
             return moved
+
+
+def _caps() -> dict[str, int]:
+    """State -> its rolling 24-hour cap, for the states that have one."""
+    return {row.state: row.cap_24h for row in state_rules.ROWS if row.cap_24h}
 
 
 def _reason(refusal: outbound.NotSent) -> str:

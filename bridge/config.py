@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from bridge.medialinks import DEFAULT_INBOUND_MEDIA_HOSTS, parse_hosts
+
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_CRMTEXT_API_URL = "https://restapi.crmtext.com/smapi/rest"
 DEFAULT_DATABASE_URL = "sqlite:///smsbridge.db"
@@ -54,6 +56,9 @@ class Config:
     # bursts); 0 turns it off (the test suite runs on a frozen clock).
     slack_posts_per_second: float = 1.0
     slack_post_burst: int = 3
+    # Where customers' pictures (inbound MMS links) may be fetched from: ``host``,
+    # ``host:port`` or ``http://host:port`` entries (bridge/medialinks.py).
+    inbound_media_hosts: tuple[str, ...] = DEFAULT_INBOUND_MEDIA_HOSTS
 
     @property
     def sqlite_path(self) -> str:
@@ -142,6 +147,11 @@ class Config:
             problems.append(
                 f"STORE_SIGNATURES names stores not in SMS_STORES: {', '.join(unknown_sig)}"
             )
+        try:
+            media_hosts = parse_hosts(env.get("INBOUND_MEDIA_HOSTS", ""))
+        except ValueError as exc:
+            problems.append(f"INBOUND_MEDIA_HOSTS: {exc}")
+            media_hosts = ()
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -164,6 +174,7 @@ class Config:
             blast_monthly_limit=int(monthly),
             blast_typed_confirm_over=int(typed),
             blast_mode=mode,
+            inbound_media_hosts=media_hosts or DEFAULT_INBOUND_MEDIA_HOSTS,
         )
 
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from bridge.callback import InboundSms
 from bridge.keywords import Intent, classify, normalise
+from bridge.optout import release_held_replies
 from bridge.store import OPTED_IN, OPTED_OUT, Row, Store, iso
 
 log = logging.getLogger(__name__)
@@ -82,13 +83,16 @@ class Inbound:
                 dedupe_key=f"post:{message_id}",
                 now=now,
             )
-            if sms.opted_in is False and intent not in (Intent.STOP, Intent.REVOKE):
+            revocation = intent in (Intent.STOP, Intent.REVOKE)
+            if sms.opted_in is False and not revocation:
                 self.storage.jobs.enqueue(
                     "crm_status_check",
                     {"customer_id": customer["id"], "thread_id": thread["id"]},
                     customer_id=customer["id"],
                     now=now,
                 )
+            if changed and revocation:  # replies held for a staff decision: not sent now
+                release_held_replies(self.storage, customer["id"], now)
             if changed and thread["ts"] is not None:  # the parent card shows the status
                 self.storage.jobs.enqueue(
                     "refresh_thread",
@@ -96,7 +100,12 @@ class Inbound:
                     customer_id=customer["id"],
                     now=now,
                 )
-            if intent is Intent.REVOKE and changed:
+            if (
+                revocation
+                and sms.opted_in is not False  # CRM Text does not list them as opted out
+                and (changed or self.storage.customers.opt_out_unpushed(customer["id"]))
+                and not self.storage.jobs.has_pending("crm_opt_out", "customer_id", customer["id"])
+            ):
                 self.storage.jobs.enqueue(
                     "crm_opt_out",
                     {"customer_id": customer["id"], "message_id": message_id},
@@ -109,30 +118,44 @@ class Inbound:
 
     def _apply_consent(self, customer: Row, sms: InboundSms, intent: Intent, now: datetime) -> bool:
         """Write what the text and CRM Text's optInStatus say about consent to the ledger;
-        True when the customer's status changed."""
+        True when the customer's status changed.
+
+        * An opt-out word however decorated, or a revocation read as certain, opts the customer
+          out here at once. CRM Text has done it too only if its callback says so (it acts on
+          the bare words STOP and QUIT alone); otherwise the opt-out is ours until CRM Text
+          confirms it (``crm_synced`` 0; job ``crm_opt_out`` pushes it).
+        * A callback saying Opt-in never undoes a local opt-out by itself: only the customer
+          opting in again does (START, UNSTOP, the store keyword; YES once CRM Text has the
+          opt-out, because a YES then answers CRM Text's own opt-in request).
+        """
         word = normalise(sms.text)
-        if intent is Intent.STOP:
-            status, how = OPTED_OUT, f"texted {word}; CRM Text opted them out"
-        elif intent is Intent.REVOKE:
-            status, how = OPTED_OUT, f"texted {word}; smsbridge asks CRM Text to opt them out"
-        elif sms.opted_in and (
-            customer["status"] != OPTED_OUT
-            or intent is Intent.START
-            or not self.storage.customers.opt_out_unpushed(customer["id"])
-        ):
-            # A local opt-out that CRM Text has not heard of yet is not undone by a callback;
-            # once CRM Text has it, an opt-in there (START, the keyword) is the customer's own.
-            how = f"texted {word}" if intent is Intent.START else "CRM Text callback says Opt-in"
-            status = OPTED_IN
-        else:
+        if intent in (Intent.STOP, Intent.REVOKE):
+            at_crm = sms.opted_in is False  # CRM Text's own status already says opted out
+            how = f"texted {word}; " + (
+                "CRM Text opted them out" if at_crm else "smsbridge asks CRM Text to opt them out"
+            )
+            return self.storage.customers.set_status(
+                customer["id"], OPTED_OUT, how=how, text=sms.text, now=now, crm_synced=at_crm
+            )
+        if not sms.opted_in:
             # The callback says Opt-out for anyone not opted in (never asked, pending, opted
             # out): the exact status comes from getcustomerinfo (job crm_status_check).
             return False
+        if customer["status"] == OPTED_OUT and not self._opts_in_again(customer, sms, intent):
+            return False
+        rejoined = customer["status"] == OPTED_OUT or intent is Intent.START
+        how = f"texted {word}" if rejoined else "CRM Text callback says Opt-in"
         return self.storage.customers.set_status(
-            customer["id"],
-            status,
-            how=how,
-            text=sms.text,
-            now=now,
-            crm_synced=intent is not Intent.REVOKE,  # smsbridge still has to tell CRM Text
+            customer["id"], OPTED_IN, how=how, text=sms.text, now=now
+        )
+
+    def _opts_in_again(self, customer: Row, sms: InboundSms, intent: Intent) -> bool:
+        """Is this text the customer opting in again after an opt-out (CRM Text says Opt-in)?"""
+        word = normalise(sms.text)
+        if word == sms.keyword.upper():
+            return True
+        if intent is not Intent.START:
+            return False
+        return word not in ("YES", "Y") or not self.storage.customers.opt_out_unpushed(
+            customer["id"]
         )

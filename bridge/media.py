@@ -1,8 +1,10 @@
 """Slack attachments as MMS: shrink pictures for CRM Text and sign the links that serve them.
 
 CRM Text's ``mmsurl`` must be a public http(s) URL of a .jpg/.gif/.png of at most 450 KB
-(crmtext-api.md §4 "MMS"). :func:`prepare_image` makes the bytes fit; :func:`media_url` builds an
-expiring HMAC-signed ``/media/...`` link and :func:`verify` checks one.
+(crmtext-api.md §4 "MMS"). :func:`check_file` refuses a Slack file from its size and type before
+it is downloaded; :func:`prepare_image` checks the pixel budget before decoding and re-encodes
+every picture without metadata, small enough to fit; :func:`media_url` builds an expiring
+HMAC-signed ``/media/...`` link and :func:`verify` checks one.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 MAX_MMS_BYTES = 450_000
 MAX_SIDE = 1600
@@ -23,11 +25,21 @@ QUALITIES = (85, 70, 55, 40)
 SHRINK = 0.8
 MIN_SIDE = 64
 
+# Budgets, checked before anything is decoded (the header gives the size): a picture's pixels
+# decide the memory its decoding takes, not its file size (a 38-byte WebP can be 9400 × 9400).
+# A JPEG is decoded at 1/2, 1/4 or 1/8 scale straight to about MAX_SIDE (``Image.draft``), so
+# it may have more pixels than the others, which are decoded whole.
+PIXEL_BUDGET = 24_000_000
+JPEG_PIXEL_BUDGET = 50_000_000  # a 48-50 megapixel phone photo
+MAX_FILE_BYTES = 25 * 1024 * 1024  # a staff attachment is not downloaded past this
+
 # Raster formats we accept. Never EPS/PS: Pillow hands those to Ghostscript.
 READ_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
-PASS_THROUGH = {  # Pillow format -> (content type, extension); MPO is a JPEG with extra frames
-    "JPEG": ("image/jpeg", "jpg"),
-    "MPO": ("image/jpeg", "jpg"),
+PICTURE_TYPES = frozenset(
+    {"image/jpeg", "image/pjpeg", "image/png", "image/gif", "image/webp", "image/bmp"}
+    | {"image/tiff", "image/x-ms-bmp"}
+)
+KEEP_FORMAT = {  # small enough pictures keep their format (re-encoded without metadata)
     "PNG": ("image/png", "png"),
     "GIF": ("image/gif", "gif"),
 }
@@ -37,6 +49,22 @@ NOT_A_PICTURE = "That file is not a picture we can text. Please attach a JPEG, P
 TOO_LARGE = "That picture is too large to process. Please attach a smaller one."
 DAMAGED = "That picture appears to be damaged and cannot be sent by text."
 CANNOT_SHRINK = "That picture could not be made small enough to send by text."
+
+
+def too_many_pixels(width: int, height: int, budget: int) -> str:
+    return (
+        f"That picture is too large to process ({width:,} × {height:,} pixels; the most is "
+        f"{budget // 1_000_000} million). Please attach a smaller one."
+    )
+
+
+def too_many_bytes(size: int | None) -> str:
+    most = MAX_FILE_BYTES // (1024 * 1024)
+    what = f"{size / (1024 * 1024):.0f} MB" if size else f"over {most} MB"
+    return (
+        f"That file is too big to send ({what}; the most is {most} MB). "
+        "Please attach a smaller picture."
+    )
 
 
 class MediaError(ValueError):
@@ -54,29 +82,49 @@ class PreparedImage:
     height: int
 
 
+def check_file(size: object, mimetype: object) -> None:
+    """Refuse a Slack file from what Slack says about it, before downloading it: a type that
+    is not a picture we read, or more than MAX_FILE_BYTES. Unknown values pass (the download
+    is capped and the bytes are identified anyway)."""
+    kind = str(mimetype or "").split(";")[0].strip().lower()
+    if kind and kind not in PICTURE_TYPES:
+        raise MediaError(NOT_A_PICTURE)
+    if isinstance(size, int) and size > MAX_FILE_BYTES:
+        raise MediaError(too_many_bytes(size))
+
+
 def prepare_image(data: bytes, max_bytes: int = MAX_MMS_BYTES) -> PreparedImage:
-    """Identify ``data`` with Pillow and return it unchanged if it fits, else as a smaller JPEG."""
+    """A picture for CRM Text, always re-encoded (no EXIF, GPS, camera owner, comments or
+    profiles go to customers): a small PNG or GIF stays one, anything else becomes a JPEG of at
+    most MAX_SIDE pixels a side and ``max_bytes``. The pixel budget is checked from the header
+    before anything is decoded."""
     try:
-        img = Image.open(io.BytesIO(data), formats=READ_FORMATS)
+        img = Image.open(io.BytesIO(data), formats=READ_FORMATS)  # reads the header only
     except UnidentifiedImageError:
         raise MediaError(NOT_A_PICTURE) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        # The warning is only an exception where warnings are errors (our tests); see below.
+        # The warning is only an exception where warnings are errors (our tests).
         raise MediaError(TOO_LARGE) from None
     except (OSError, ValueError, SyntaxError):
         raise MediaError(DAMAGED) from None
     with img:
         width, height = img.size
-        limit = Image.MAX_IMAGE_PIXELS
-        if limit and width * height > limit:  # Pillow only warned
-            raise MediaError(TOO_LARGE)
-        kind = PASS_THROUGH.get(img.format or "")
-        if kind and len(data) <= max_bytes:
-            return PreparedImage(data, kind[0], kind[1], width, height)
+        jpeg = img.format in ("JPEG", "MPO")
+        budget = JPEG_PIXEL_BUDGET if jpeg else PIXEL_BUDGET
+        if width * height > budget:
+            raise MediaError(too_many_pixels(width, height, budget))
         try:
+            frames = getattr(img, "n_frames", 1) if img.format == "GIF" else 1  # no decoding
+            kind = KEEP_FORMAT.get(img.format or "")
+            if kind and len(data) <= max_bytes and width * height * frames <= budget:
+                same, w, h = _gif(img) if img.format == "GIF" else _png(img)
+                if len(same) <= max_bytes:
+                    return PreparedImage(same, kind[0], kind[1], w, h)
+            if jpeg:  # decode at the smallest scale that still gives MAX_SIDE
+                img.draft("RGB", (MAX_SIDE, MAX_SIDE))
             img.seek(0)  # an animated GIF becomes its first frame
-            rgb = _flatten(ImageOps.exif_transpose(img))
-        except (OSError, ValueError, SyntaxError):
+            rgb = _strip(_flatten(ImageOps.exif_transpose(img)), ())
+        except (OSError, ValueError, SyntaxError, EOFError):
             raise MediaError(DAMAGED) from None
     rgb.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
     while True:
@@ -88,6 +136,43 @@ def prepare_image(data: bytes, max_bytes: int = MAX_MMS_BYTES) -> PreparedImage:
             raise MediaError(CANNOT_SHRINK)
         size = (round(rgb.width * SHRINK), round(rgb.height * SHRINK))
         rgb = rgb.resize(size, Image.Resampling.LANCZOS)
+
+
+def _strip(img: Image.Image, keep: tuple[str, ...] = ("transparency",)) -> Image.Image:
+    """``img`` with only ``keep`` left in its info (no EXIF, XMP, ICC profile, text chunks or
+    comments, which Pillow would otherwise write back)."""
+    img.info = {k: img.info[k] for k in keep if k in img.info}
+    return img
+
+
+def _png(img: Image.Image) -> tuple[bytes, int, int]:
+    clean = _strip(ImageOps.exif_transpose(img))  # a new image: turned upright, or a copy
+    buf = io.BytesIO()
+    clean.save(buf, format="PNG")
+    return buf.getvalue(), clean.width, clean.height
+
+
+def _gif(img: Image.Image) -> tuple[bytes, int, int]:
+    """The GIF again, every frame, with only what animation needs (no comments, no XMP)."""
+    frames = []
+    for frame in ImageSequence.Iterator(img):
+        frames.append(_strip(frame.copy(), ("transparency", "duration")))
+    buf = io.BytesIO()
+    first = frames[0]
+    if len(frames) > 1:
+        durations = [int(f.info.get("duration", 100)) for f in frames]
+        first.save(
+            buf,
+            format="GIF",
+            comment=b"",
+            save_all=True,
+            append_images=frames[1:],
+            duration=durations,
+            loop=0,
+        )
+    else:
+        first.save(buf, format="GIF", comment=b"")
+    return buf.getvalue(), first.width, first.height
 
 
 def _flatten(img: Image.Image) -> Image.Image:

@@ -48,11 +48,31 @@ def request_opt_out(
         return True
 
 
+def release_held_replies(storage: Store, customer_id: int, now: datetime) -> int:
+    """Staff have decided on every text of the customer that may be a stop request, or the
+    customer is opted out anyway: the replies held meanwhile go on to ``send_reply`` (sent if
+    it was not a stop request, reported as not sent to an opted-out customer). Returns how
+    many were released."""
+    customer = storage.customers.get(customer_id)
+    if customer["status"] != OPTED_OUT and storage.customers.asked_to_stop(customer_id):
+        return 0
+    held = storage.conversations.held_replies(customer_id)
+    with storage.transaction():
+        for message in held:
+            storage.conversations.update_message(message["id"], status="pending", error="")
+            storage.jobs.enqueue(
+                "send_reply", {"message_id": message["id"]}, customer_id=customer_id, now=now
+            )
+    return len(held)
+
+
 def opt_out_handler(storage: Store, crm: CrmTextClient, clock: Callable[[], datetime]) -> Handler:
     """Job ``crm_opt_out``: call optoutcustomer, then tell the thread."""
 
     def handle(payload: dict[str, Any]) -> None:
         customer = storage.customers.get(payload["customer_id"])
+        if customer["status"] != OPTED_OUT:
+            return  # they opted in again (START) before the push went out: theirs to decide
         try:
             crm.opt_out(customer["store"], customer["phone"])
         except CrmTextUnavailable as exc:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable
-from bridge.segments import SegmentInfo, count
+from bridge.segments import MAX_LENGTH, SegmentInfo, count, describe_length, strict_length
 from bridge.store import NEW, OPTED_IN, OPTED_OUT, PENDING
 
-MAX_CHARS = 1600
+MAX_CHARS = MAX_LENGTH  # counted strictly: the larger of code points and UTF-16 code units
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,10 @@ def check(status: int, text: str) -> SegmentInfo:
     text's segments. The customer's status is checked even when there is no text."""
     if status != OPTED_IN:
         raise STATUS_REFUSALS.get(status, STATUS_REFUSALS[NEW])
-    if len(text) > MAX_CHARS:
+    if strict_length(text) > MAX_CHARS:
         raise NotSent(
             "too_long",
-            f"Not sent: {len(text):,} characters is over CRM Text's limit of {MAX_CHARS:,}. "
+            f"Not sent: {describe_length(text)} is over CRM Text's limit of {MAX_CHARS:,}. "
             "Shorten it or split it into two replies.",
         )
     return count(text)

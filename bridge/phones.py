@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import phonenumbers
 from phonenumbers import Leniency, PhoneNumberFormat, PhoneNumberMatcher
 
-from bridge import quiet_hours  # the one place that knows area codes and zones
+from bridge import area_codes, quiet_hours
 
 # What a typed number may be made of ("(415) 555-0100", "+1 415.555.0100"); anything else ends it.
 _PHONE_CHARS = re.compile(r"[\d\s+().\-]+")
@@ -31,6 +31,8 @@ def parse_us(text: str) -> str:
         number = phonenumbers.parse(cleaned, "US")
     except phonenumbers.NumberParseException as exc:
         raise InvalidPhone(f"“{cleaned}” is not a phone number.") from exc
+    if _new_us_code(number):
+        return phonenumbers.format_number(number, PhoneNumberFormat.E164)
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhone(f"“{cleaned}” is not a valid phone number (US numbers have 10 digits).")
     region = phonenumbers.region_code_for_number(number)
@@ -39,6 +41,21 @@ def parse_us(text: str) -> str:
             f"“{cleaned}” is a {region or 'non-US'} number; CRM Text texts US numbers only."
         )
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+def _new_us_code(number: phonenumbers.PhoneNumber) -> bool:
+    """A US number in an area code phonenumbers does not know yet (436, 624: see
+    :mod:`bridge.area_codes`)."""
+    return number.country_code == 1 and area_codes.new_us_code(str(number.national_number))
+
+
+def _us_number(number: phonenumbers.PhoneNumber) -> bool:
+    """Valid and in the US, as :func:`parse_us` decides."""
+    if _new_us_code(number):
+        return True
+    return (
+        phonenumbers.is_valid_number(number) and phonenumbers.region_code_for_number(number) == "US"
+    )
 
 
 def split_leading_number(text: str) -> tuple[str, str]:
@@ -106,6 +123,12 @@ class Location:
     state: str | None
     zones: tuple[str, ...]
 
+    @property
+    def kind(self) -> str:
+        """:data:`bridge.area_codes.GEOGRAPHIC`, ``TOLL_FREE`` or ``NON_GEOGRAPHIC``: only a
+        geographic number is a blast recipient."""
+        return area_codes.kind_of(self.area_code)
+
     def columns(self) -> tuple[str | None, str, str | None, str]:
         """As stored on ``customers``: (e164, area_code, state, zones joined by spaces)."""
         return self.e164, self.area_code, self.state, " ".join(self.zones)
@@ -115,16 +138,15 @@ def locate(phone: str) -> Location:
     """E.164, area code, state and time zones of a stored phone number (pure; no I/O).
 
     Valid exactly when :func:`parse_us` accepts the number; parsed once. The state comes from
-    the area code (:data:`bridge.quiet_hours.NPA_STATE`, counsel-kept), the zones from
-    phonenumbers' timezone data (exchange-level where known).
+    the area code (:data:`bridge.quiet_hours.NPA_STATE`, counsel-kept), the zones are every
+    zone the area code may be in (:mod:`bridge.area_codes`: phonenumbers' data at area-code
+    level, corrected); a toll-free or non-geographic number has neither.
     """
     try:
         number = phonenumbers.parse(phone.strip(), "US")
     except phonenumbers.NumberParseException:
         return Location(None, "", None, ())
-    if not phonenumbers.is_valid_number(number):
-        return Location(None, "", None, ())
-    if phonenumbers.region_code_for_number(number) != "US":
+    if not _us_number(number):
         return Location(None, "", None, ())
     e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
     return Location(

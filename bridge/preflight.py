@@ -16,16 +16,24 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from bridge import quiet_hours
+from bridge import area_codes, quiet_hours
 from bridge.phones import Location, locate
-from bridge.segments import SegmentInfo, apply_replacements, count, suggest_replacements
+from bridge.segments import (
+    MAX_LENGTH,
+    SegmentInfo,
+    apply_replacements,
+    count,
+    describe_length,
+    strict_length,
+    suggest_replacements,
+)
 from bridge.store import OPTED_IN, OPTED_OUT, PENDING
 
 BLOCK, WARN, INFO = "block", "warn", "info"
 _LEVEL_ORDER = {BLOCK: 0, WARN: 1, INFO: 2}
 
 OPT_OUT_LINE = "Reply STOP to opt out"
-MAX_CHARS = 1600  # CRM Text / Twilio body limit
+MAX_CHARS = MAX_LENGTH  # CRM Text / Twilio body limit, counted strictly
 LONG_CHARS = 320  # Twilio: keep texts at or under 320 characters
 DUPLICATE_WINDOW = timedelta(hours=12)  # CRM Text drops identical texts within 12 h
 MMS_TYPES = frozenset({"image/jpeg", "image/png", "image/gif"})
@@ -49,8 +57,16 @@ EX_OPTED_OUT = "opted out"
 EX_PENDING = "opt-in pending"
 EX_NEW = "never opted in"
 EX_INVALID = "invalid number"
+EX_TOLL_FREE = "toll-free number"  # no time zone: never a blast recipient
+EX_NON_GEOGRAPHIC = "non-geographic number"  # likewise (5XX, 900, …)
 EX_DUPLICATE = "duplicate number"  # only present when a number appears more than once
-_REASON_PLURALS = {EX_INVALID: "invalid numbers", EX_DUPLICATE: "duplicate numbers"}
+_REASON_PLURALS = {
+    EX_INVALID: "invalid numbers",
+    EX_TOLL_FREE: "toll-free numbers",
+    EX_NON_GEOGRAPHIC: "non-geographic numbers",
+    EX_DUPLICATE: "duplicate numbers",
+}
+_NOT_A_PLACE = {area_codes.TOLL_FREE: EX_TOLL_FREE, area_codes.NON_GEOGRAPHIC: EX_NON_GEOGRAPHIC}
 MODES = ("auto", "individual", "campaign")
 
 
@@ -96,6 +112,7 @@ class History:
     recent_texts: tuple[tuple[datetime, str], ...] = ()
     pending_revocations: int = 0
     undecided_stop_requests: int = 0  # texts that sound like "stop" with no staff decision yet
+    at_state_cap: int = 0  # recipients their state's 24-hour cap allows no more texts (FL, OK, MD)
 
 
 @dataclass(frozen=True)
@@ -267,10 +284,20 @@ class AudienceSummary:
 
 
 def excluded_counts(
-    opted_out: int, pending: int, new: int, invalid: int, duplicate: int
+    opted_out: int,
+    pending: int,
+    new: int,
+    invalid: int,
+    duplicate: int,
+    toll_free: int = 0,
+    non_geographic: int = 0,
 ) -> dict[str, int]:
     """Excluded counts keyed and ordered as the findings list them."""
     counts = {EX_OPTED_OUT: opted_out, EX_PENDING: pending, EX_NEW: new, EX_INVALID: invalid}
+    if toll_free:
+        counts[EX_TOLL_FREE] = toll_free
+    if non_geographic:
+        counts[EX_NON_GEOGRAPHIC] = non_geographic
     if duplicate:
         counts[EX_DUPLICATE] = duplicate
     return counts
@@ -317,6 +344,8 @@ def _split(audience: Iterable[Audience]) -> tuple[tuple[str, ...], dict[str, int
             number = location.e164
             if number is None:
                 reason = EX_INVALID
+            elif location.kind in _NOT_A_PLACE:
+                reason = _NOT_A_PLACE[location.kind]
             elif number in opted_out:
                 reason = EX_OPTED_OUT
             elif number in chosen:
@@ -400,14 +429,17 @@ def _revocations(history: History) -> list[Finding]:
 def _length(draft: Draft, final: str) -> list[Finding]:
     if not final.strip() and draft.image_bytes is None and draft.image_type is None:
         return [Finding("empty", BLOCK, "The text is empty", "Write a message or add a picture.")]
-    if len(final) <= MAX_CHARS:
+    length = strict_length(final)
+    if length <= MAX_CHARS:
         return []
-    note = f" (including “{OPT_OUT_LINE}”)" if final != draft.text else ""
+    both = strict_length(final) != len(final)  # describe_length then ends in parentheses
+    note = f"{',' if both else ' ('}including “{OPT_OUT_LINE}”{'' if both else ')'}"
+    note = note if final != draft.text else ""
     return [
         Finding(
-            "too_long", BLOCK, f"The text is too long: {len(final):,} characters{note}",
+            "too_long", BLOCK, f"The text is too long: {describe_length(final)}{note}",
             f"Texts can have at most {MAX_CHARS:,} characters; "
-            f"remove at least {len(final) - MAX_CHARS:,}.",
+            f"remove at least {length - MAX_CHARS:,}.",
         )
     ]  # fmt: skip
 
@@ -497,6 +529,19 @@ def _store_name(draft: Draft) -> list[Finding]:
         return []
     detail = f"Start the text with “{name}:” so customers know who is texting them."
     return [Finding("store_name_missing", WARN, "The store name is not in the text", detail)]
+
+
+def _state_caps(history: History, mode: str) -> list[Finding]:
+    n = history.at_state_cap
+    if n <= 0:
+        return []
+    title = f"{_plural(n, 'customer')} already got 3 marketing texts in 24 hours"
+    detail = "Florida, Oklahoma and Maryland allow at most 3 per person in a rolling 24 hours. " + (
+        "A campaign cannot leave anyone out, so it waits until they may get another."
+        if mode == "campaign"
+        else "They are skipped, and the report says so."
+    )
+    return [Finding("state_cap", WARN, title, detail)]
 
 
 def _frequency(history: History, settings: Settings) -> list[Finding]:
@@ -658,6 +703,7 @@ def run(
         *_segments(info),
         *_opt_out(draft),
         *_store_name(draft),
+        *_state_caps(history, mode),
         *_frequency(history, settings),
         _cost(len(recipients), info, cost, settings, mms),
     ]

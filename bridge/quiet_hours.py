@@ -14,8 +14,8 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import phonenumbers
-from phonenumbers import timezone as pn_timezone
-from phonenumbers.phonenumberutil import is_number_type_geographical
+
+from bridge import area_codes, state_rules
 
 SEARCH_DAYS = 8  # how far next_allowed looks ahead
 
@@ -32,17 +32,31 @@ def _w(start: int, end: int) -> Window:
     return Window(time(start), time(end))
 
 
-FEDERAL = "FED"
+FEDERAL = state_rules.FEDERAL
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+HOLIDAY = "holiday"
 
-# State code -> {"mon".."sun" or "default": Window}. Counsel-maintained; add states here.
-RULES: dict[str, dict[str, Window]] = {
-    FEDERAL: {"default": _w(8, 21)},  # 47 CFR 64.1200(c)(1)
-    "FL": {"default": _w(8, 20)},  # Fla. Stat. 501.616(6)
-    "OK": {"default": _w(8, 20)},  # OTSA, 15 O.S. 775C
-    "MD": {"default": _w(8, 20)},  # Stop the Spam Calls Act
-    "TX": {"default": _w(9, 21), "sun": _w(12, 21)},  # SB 140
-}
+
+def _rule(row: state_rules.StateRule) -> dict[str, Window | None]:
+    """A row of :data:`bridge.state_rules.ROWS` as windows: ``default`` (weekdays), and
+    ``sat``, ``sun``, ``holiday`` where they differ (None: no marketing texts that day)."""
+
+    def win(hours: state_rules.Hours | None) -> Window | None:
+        return None if hours is None else _w(*hours)
+
+    out: dict[str, Window | None] = {"default": win(row.weekdays)}
+    if row.saturday != row.weekdays:
+        out["sat"] = win(row.saturday)
+    if row.sunday != row.weekdays:
+        out["sun"] = win(row.sunday)
+    if row.holidays_banned:
+        out[HOLIDAY] = None
+    return out
+
+
+# State code -> {"default" | "mon".."sun" | "holiday": Window or None}, from the counsel-kept
+# table in bridge/state_rules.py (tests may patch rows here).
+RULES: dict[str, dict[str, Window | None]] = {row.state: _rule(row) for row in state_rules.ROWS}
 
 STATE_NAMES: dict[str, str] = {
     "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
@@ -167,12 +181,23 @@ def time_zones(e164: str) -> tuple[str, ...]:
 
 
 def zones_of(number: phonenumbers.PhoneNumber) -> tuple[str, ...]:
-    """:func:`time_zones` of a number already parsed."""
-    ntype = phonenumbers.number_type(number)
-    if not is_number_type_geographical(ntype, number.country_code or 1):
-        return ()  # invalid, toll-free, etc.
-    zones = pn_timezone.time_zones_for_geographical_number(number)
-    return tuple(z for z in zones if z != "Etc/Unknown")
+    """:func:`time_zones` of a number already parsed: every zone its area code may be in
+    (:mod:`bridge.area_codes`); () for toll-free, non-geographic and invalid numbers."""
+    national = str(number.national_number)
+    if number.country_code != 1 or len(national) != 10:
+        return ()
+    if not (phonenumbers.is_valid_number(number) or area_codes.new_us_code(national)):
+        return ()
+    return area_codes.zones_for(national[:3])
+
+
+def not_a_place(e164: str) -> str | None:
+    """Why a number is never a blast recipient (toll-free, non-geographic), else None."""
+    digits = _digits(e164)
+    kind = area_codes.kind_of(digits[:3]) if len(digits) == 10 else area_codes.GEOGRAPHIC
+    if kind == area_codes.GEOGRAPHIC:
+        return None
+    return f"{kind} number: no time zone, not texted in blasts"
 
 
 def profile(e164: str, fallback_zone: str = "America/Los_Angeles") -> Profile:
@@ -186,11 +211,18 @@ def profile_of(zones: tuple[str, ...], state: str | None, fallback_zone: str) ->
     return zones or (fallback_zone,), state, not zones
 
 
-def window_for(state: str | None, day: date) -> Window:
-    """Allowed window on a local ``day``: the state's rule narrowed to the federal one."""
+def window_for(state: str | None, day: date) -> Window | None:
+    """Allowed window on a local ``day`` (None: no marketing texts that day): the state's
+    rule narrowed to the federal one."""
     fed = RULES[FEDERAL]["default"]
+    assert fed is not None
     rule = RULES.get(state or FEDERAL, RULES[FEDERAL])
-    win = rule.get(DAYS[day.weekday()], rule["default"])
+    if HOLIDAY in rule and state_rules.is_holiday(day):
+        win = rule[HOLIDAY]
+    else:
+        win = rule.get(DAYS[day.weekday()], rule["default"])
+    if win is None:
+        return None
     return Window(max(win.start, fed.start), min(win.end, fed.end))
 
 
@@ -206,15 +238,31 @@ def _where(prof: Profile, zone: str) -> str:
 
 def _rule_text(state: str | None, day: date) -> str:
     win = window_for(state, day)
+    name = STATE_NAMES.get(state or "", state or "")
+    if win is None:
+        holiday = HOLIDAY in RULES.get(state or "", {}) and state_rules.is_holiday(day)
+        return f"{name} allows no marketing texts on {'holidays' if holiday else _days(day)}"
     hours = f"{_fmt(win.start)}–{_fmt(win.end)}"
     if state is None or state not in RULES:
         return f"federal rules allow marketing texts {hours}"
-    on = f" on {day.strftime('%A')}s" if len(RULES[state]) > 1 else ""
-    return f"{STATE_NAMES.get(state, state)} allows marketing texts {hours}{on}"
+    on = f" on {_days(day)}" if _varies(state) else ""
+    return f"{name} allows marketing texts {hours}{on}"
 
 
-def _bounds(zone: ZoneInfo, day: date, state: str | None) -> tuple[datetime, datetime]:
+def _days(day: date) -> str:
+    return f"{day.strftime('%A')}s"
+
+
+def _varies(state: str | None) -> bool:
+    """Whether the state's hours differ by day of the week (then messages name the day)."""
+    rule = RULES.get(state or "", {})
+    return any(w is not None for key, w in rule.items() if key not in ("default", HOLIDAY))
+
+
+def _bounds(zone: ZoneInfo, day: date, state: str | None) -> tuple[datetime, datetime] | None:
     win = window_for(state, day)
+    if win is None:
+        return None
     return datetime.combine(day, win.start, zone), datetime.combine(day, win.end, zone)
 
 
@@ -225,14 +273,15 @@ def _fits(prof: Profile, start: datetime, duration: timedelta) -> str | None:
     for name in zones:
         zone = ZoneInfo(name)
         local = start.astimezone(zone)
-        opens, closes = _bounds(zone, local.date(), state)
-        if opens <= start and end < closes:
+        bounds = _bounds(zone, local.date(), state)
+        if bounds is not None and bounds[0] <= start and end < bounds[1]:
             continue
         where, rule = _where(prof, name), _rule_text(state, local.date())
-        if opens <= start < closes:
+        if bounds is not None and bounds[0] <= start < bounds[1]:
             finish = end.astimezone(zone)
             return f"The send would run until {_fmt(finish.time())} in {where}; {rule}."
-        day = f" on {local.strftime('%A')}" if state in RULES and len(RULES[state]) > 1 else ""
+        closed = window_for(state, local.date()) is None
+        day = f" on {local.strftime('%A')}" if _varies(state) or closed else ""
         return f"It is {_fmt(local.time())}{day} in {where}; {rule}."
     return None
 
@@ -245,9 +294,9 @@ def _openings(profiles: Iterable[Profile], start: datetime) -> list[datetime]:
             zone = ZoneInfo(name)
             first = start.astimezone(zone).date()
             for offset in range(SEARCH_DAYS + 1):
-                opens, _ = _bounds(zone, first + timedelta(days=offset), state)
-                if opens > start:
-                    found.add(opens.astimezone(UTC))
+                bounds = _bounds(zone, first + timedelta(days=offset), state)
+                if bounds is not None and bounds[0] > start:
+                    found.add(bounds[0].astimezone(UTC))
     return sorted(found)
 
 
@@ -288,8 +337,14 @@ def check(
     *,
     fallback_zone: str = "America/Los_Angeles",
 ) -> QuietCheck:
-    """Whether a marketing send to ``e164`` occupying ``[start, start+duration]`` is allowed."""
-    return _check_profile(profile(e164, fallback_zone), _utc(start, duration), duration)
+    """Whether a marketing send to ``e164`` occupying ``[start, start+duration]`` is allowed.
+
+    Never for a toll-free or non-geographic number (no zone to check it in; no later time)."""
+    start = _utc(start, duration)
+    refusal = not_a_place(e164)
+    if refusal is not None:
+        return QuietCheck(False, refusal[0].upper() + refusal[1:] + ".", None)
+    return _check_profile(profile(e164, fallback_zone), start, duration)
 
 
 def check_many(
@@ -304,6 +359,9 @@ def check_many(
     by_profile: dict[Profile, QuietCheck] = {}
     out: dict[str, QuietCheck] = {}
     for number in numbers:
+        if not_a_place(number) is not None:
+            out[number] = check(number, start, duration)
+            continue
         prof = profile(number, fallback_zone)
         if prof not in by_profile:
             by_profile[prof] = _check_profile(prof, start, duration)
@@ -323,7 +381,8 @@ def next_allowed_start(
     Raises ValueError if there is none within :data:`SEARCH_DAYS` days (send too long).
     """
     start = _utc(start, duration)
-    profiles = list(dict.fromkeys(profile(n, fallback_zone) for n in numbers))
+    places = [n for n in numbers if not_a_place(n) is None]  # the others are never texted
+    profiles = list(dict.fromkeys(profile(n, fallback_zone) for n in places))
     found = _earliest(profiles, start, duration)
     if found is None:
         raise ValueError(f"no start within {SEARCH_DAYS} days fits every recipient's window")

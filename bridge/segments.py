@@ -24,6 +24,28 @@ GSM_CHARS = GSM_BASIC | GSM_EXTENSION
 SINGLE = {"GSM-7": 160, "UCS-2": 70}
 MULTI = {"GSM-7": 153, "UCS-2": 67}
 BILLING_CHARS = 160  # CRM Text bills "in 160-character increments"
+MAX_LENGTH = 1600  # CRM Text / Twilio body limit, counted strictly (:func:`strict_length`)
+
+
+def utf16_units(text: str) -> int:
+    """UTF-16 code units: 2 for each character outside the BMP (most emoji)."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def strict_length(text: str) -> int:
+    """The length the 1,600 limit is checked against: the larger of code points and UTF-16
+    code units (the carrier path counts an emoji as two or more characters)."""
+    return max(len(text), utf16_units(text))
+
+
+def describe_length(text: str) -> str:
+    """``1,200 characters``, or both counts when they differ:
+    ``1,600 characters (3,200 as carriers count them: emoji count as 2)``."""
+    points, strict = len(text), strict_length(text)
+    said = f"{points:,} character{'s' * (points != 1)}"
+    if strict == points:
+        return said
+    return f"{said} ({strict:,} as carriers count them: emoji count as 2)"
 
 
 @dataclass(frozen=True)
@@ -36,6 +58,7 @@ class SegmentInfo:
     segments: int  # SMS parts on the wire
     billing_units: int  # CRM Text rule: ceil(characters / 160), min 1
     non_gsm: tuple[tuple[int, str], ...]  # (code-point index, grapheme cluster) forcing UCS-2
+    length: int = 0  # strict length for the 1,600 limit (:func:`strict_length`)
 
 
 # --- grapheme clusters (compact UAX #29 subset: enough for emoji, flags, marks, Hangul) ---
@@ -174,6 +197,7 @@ def count(text: str) -> SegmentInfo:
         segments=(where[-1] + 1) if where else 1,
         billing_units=max(1, math.ceil(len(text) / BILLING_CHARS)),
         non_gsm=non_gsm,
+        length=strict_length(text),
     )
 
 

@@ -173,6 +173,7 @@ def make_config(tmp_path: Path, slack: FakeSlack, sim: Simulator, **overrides: A
         blast_admins=frozenset({"USAM"}),
         run_workers=False,
         slack_posts_per_second=0,  # no pacing on the frozen clock; see tests/test_slack_health.py
+        inbound_media_hosts=(sim.url,),  # type: ignore[attr-defined]  # http://127.0.0.1:PORT
     )
     return replace(config, **overrides)
 

@@ -101,7 +101,8 @@ def test_within_retry_after_the_request_does_not_call_auth_test_again(storm: Any
     calls = len(harness.slack.calls_to("auth.test"))
     response = harness.sender.event(event)
     assert response.status_code == 503
-    assert response.headers["Retry-After"] == "30"
+    # The time left of Slack's 30 s (real time: a loaded machine may have spent a second or two).
+    assert 20 <= int(response.headers["Retry-After"]) <= 30
     assert len(harness.slack.calls_to("auth.test")) == calls
     harness.drain()
     assert texted(harness) == []

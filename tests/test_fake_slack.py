@@ -963,3 +963,20 @@ def test_sender_uses_fake_triggers_and_checks_response_views(
         "[json-pointer:/view/blocks/0/element/options/0/description/text]"
     ]
     fake.refusals.clear()
+
+
+def test_a_large_file_is_served_in_chunks_with_the_token_only(fake: FakeSlack) -> None:
+    file = fake.add_large_file("FV", 3 * 1024 * 1024, "video/mp4", "clip.mp4", head=b"\0\0\0 ftyp")
+    assert (file["size"], file["mimetype"]) == (3 * 1024 * 1024, "video/mp4")
+    with urllib.request.urlopen(file["url_private_download"]) as response:  # no token
+        assert response.headers.get_content_type() == "text/html"
+    assert fake.bytes_served("FV") == 0
+    authed = urllib.request.Request(
+        file["url_private_download"], headers={"Authorization": f"Bearer {fake.bot_token}"}
+    )
+    with urllib.request.urlopen(authed) as response:
+        body = response.read()
+    assert (len(body), body[:8], set(body[8:])) == (3 * 1024 * 1024, b"\0\0\0 ftyp", {0})
+    assert fake.bytes_served("FV") == 3 * 1024 * 1024
+    liar = fake.add_large_file("FL", 2048, "image/png", "x.png", listed_size=10)
+    assert liar["size"] == 10  # failure injection: not what it serves

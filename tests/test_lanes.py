@@ -12,6 +12,7 @@ import pytest
 
 from bot.dev.fake_slack import FakeSlack
 from bridge.jobs import BLAST
+from bridge.medialinks import parse_host
 from tests.conftest import CARS_CHANNEL, PIZZA_CHANNEL, Harness
 from tests.test_blasts import start_blast, texts_to
 from tests.test_replies import open_thread, sends, staff_reply
@@ -70,8 +71,10 @@ class Drip:
 
 
 @pytest.fixture
-def drip() -> Iterator[Drip]:
+def drip(harness: Harness) -> Iterator[Drip]:
+    """The drip server, listed as a picture host (INBOUND_MEDIA_HOSTS)."""
     server = Drip()
+    harness.services.poster.media_hosts += (parse_host(server.url.rsplit("/", 1)[0]),)
     yield server
     server.stop()
 
@@ -111,7 +114,8 @@ def test_a_picture_that_drips_past_the_deadline_is_posted_as_a_link(
     [parent] = harness.slack.top_level(PIZZA_CHANNEL)
     assert [m.text for m in harness.slack.thread(PIZZA_CHANNEL, parent.ts)] == [
         "Text from (415) 555-0101: my receipt",
-        f":frame_with_picture: Picture 1 could not be uploaded to Slack: <{drip.url}|open it>",
+        ":frame_with_picture: Picture 1 could not be uploaded to Slack (it did not arrive "
+        f"within 2 seconds): <{drip.url}|open it>",
     ]
     assert harness.slack.calls_to("files.getUploadURLExternal") == []
 

@@ -7,11 +7,14 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile, JpegImagePlugin, PngImagePlugin
 
 from bridge.media import (
+    MAX_FILE_BYTES,
     MAX_MMS_BYTES,
+    NOT_A_PICTURE,
     MediaError,
+    check_file,
     media_secret,
     media_url,
     prepare_image,
@@ -61,19 +64,22 @@ def test_longest_side_is_capped_at_1600() -> None:
     assert (out.width, out.height) == (1600, 400)
 
 
-def test_small_png_passes_through_unchanged() -> None:
-    data = encode(noise((60, 40)), "PNG")
-    out = prepare_image(data)
-    assert out.data == data
+def test_small_png_stays_png_with_the_same_pixels() -> None:
+    original = noise((60, 40))
+    out = prepare_image(encode(original, "PNG"))
     assert (out.content_type, out.extension, out.width, out.height) == ("image/png", "png", 60, 40)
+    assert opened(out.data).tobytes() == original.tobytes()
 
 
-def test_small_gif_stays_gif() -> None:
-    frames = [Image.new("P", (30, 20), i) for i in range(3)]
-    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+def test_small_gif_stays_an_animated_gif() -> None:
+    frames = [Image.new("RGB", (30, 20), c) for c in ("red", "lime", "blue")]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=200)
+    assert getattr(Image.open(io.BytesIO(data)), "n_frames", 1) == 3
     out = prepare_image(data)
-    assert out.data == data
     assert (out.content_type, out.extension) == ("image/gif", "gif")
+    result = Image.open(io.BytesIO(out.data))
+    assert (result.format, getattr(result, "n_frames", 1)) == ("GIF", 3)
+    assert result.info["duration"] == 200
 
 
 def test_animated_gif_over_the_limit_becomes_its_first_frame() -> None:
@@ -135,6 +141,118 @@ def test_picture_that_cannot_get_small_enough() -> None:
 def test_not_a_picture(blob: bytes) -> None:
     with pytest.raises(MediaError, match=r"^That file is not a picture"):
         prepare_image(blob)
+
+
+# A 38-byte lossless WebP that says it is 9400 × 9400 pixels (88 million: just under Pillow's
+# own warning at 89 million); decoding it takes about 350 MB.
+WEBP_BOMB = (
+    b"RIFF\x1e\x00\x00\x00WEBPVP8L\x11\x00\x00\x00/\xb7\xe4-\t\x07\xd0\xff\xfe\xf7\xbf"
+    b"\xff\x81\x88\xe8\x7f\x00\x00"
+)
+
+
+def test_a_38_byte_webp_of_9400_by_9400_pixels_is_refused_without_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert len(WEBP_BOMB) == 38
+    assert Image.open(io.BytesIO(WEBP_BOMB)).size == (9400, 9400)
+
+    def no_decoding(self: ImageFile.ImageFile) -> None:
+        raise AssertionError("the picture was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with pytest.raises(MediaError) as caught:
+        prepare_image(WEBP_BOMB)
+    assert str(caught.value) == (
+        "That picture is too large to process (9,400 × 9,400 pixels; the most is 24 million). "
+        "Please attach a smaller one."
+    )
+
+
+def test_a_big_jpeg_is_decoded_at_a_reduced_scale(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = encode(Image.new("RGB", (6400, 4800), "olive"), "JPEG", quality=50)
+    decoded: list[tuple[int, int]] = []
+    load = JpegImagePlugin.JpegImageFile.load
+
+    def spy(self: JpegImagePlugin.JpegImageFile) -> object:
+        decoded.append(self.size)
+        return load(self)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", spy)
+    out = prepare_image(data)
+    assert (out.width, out.height) == (1600, 1200)
+    assert decoded and max(decoded) <= (3200, 2400)  # never the full 6400 × 4800
+
+
+def gps_exif() -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x010F] = "Phone Maker"  # Make
+    exif[0x013B] = "Jane Owner"  # Artist
+    exif.get_ifd(0x8769)[0xA430] = "Jane Owner"  # CameraOwnerName
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2] = "N", (37.0, 46.0, 29.0)  # GPSLatitudeRef, GPSLatitude
+    gps[3], gps[4] = "W", (122.0, 25.0, 10.0)
+    return exif
+
+
+def no_metadata(data: bytes) -> None:
+    img = Image.open(io.BytesIO(data))
+    assert not img.getexif()
+    assert not {"exif", "icc_profile", "comment", "xmp", "Author"} & set(img.info)
+    for marker in (b"Exif", b"Jane Owner", b"Phone Maker", b"Author"):
+        assert marker not in data
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_small_pictures_are_re_encoded_without_exif_gps_or_owner(fmt: str) -> None:
+    params: dict[str, object] = {"exif": gps_exif()}
+    if fmt in ("JPEG", "WEBP"):
+        params["xmp"] = b"<x:xmpmeta><dc:creator>Jane Owner</dc:creator></x:xmpmeta>"
+    if fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Author", "Jane Owner")
+        params["pnginfo"] = info
+    data = encode(noise((64, 48)), fmt, **params)
+    assert b"Jane Owner" in data and len(data) < MAX_MMS_BYTES
+
+    out = prepare_image(data)
+
+    no_metadata(out.data)
+    assert (out.width, out.height) == (64, 48)
+
+
+def test_a_gif_comment_is_not_passed_on() -> None:
+    data = encode(Image.new("RGB", (20, 20), "red"), "GIF", comment=b"Jane Owner")
+    assert b"Jane Owner" in data
+    out = prepare_image(data)
+    assert out.extension == "gif"
+    no_metadata(out.data)
+
+
+@pytest.mark.parametrize(
+    ("size", "mimetype", "reason"),
+    [
+        (300 * 1024 * 1024, "video/mp4", NOT_A_PICTURE),
+        (4_000, "application/pdf", NOT_A_PICTURE),
+        (
+            300 * 1024 * 1024,
+            "image/jpeg",
+            "That file is too big to send (300 MB; the most is 25 MB). "
+            "Please attach a smaller picture.",
+        ),
+    ],
+)
+def test_slack_files_are_refused_from_their_size_and_type(
+    size: int, mimetype: str, reason: str
+) -> None:
+    with pytest.raises(MediaError) as caught:
+        check_file(size, mimetype)
+    assert str(caught.value) == reason
+
+
+def test_slack_files_of_unknown_size_or_type_are_left_to_the_download() -> None:
+    check_file(None, "")
+    check_file(MAX_FILE_BYTES, "image/png")
 
 
 def test_decompression_bomb_is_refused() -> None:

@@ -573,8 +573,8 @@ def test_a_file_stored_outside_slack_is_refused_without_sending_the_token(
 
 def test_a_login_page_instead_of_the_file_is_a_failure(harness: Harness) -> None:
     parent = open_thread(harness)
-    login = b"<!DOCTYPE html><html><title>Sign in to Slack</title></html>"
-    file = harness.slack.add_file("F9", login, "text/html", "x.png")  # what Slack answers
+    file = harness.slack.add_file("F9", noisy_png((40, 40)), "image/png", "x.png")
+    harness.slack.remove_scope("files:read")  # Slack then answers a download with its login page
     staff_reply(harness, parent, "", files=[file])
     harness.drain()
     assert thread_texts(harness, parent)[1] == (

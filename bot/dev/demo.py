@@ -82,6 +82,7 @@ def _run(workdir: Path) -> int:
         public_url="http://127.0.0.1",
         database_url=f"sqlite:///{workdir / 'smsbridge.db'}",
         blast_admins=frozenset({"USAM"}),
+        inbound_media_hosts=(sim_server.url,),  # the simulator's /_sim/media pictures
     )
     app = local_app(config, clock=clock)
     app_server = LiveServer(app)

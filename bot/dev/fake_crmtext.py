@@ -141,7 +141,8 @@ def _check_mms_url(url: str | None) -> None:
 def _check_message(message: str, mms_url: str | None) -> None:
     if not message.strip() and not mms_url:
         raise ApiError(400, "Missing message")
-    if len(message) > MAX_LENGTH:
+    # The carrier path behind CRM Text counts UTF-16 code units: an emoji is 2 (issue 9).
+    if max(len(message), len(message.encode("utf-16-le")) // 2) > MAX_LENGTH:
         raise ApiError(400, f"Message exceeds {MAX_LENGTH} characters")
     _check_mms_url(mms_url)
 

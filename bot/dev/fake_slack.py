@@ -196,6 +196,17 @@ class _Reply:
     body: bytes
     content_type: str = "application/json; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
+    large: _Large | None = None  # a large file's bytes, sent in chunks instead of ``body``
+
+
+@dataclass
+class _Large:
+    """A large file (a long video, a huge picture) that is never held in memory: ``size``
+    bytes, ``head`` and then zeros. ``served`` counts the bytes actually sent."""
+
+    size: int
+    head: bytes = b""
+    served: int = 0
 
 
 def _json_reply(
@@ -239,6 +250,7 @@ class FakeSlack:
         self._users: dict[str, JsonDict] = {}
         self._files: dict[str, JsonDict] = {}
         self._blobs: dict[str, bytes] = {}
+        self._large: dict[str, _Large] = {}
         self._pending_uploads: dict[str, JsonDict] = {}
         self._failures: dict[str, list[_Failure]] = {}
         self._latency: dict[str, float] = {}
@@ -510,6 +522,31 @@ class FakeSlack:
                 "user": full["user"],
             }
 
+    def add_large_file(
+        self,
+        file_id: str,
+        size: int,
+        mimetype: str,
+        name: str,
+        *,
+        head: bytes = b"",
+        listed_size: int | None = None,
+    ) -> JsonDict:
+        """A large shared file (say a 300 MB video), served in chunks without being held in
+        memory: ``head`` and then zeros, ``size`` bytes. ``listed_size`` is failure injection:
+        the size its file object claims, if not its real size (a file whose bytes are not
+        what Slack said). :meth:`bytes_served` tells how much of it was downloaded."""
+        with self._lock:
+            obj = self._register_file(file_id, b"", name, name, mimetype)
+            obj["size"] = size if listed_size is None else listed_size
+            self._large[file_id] = _Large(size, head)
+            return obj
+
+    def bytes_served(self, file_id: str) -> int:
+        """How many bytes of a large file were sent to downloaders, in all."""
+        with self._lock:
+            return self._large[file_id].served
+
     def add_message(
         self,
         channel: str,
@@ -633,7 +670,8 @@ class FakeSlack:
             return _Reply(200, _LOGIN_PAGE, "text/html; charset=utf-8")
         if file_id not in self._blobs:
             return _Reply(404, b"file not found", "text/plain")
-        return _Reply(200, self._blobs[file_id], str(self._files[file_id]["mimetype"]))
+        mimetype = str(self._files[file_id]["mimetype"])
+        return _Reply(200, self._blobs[file_id], mimetype, large=self._large.get(file_id))
 
     # -- state helpers -----------------------------------------------------------------------
 
@@ -1242,11 +1280,31 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, reply: _Reply) -> None:
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(reply.body)))
+        large = reply.large
+        self.send_header("Content-Length", str(large.size if large else len(reply.body)))
         for key, value in reply.headers.items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(reply.body)
+        if large is None:
+            self.wfile.write(reply.body)
+            return
+        self._send_large(large)
+
+    def _send_large(self, large: _Large) -> None:
+        chunk = 256 * 1024
+        zeros = bytes(chunk)
+        sent = 0
+        fake = cast(_Server, self.server).fake
+        try:
+            while sent < large.size:
+                piece = large.head[sent : sent + chunk] if sent < len(large.head) else b""
+                piece = (piece + zeros)[: min(chunk, large.size - sent)]
+                self.wfile.write(piece)
+                sent += len(piece)
+                with fake._lock:
+                    large.served += len(piece)
+        except OSError:  # the downloader hung up
+            self.close_connection = True
 
 
 def serve_main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from bridge.clock import iso
+from bridge.consent import OPTED_IN
 from bridge.store.db import Database, Row, insert, update
 
 ACTIVE_BLAST = ("confirmed", "scheduled", "sending", "paused")
@@ -158,3 +159,47 @@ class Blasts:
             " ORDER BY r.finished_at DESC LIMIT 1",
             [customer_id, iso(since)],
         )
+
+    def sent_to_since(self, phone: str, since: datetime) -> int:
+        """Blast texts sent to ``phone`` (E.164, any store) after ``since``: one count read from
+        the ``blast_recipients_sent_phone`` index (m012)."""
+        row = self.db.one(
+            "SELECT count(*) AS n FROM blast_recipients"
+            " WHERE phone = ? AND status = 'sent' AND finished_at > ?",
+            [phone, iso(since)],
+        )
+        return int(row["n"]) if row else 0
+
+    def recent_texts_of_pending(
+        self, blast_id: int, states: list[str], since: datetime
+    ) -> list[tuple[str, str, str]]:
+        """``(phone, state, finished_at)`` of every blast text sent after ``since`` to a pending
+        recipient of the blast whose customer is in one of ``states``: one query, the texts read
+        through the ``blast_recipients_sent_phone`` index (m012)."""
+        if not states:
+            return []
+        marks = ", ".join("?" for _ in states)
+        return self.db.tuples(
+            "SELECT s.phone, c.state, s.finished_at FROM blast_recipients r"
+            " JOIN customers c ON c.id = r.customer_id"
+            " JOIN blast_recipients s ON s.phone = r.phone AND s.status = 'sent'"
+            " AND s.finished_at > ?"
+            f" WHERE r.blast_id = ? AND r.status = 'pending' AND c.state IN ({marks})",
+            [iso(since), blast_id, *states],
+        )
+
+    def at_cap(self, store: str, caps: dict[str, int], since: datetime) -> int:
+        """Opted-in numbers of the store in a capped state that already got their state's cap
+        of blast texts after ``since`` (any store): per number one count from the m012 index."""
+        if not caps:
+            return 0
+        cases = " ".join("WHEN ? THEN ?" for _ in caps)
+        marks = ", ".join("?" for _ in caps)
+        row = self.db.one(
+            "SELECT count(DISTINCT c.e164) AS n FROM customers c"
+            f" WHERE c.store = ? AND c.status = ? AND c.state IN ({marks})"
+            " AND (SELECT count(*) FROM blast_recipients s WHERE s.phone = c.e164"
+            f" AND s.status = 'sent' AND s.finished_at > ?) >= CASE c.state {cases} END",
+            [store.upper(), OPTED_IN, *caps, iso(since), *(v for kv in caps.items() for v in kv)],
+        )
+        return int(row["n"]) if row else 0

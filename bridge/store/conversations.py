@@ -166,6 +166,14 @@ class Conversations:
     def thread_messages(self, thread_id: int) -> list[Row]:
         return self.db.all("SELECT * FROM messages WHERE thread_id = ? ORDER BY id", [thread_id])
 
+    def held_replies(self, customer_id: int) -> list[Row]:
+        """Staff replies held until staff decide on the customer's possible stop request."""
+        return self.db.all(
+            "SELECT * FROM messages WHERE customer_id = ? AND direction = 'out'"
+            " AND status = 'held' ORDER BY id",
+            [customer_id],
+        )
+
     # -- processed events (idempotency keys) ----------------------------------------------
 
     def first_time(self, key: str, now: datetime) -> bool:

@@ -12,12 +12,22 @@ from collections import Counter
 from datetime import datetime
 from operator import itemgetter
 
+from bridge import area_codes
 from bridge.clock import iso
 from bridge.consent import NEW, OPTED_IN, OPTED_OUT, PENDING
 from bridge.phones import locate
 from bridge.store.db import Database, Row, insert, update
 
 CHUNK = 500  # rows per multi-row statement (well under either backend's parameter limit)
+_TOLL_FREE = sorted(area_codes.TOLL_FREE_CODES)
+_NON_GEO = sorted(area_codes.NON_GEOGRAPHIC_CODES)
+
+
+def _marks(values: list[str]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+_NOT_PLACES = _marks(_TOLL_FREE + _NON_GEO)
 LOCATION = "e164, area_code, state, zones"  # a number as located at ingest (m009)
 
 
@@ -266,7 +276,8 @@ class Customers:
 
         * recipients: opted-in valid numbers (E.164) that no opted-out record shares, once each,
           in order of their first customer;
-        * counts: ``opted_out`` (status), ``pending``, ``new``, ``invalid``, ``opted_out_number``
+        * counts: ``opted_out`` (status), ``pending``, ``new``, ``invalid``, ``toll_free``,
+          ``non_geographic`` (opted in, but no place to check quiet hours in), ``opted_out_number``
           (opted in, but the number is opted out elsewhere) and ``duplicate``;
         * places: ``(state, zones, recipients)`` in order of first appearance.
 
@@ -278,29 +289,42 @@ class Customers:
             # One row per recipient number, in order of its first customer. Every record of a
             # number is located alike (locate is a function of the number), so min() gives
             # its place; portable, and read straight off the customers_audience index.
+            # Toll-free and non-geographic numbers are never recipients (no time zone).
             audience = self.db.tuples(
                 "SELECT e164, count(*), min(state), min(zones) FROM customers"
-                " WHERE store = ? AND status = ? AND e164 IS NOT NULL AND e164 NOT IN"
+                " WHERE store = ? AND status = ? AND e164 IS NOT NULL"
+                f" AND area_code NOT IN ({_NOT_PLACES}) AND e164 NOT IN"
                 " (SELECT e164 FROM customers WHERE store = ? AND status = ?"
                 " AND e164 IS NOT NULL) GROUP BY e164 ORDER BY min(id)",
-                [store, OPTED_IN, store, OPTED_OUT],
+                [store, OPTED_IN, *_TOLL_FREE, *_NON_GEO, store, OPTED_OUT],
             )
             row = self.db.one(
                 "SELECT sum(CASE WHEN status = ? THEN 1 ELSE 0 END) AS opted_out,"
                 " sum(CASE WHEN status = ? THEN 1 ELSE 0 END) AS pending,"
                 " sum(CASE WHEN status NOT IN (?, ?, ?) THEN 1 ELSE 0 END) AS new,"
                 " sum(CASE WHEN status = ? AND e164 IS NULL THEN 1 ELSE 0 END) AS invalid,"
+                " sum(CASE WHEN status = ? AND e164 IS NOT NULL"
+                f" AND area_code IN ({_marks(_TOLL_FREE)}) THEN 1 ELSE 0 END) AS toll_free,"
+                " sum(CASE WHEN status = ? AND e164 IS NOT NULL"
+                f" AND area_code IN ({_marks(_NON_GEO)}) THEN 1 ELSE 0 END) AS non_geographic,"
                 " sum(CASE WHEN status = ? THEN 1 ELSE 0 END) AS opted_in"
                 " FROM customers WHERE store = ?",
-                [OPTED_OUT, PENDING, OPTED_IN, OPTED_OUT, PENDING, OPTED_IN, OPTED_IN, store],
-            )
+                [OPTED_OUT, PENDING, OPTED_IN, OPTED_OUT, PENDING, OPTED_IN, OPTED_IN,
+                 *_TOLL_FREE, OPTED_IN, *_NON_GEO, OPTED_IN, store],
+            )  # fmt: skip
         assert row is not None
         recipients = list(map(itemgetter(0), audience))
         places = Counter(map(itemgetter(2, 3), audience))  # in order of first appearance
-        counts = {name: int(row[name] or 0) for name in ("opted_out", "pending", "new", "invalid")}
+        names = ("opted_out", "pending", "new", "invalid", "toll_free", "non_geographic")
+        counts = {name: int(row[name] or 0) for name in names}
         counts["duplicate"] = sum(map(itemgetter(1), audience)) - len(audience)
         counts["opted_out_number"] = (
-            int(row["opted_in"] or 0) - counts["invalid"] - len(recipients) - counts["duplicate"]
+            int(row["opted_in"] or 0)
+            - counts["invalid"]
+            - counts["toll_free"]
+            - counts["non_geographic"]
+            - len(recipients)
+            - counts["duplicate"]
         )
         return recipients, counts, [(state, zones, n) for (state, zones), n in places.items()]
 

@@ -398,6 +398,27 @@ def m010_job_leases(db: Database) -> None:
         db.execute(statement)
 
 
+M012_COMMON = [
+    # The rolling 24-hour cap (bridge.blasts): blast texts a number got since a moment, counted
+    # from this index alone, never by scanning a blast's or a customer's history.
+    "CREATE INDEX blast_recipients_sent_phone ON blast_recipients (phone, finished_at)"
+    " WHERE status = 'sent'",
+]
+
+
+@migrations()
+def m012_recipient_caps(db: Database) -> None:
+    """Every customer located again (area codes spanning zones, 689/436/624 and the other
+    corrections of bridge.area_codes) and the index the 24-hour cap counts with."""
+    for statement in M012_COMMON:
+        db.execute(statement)
+    rows = list(db.execute("SELECT id, phone FROM customers"))
+    db.conn.executemany(
+        "UPDATE customers SET e164 = ?, area_code = ?, state = ?, zones = ? WHERE id = ?",
+        [(*locate(phone).columns(), cid) for cid, phone in rows],
+    )
+
+
 # m015: state every process shares, which used to live in one process's memory: budgets of
 # Slack calls (token buckets; e.g. the history look-ups that find a post whose answer was lost)
 # and the blast form's view hashes (the hash our own views.update gave a view, so a preview
@@ -419,7 +440,7 @@ def m015_process_state(db: Database) -> None:
 
 
 def _locate_customers(db: Db) -> None:
-    """m009's backfill on PostgreSQL: every existing customer located."""
+    """m009's and m012's backfill on PostgreSQL: every existing customer located."""
     for row in db.all("SELECT id, phone FROM customers ORDER BY id"):
         db.execute(
             "UPDATE customers SET e164 = ?, area_code = ?, state = ?, zones = ? WHERE id = ?",
@@ -505,6 +526,7 @@ POSTGRES: list[tuple[str, Sequence[Step]]] = [
     ),
     ("m009_customer_location", [*M009_COMMON, _locate_customers]),
     ("m010_job_leases", M010_COMMON),
+    ("m012_recipient_caps", [*M012_COMMON, _locate_customers]),
     ("m015_process_state", M015_COMMON),
 ]
 
