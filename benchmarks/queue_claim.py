@@ -60,7 +60,7 @@ def claim_times(store: Store) -> list[float]:
         times.append(time.perf_counter() - began)
         if job is None:
             return times
-        store.jobs.finish(job["id"])
+        store.jobs.finish(job.id)
 
 
 def run(backend: str, waiting: int) -> None:

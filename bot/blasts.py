@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from bridge.config import Config
 from bridge.jobs import GiveUp, Park, Retry, current_job
 from bridge.media import MediaError
 from bridge.outbound import NotSent
-from bridge.store import Store, iso
+from bridge.store import ClaimedJob, Store, iso
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,6 @@ FORM_GONE = (
 OUT_OF_DATE = (
     ":warning: That button is out of date, so nothing was done. Use `/sms` or `/sms-blast` again."
 )
-OWN_HASHES = 10_000  # remembered view hashes (see Blasts._newest_hash)
 PROGRESS_EVERY = 3.0  # seconds between chat.update calls (Tier 3), final state always shown
 
 
@@ -52,11 +50,10 @@ class Blasts:
     sender: Sender
     clock: Callable[[], datetime]
     wake: Callable[[], None]
+    # When this process last updated each blast's progress: only a throttle (at most one
+    # chat.update per PROGRESS_EVERY per process; the final state is always shown), so a copy
+    # per process is harmless.
     _updated: dict[int, float] = field(default_factory=dict)
-    # hash a view had -> the hash our own views.update gave it (so the newest preview computed
-    # for an older hash still lands when only our own update came in between)
-    _own_hashes: dict[str, str] = field(default_factory=dict)
-    _progress_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- who may blast --------------------------------------------------------------------
 
@@ -382,7 +379,7 @@ class Blasts:
         """Job ``blast_start``."""
         blast_id = payload["blast_id"]
         self.engine.start(blast_id)
-        self._show_progress(blast_id, force=True)
+        self._queue_progress(blast_id, force=True)
 
     def step(self, payload: dict[str, Any]) -> None:
         """Job ``blast_step``: one recipient, then the next step at the paced time."""
@@ -393,29 +390,17 @@ class Blasts:
         if delay is not None:
             self.engine.schedule_step(blast_id, max(0.0, delay - (time.monotonic() - began)))
 
-    def gave_up(self, job: dict[str, Any], error: str) -> None:
+    def gave_up(self, job: ClaimedJob, error: str) -> None:
         """CRM Text stayed unreachable: pause the blast (the store is not stuck) and say why."""
-        blast_id = job["payload"]["blast_id"]
+        blast_id = job.payload["blast_id"]
         self.engine.halt(blast_id, f"Paused: {error}. Press Resume to continue where it stopped.")
-        self._show_progress(blast_id, force=True)
-
-    def _show_progress(self, blast_id: int, force: bool) -> None:
-        """Progress is for people: a Slack failure here never stops or repeats a send."""
-        try:
-            self.progress({"blast_id": blast_id, "force": force})
-        except (Retry, GiveUp) as exc:
-            log.warning("blast %s progress not shown: %s", blast_id, exc)
-            if force:  # make sure the final state shows once Slack is back
-                self.storage.jobs.enqueue(
-                    "blast_progress",
-                    {"blast_id": blast_id},
-                    queue=f"blast-progress:{blast_id}",
-                    now=self.clock(),
-                )
+        self._queue_progress(blast_id, force=True)
 
     def _queue_progress(self, blast_id: int, force: bool) -> None:
         """From the blast lane, progress is shown by the Slack lane: a slow or rate-limited
-        Slack never slows the sending. One waiting update is enough (the final one always)."""
+        Slack never slows or repeats the sending. One waiting update is enough (the final one
+        always). Every update goes through the blast's one progress queue, so one runs at a
+        time whatever the number of processes: the message is posted once, then updated."""
         if force or not self.storage.jobs.has_pending("blast_progress", "blast_id", blast_id):
             self.storage.jobs.enqueue(
                 "blast_progress",
@@ -434,8 +419,7 @@ class Blasts:
             time.monotonic() - self._updated.get(blast_id, 0.0) < PROGRESS_EVERY
         ):
             return
-        with self._progress_lock:  # one progress message per blast, even from two threads
-            self._post_progress(blast_id)
+        self._post_progress(blast_id)  # one at a time: the blast's progress queue
 
     def _post_progress(self, blast_id: int) -> None:
         blast = self.storage.blasts.get(blast_id)
@@ -497,12 +481,10 @@ class Blasts:
         return Image(url, size, kind)
 
     def _newest_hash(self, hash_: str | None) -> str | None:
-        """The view's hash after our own updates since ``hash_`` (none: ``hash_``)."""
-        seen: set[str] = set()
-        while hash_ in self._own_hashes and hash_ not in seen:
-            seen.add(hash_)
-            hash_ = self._own_hashes[hash_]
-        return hash_
+        """The view's hash after our own updates since ``hash_`` (none: ``hash_``), so the
+        newest preview computed for an older hash still lands when only our own update came in
+        between, whichever process made it (the database remembers: see m015)."""
+        return None if hash_ is None else self.storage.slack.newest_view_hash(hash_)
 
     def _update_view(self, view_id: str, view: dict[str, Any], hash_: str | None = None) -> None:
         """views.update; a modal that is gone or moved on (closed, submitted) is left alone."""
@@ -523,9 +505,7 @@ class Blasts:
         shown = response.get("view")
         new_hash = shown.get("hash") if isinstance(shown, dict) else None
         if hash_ and new_hash:
-            if len(self._own_hashes) > OWN_HASHES:  # only recent modals matter
-                self._own_hashes.clear()
-            self._own_hashes[hash_] = str(new_hash)
+            self.storage.slack.remember_view_hash(hash_, str(new_hash), self.clock())
 
     def _quiet_note(self, result: Any) -> str | None:
         if result.next_allowed is None:

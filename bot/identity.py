@@ -6,6 +6,10 @@ identity is fetched at start-up; if that failed it is tried again on a request (
 ``Retry-After`` Slack gave), and while it cannot be had the request fails with
 :class:`SlackUnavailable`, which :func:`error_handler` turns into a 503 (Slack retries events; a
 person pressing a button sees it fail) or, for a slash command, a plain "try again in N seconds".
+
+Each process keeps its own copy, on purpose: ``auth.test`` gives every process the same answer
+(the bot user and bot ids of the one token), so nothing is lost or disagreed on when a process
+restarts or another starts; each asks once at start.
 """
 
 from __future__ import annotations

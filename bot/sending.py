@@ -42,7 +42,7 @@ from bridge.media import (
     prepare_image,
     too_many_bytes,
 )
-from bridge.store import NEW, OPTED_IN, OPTED_OUT, PENDING, Row, Store
+from bridge.store import NEW, OPTED_IN, OPTED_OUT, PENDING, ClaimedJob, Row, Store
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,8 @@ class Sender:
     clock: Callable[[], datetime]
     poster: ThreadPoster
     secret: bytes = field(init=False)
+    # users.info answers, per process: only a cache (the name a reply was signed with is stored
+    # on the message, so a retry in another process signs it the same).
     _names: dict[str, str] = field(default_factory=dict)
     _file_hosts: tuple[str, ...] = field(init=False)
 
@@ -165,20 +167,20 @@ class Sender:
                 note = blocks.held_expired(customer, message["text"], opted_out=opted_out)
                 self._feedback(message, blocks.REACTION_FAILED, [note])
 
-    def gave_up(self, job: Row, error: str) -> None:
+    def gave_up(self, job: ClaimedJob, error: str) -> None:
         """After the last retry: record it and queue the explanation for the thread."""
-        message = self.storage.conversations.message(job["payload"]["message_id"])
+        message = self.storage.conversations.message(job.payload["message_id"])
         if message["status"] != "pending":
             return
         partial = bool(message["maybe_sent"] or message["media_posted"])
         if partial:
             note = blocks.maybe_sent(message["media_posted"] or 0)
         elif error.startswith("CRM Text"):
-            note = blocks.unreachable(job["attempts"])
-        elif job.get("lost") and error == lost_worker(job["lost"]):
-            note = killed_note(job["lost"])
+            note = blocks.unreachable(job.attempts)
+        elif job.lost and error == lost_worker(job.lost):
+            note = killed_note(job.lost)
         else:
-            note = gave_up_note(error, job["attempts"])
+            note = gave_up_note(error, job.attempts)
         with self.storage.transaction():
             self.storage.conversations.update_message(
                 message["id"], status="unknown" if partial else "failed", error=error

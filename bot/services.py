@@ -32,7 +32,7 @@ from bridge.inbound import Inbound
 from bridge.jobs import Job, JobRunner, lost_worker
 from bridge.medialinks import media_hosts
 from bridge.optout import opt_out_handler, status_check_handler
-from bridge.store import Row, Store, open_store, utcnow
+from bridge.store import ClaimedJob, Row, Store, open_store, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -179,21 +179,15 @@ def build_services(
         assert health is not None
         health.recheck(payload)
 
-    def report(job: Row, error: str) -> None:
+    def report(job: ClaimedJob, error: str) -> None:
         """A job that will not be retried and has nobody of its own to tell."""
-        if job["kind"] == "crm_opt_out":  # still blocked here, and still not at CRM Text
-            storage.customers.crm_push_failed(job["payload"]["customer_id"], error)
+        if job.kind == "crm_opt_out":  # still blocked here, and still not at CRM Text
+            storage.customers.crm_push_failed(job.payload["customer_id"], error)
         log.error(
-            "gave up on %s job %s after %s attempt(s): %s",
-            job["kind"],
-            job["id"],
-            job["attempts"],
-            error,
+            "gave up on %s job %s after %s attempt(s): %s", job.kind, job.id, job.attempts, error
         )
-        if health is not None and error == lost_worker(job.get("lost") or 0):
-            health.alert(
-                f":warning: smsbridge gave up on a `{job['kind']}` job (#{job['id']}): {error}"
-            )
+        if health is not None and error == lost_worker(job.lost):
+            health.alert(f":warning: smsbridge gave up on a `{job.kind}` job (#{job.id}): {error}")
 
     runner = JobRunner(
         storage,

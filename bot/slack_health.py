@@ -41,7 +41,7 @@ from bot.slackcalls import (
 )
 from bridge.config import Config
 from bridge.jobs import LANES, SLACK, JobRunner, Park, Retry
-from bridge.store import Row, Store, parse_iso
+from bridge.store import ClaimedJob, Row, Store, parse_iso
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class SlackHealth:
     def problems(self) -> list[Row]:
         return self.storage.slack.open_problems()
 
-    def on_park(self, job: Row, park: Park) -> None:
+    def on_park(self, job: ClaimedJob, park: Park) -> None:
         """A job was parked: record what is wrong (once) and tell people."""
         if isinstance(park, SlackPark):
             self.report(park.problem, slack_works=park.error not in DEAD_TOKEN)

@@ -3,7 +3,8 @@
 Every post carries Slack message metadata naming store, number and a random key (the
 thread's or the message's). When an attempt got no answer (a dropped connection, a crash),
 the next attempt first pages through conversations.history/replies for a post with that key,
-from a Slack ts known to be older than the first attempt, within a per-process call budget.
+from a Slack ts known to be older than the first attempt, within a call budget shared by every
+process (kept in the database: Slack's allowance is per workspace, not per process).
 A staff reply in a thread with no row here is recovered from the parent's metadata.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -43,7 +43,7 @@ from bridge.medialinks import (
     media_hosts,
     resolve,
 )
-from bridge.store import NEW, PENDING, Row, Store, iso, parse_iso
+from bridge.store import NEW, PENDING, ClaimedJob, Row, Store, iso, parse_iso
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,8 @@ MEDIA_DEADLINE = 30.0  # seconds for a whole picture download, redirects include
 
 # Reconciliation reads conversations.history / conversations.replies, Tier 3 methods (about 50
 # calls a minute per workspace; 1 a minute with at most 15 messages for non-Marketplace apps).
-# Each process allows itself HISTORY_CALLS_PER_MINUTE of them (shared by both methods), reads
+# smsbridge allows itself HISTORY_CALLS_PER_MINUTE of them, however many processes run (one
+# budget in the database, shared by both methods and every process), reads
 # at most MAX_PAGES pages per look-up, and only looks when a post attempt ended without an
 # answer from Slack (a dropped connection or a crash): an answered error means nothing posted.
 HISTORY_CALLS_PER_MINUTE = 20
@@ -124,30 +125,24 @@ def not_recoverable() -> str:
 
 
 class HistoryBudget:
-    """A per-process token bucket for conversations.history/replies calls."""
+    """The conversations.history/replies call budget, a token bucket in the database: every
+    process draws on the same allowance (:meth:`bridge.store.slack.SlackState.take_budget`)."""
+
+    NAME = "slack history"
 
     def __init__(
         self,
+        storage: Store,
         per_minute: int = HISTORY_CALLS_PER_MINUTE,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.storage = storage
         self.per_minute = per_minute
-        self.clock = clock
-        self._tokens = float(per_minute)
-        self._at = clock()
-        self._lock = threading.Lock()
+        self.clock = clock  # wall-clock seconds: processes share it
 
     def take(self) -> float:
         """Use one call; 0.0 when allowed, else the seconds to wait before trying again."""
-        with self._lock:
-            now = self.clock()
-            rate = self.per_minute / 60.0
-            self._tokens = min(float(self.per_minute), self._tokens + (now - self._at) * rate)
-            self._at = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return 0.0
-            return (1.0 - self._tokens) / rate
+        return self.storage.slack.take_budget(self.NAME, self.clock(), self.per_minute)
 
 
 @dataclass
@@ -158,12 +153,17 @@ class ThreadPoster:
     client: WebClient
     http: httpx.Client
     clock: Callable[[], datetime]
-    budget: HistoryBudget = field(default_factory=HistoryBudget)
+    budget: HistoryBudget = field(init=False)
     page_size: int = PAGE_SIZE
     media_deadline: float = MEDIA_DEADLINE
     media_hosts: tuple[MediaHost, ...] = media_hosts(DEFAULT_INBOUND_MEDIA_HOSTS)
     resolver: Resolver = resolve
+    # Who the bot is (auth.test), asked once: the same answer in every process, so a copy per
+    # process is harmless.
     _bot_user: str | None = None
+
+    def __post_init__(self) -> None:
+        self.budget = HistoryBudget(self.storage)
 
     # -- jobs -----------------------------------------------------------------------------
 
@@ -235,15 +235,15 @@ class ThreadPoster:
         self._share_picture(thread["channel_id"], thread["ts"], item["url"], n, customer)
         self.storage.conversations.update_message(message["id"], media_posted=n)
 
-    def picture_gave_up(self, job: Row, error: str) -> None:
+    def picture_gave_up(self, job: ClaimedJob, error: str) -> None:
         """A ``share_picture`` job that will not be tried again (it kept killing its worker:
         out of memory?): say so in the thread, with the link, so no picture goes unmentioned."""
-        message = self.storage.conversations.message(job["payload"]["message_id"])
-        n = int(job["payload"]["n"])
+        message = self.storage.conversations.message(job.payload["message_id"])
+        n = int(job.payload["n"])
         if (message["media_posted"] or 0) >= n:
             return
         url = json.loads(message["media"] or "[]")[n - 1]["url"]
-        lost = job.get("lost") or 0
+        lost = job.lost
         log.error("gave up on picture %s of message %s: %s", n, message["id"], error)
         why = (
             f"fetching it stopped smsbridge's worker {lost} times, out of memory?"
@@ -478,7 +478,7 @@ class ThreadPoster:
         return None
 
     def _pages(self, method: str, args: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Messages from up to MAX_PAGES pages, within the per-process call budget."""
+        """Messages from up to MAX_PAGES pages, within the shared call budget."""
         cursor = ""
         for _ in range(MAX_PAGES):
             wait = self.budget.take()

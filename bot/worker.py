@@ -37,7 +37,7 @@ from bridge.store import utcnow
 log = logging.getLogger(__name__)
 
 GRACE_SECONDS = 20.0  # PaaS platforms kill 30 s after SIGTERM (Heroku, Render)
-HOUSEKEEPING_EVERY = 3600.0
+HOUSEKEEPING_EVERY = 3600.0  # seconds between housekeeping runs in a worker
 
 
 def uses_sqlite(config: Config) -> bool:
@@ -109,12 +109,20 @@ def starting(services: Services) -> None:
 
 
 class Worker:
-    """Runs the job lanes until told to stop; housekeeping once an hour."""
+    """Runs the job lanes until told to stop; housekeeping at start and then every
+    ``housekeeping_every`` seconds (every worker process does it: deleting what is already
+    deleted is harmless, and it never touches consent, see Store.housekeeping)."""
 
-    def __init__(self, services: Services, grace: float = GRACE_SECONDS) -> None:
+    def __init__(
+        self,
+        services: Services,
+        grace: float = GRACE_SECONDS,
+        housekeeping_every: float = HOUSEKEEPING_EVERY,
+    ) -> None:
         self.services = services
         self.runner: JobRunner = services.runner
         self.grace = grace
+        self.housekeeping_every = housekeeping_every
         self.stop = threading.Event()
 
     def start(self) -> None:
@@ -123,7 +131,7 @@ class Worker:
         threading.Thread(target=self._chores, name="smsbridge-chores", daemon=True).start()
 
     def _chores(self) -> None:
-        while not self.stop.wait(HOUSEKEEPING_EVERY):
+        while not self.stop.wait(self.housekeeping_every):
             try:
                 self.services.housekeeping()
             except Exception:

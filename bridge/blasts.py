@@ -309,15 +309,11 @@ class BlastEngine:
         return "scheduled"
 
     def _skip_no_longer_opted_in(self, blast_id: int, now: datetime) -> None:
-        for row in self.storage.blasts.recipients(blast_id, "pending"):
-            if self.storage.customers.get(row["customer_id"])["status"] != OPTED_IN:
-                self.storage.blasts.update_recipient(
-                    blast_id,
-                    row["customer_id"],
-                    status="skipped",
-                    reason="opted out since the blast was confirmed",
-                    finished_at=iso(now),
-                )
+        """Recipients whose consent changed since the confirmation are skipped (one
+        statement, whatever the blast's size)."""
+        skipped = self.storage.blasts.skip_no_longer_opted_in(blast_id, OPTED_IN, now)
+        if skipped:
+            log.info("blast %s: %d recipient(s) no longer opted in, skipped", blast_id, skipped)
 
     def _send_campaign(self, blast: Row) -> None:
         """One sendcampaign; CRM Text batches it at 30 msg/s. Never requested twice."""

@@ -35,14 +35,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bridge.store import Row, Store, parse_iso, utcnow
+from bridge.store import ClaimedJob, Store, parse_iso, utcnow
 
 log = logging.getLogger(__name__)
 
 # A handler gets the job's payload plus ``_attempt`` (1 on the first run).
 Handler = Callable[[dict[str, Any]], None]
-# Told when a job will not be tried again: the job's row and why.
-GiveUpHandler = Callable[[Row, str], None]
+# Told when a job will not be tried again: the job as claimed and why.
+GiveUpHandler = Callable[[ClaimedJob, str], None]
 
 SLACK, CRM, MEDIA, BLAST = "slack", "crm", "media", "blast"
 
@@ -217,7 +217,7 @@ class JobRunner:
         max_age: timedelta = timedelta(hours=24),
         lease: timedelta = timedelta(minutes=1),
         on_give_up: GiveUpHandler | None = None,
-        on_park: Callable[[Row, Park], None] | None = None,
+        on_park: Callable[[ClaimedJob, Park], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.storage = storage
@@ -316,12 +316,12 @@ class JobRunner:
         if job is None:
             return False
         with self._held_lock:
-            self._held[job["id"]] = threading.current_thread()
+            self._held[job.id] = threading.current_thread()
         try:
             self._run(job)
         finally:
             with self._held_lock:
-                self._held.pop(job["id"], None)
+                self._held.pop(job.id, None)
         return True
 
     def drain(self, limit: int = 10_000) -> int:
@@ -366,21 +366,21 @@ class JobRunner:
 
     # -- one job --------------------------------------------------------------------------
 
-    def _run(self, job: Row) -> None:
-        declared = self.jobs.get(job["kind"])
-        lost = job.get("lost") or 0
+    def _run(self, job: ClaimedJob) -> None:
+        declared = self.jobs.get(job.kind)
+        lost = job.lost
         if declared is not None and lost >= declared.max_lost:
             self._give_up(job, lost_worker(lost))
             return
         limit = declared.max_attempts if declared is not None else None
-        if limit is not None and job["attempts"] > limit:  # its last attempt died with it
-            self._give_up(job, job["last_error"] or lost_worker(lost))
+        if limit is not None and job.attempts > limit:  # its last attempt died with it
+            self._give_up(job, job.last_error or lost_worker(lost))
             return
         try:
             if declared is None:
-                raise GiveUp(f"no handler for job kind {job['kind']!r}")
-            with running(job["id"], job["kind"]):
-                declared.handler({**job["payload"], "_attempt": job["attempts"]})
+                raise GiveUp(f"no handler for job kind {job.kind!r}")
+            with running(job.id, job.kind):
+                declared.handler({**job.payload, "_attempt": job.attempts})
         except Retry as exc:
             if exc.free:
                 self._wait(job, str(exc), exc.delay or 1.0)
@@ -391,54 +391,52 @@ class JobRunner:
         except GiveUp as exc:
             self._give_up(job, str(exc))
         except Exception as exc:
-            log.exception(
-                "job %s (%s) failed on attempt %s", job["id"], job["kind"], job["attempts"]
-            )
+            log.exception("job %s (%s) failed on attempt %s", job.id, job.kind, job.attempts)
             self._retry_or_give_up(job, f"{type(exc).__name__}: {exc}", None)
         else:
-            self.storage.jobs.finish(job["id"])
-            self._wake[lane_of(job["kind"])].set()  # the next job of its queue may run now
+            self.storage.jobs.finish(job.id)
+            self._wake[lane_of(job.kind)].set()  # the next job of its queue may run now
 
-    def _retry_or_give_up(self, job: Row, error: str, delay: float | None) -> None:
+    def _retry_or_give_up(self, job: ClaimedJob, error: str, delay: float | None) -> None:
         """Retry with backoff; give up after the kind's attempt limit (if it has one, e.g. a
         staff reply must be reported soon) or once the job is ``max_age`` old."""
-        declared = self.jobs.get(job["kind"])
+        declared = self.jobs.get(job.kind)
         limit = declared.max_attempts if declared is not None else None
         patient = declared is not None and declared.patient
-        too_old = not patient and self.clock() - parse_iso(job["created_at"]) > self.max_age
-        if too_old or (limit is not None and job["attempts"] >= limit):
+        too_old = not patient and self.clock() - parse_iso(job.created_at) > self.max_age
+        if too_old or (limit is not None and job.attempts >= limit):
             self._give_up(job, error)
             return
-        wait = backoff(job["attempts"]) if delay is None else delay
-        log.info("job %s (%s) retries in %.1fs: %s", job["id"], job["kind"], wait, error)
-        self.storage.jobs.retry(job["id"], self.clock() + timedelta(seconds=wait), error)
+        wait = backoff(job.attempts) if delay is None else delay
+        log.info("job %s (%s) retries in %.1fs: %s", job.id, job.kind, wait, error)
+        self.storage.jobs.retry(job.id, self.clock() + timedelta(seconds=wait), error)
         self.wake()
 
-    def _wait(self, job: Row, reason: str, delay: float) -> None:
+    def _wait(self, job: ClaimedJob, reason: str, delay: float) -> None:
         """Run the job again after ``delay`` without counting this attempt."""
-        log.debug("job %s (%s) waits %.1fs: %s", job["id"], job["kind"], delay, reason)
+        log.debug("job %s (%s) waits %.1fs: %s", job.id, job.kind, delay, reason)
         self.storage.jobs.retry(
-            job["id"], self.clock() + timedelta(seconds=delay), reason, refund=True
+            job.id, self.clock() + timedelta(seconds=delay), reason, refund=True
         )
         self.wake()
 
-    def _park(self, job: Row, park: Park) -> None:
+    def _park(self, job: ClaimedJob, park: Park) -> None:
         """Keep the job (and its queue) waiting until ``unpark(park.key)``."""
-        log.warning("job %s (%s) parked under %s: %s", job["id"], job["kind"], park.key, park)
-        self.storage.jobs.park(job["id"], park.key, str(park))
+        log.warning("job %s (%s) parked under %s: %s", job.id, job.kind, park.key, park)
+        self.storage.jobs.park(job.id, park.key, str(park))
         if self.on_park is not None:
             try:
                 self.on_park(job, park)
             except Exception:
-                log.exception("on_park for job %s failed", job["id"])
+                log.exception("on_park for job %s failed", job.id)
 
-    def _give_up(self, job: Row, error: str) -> None:
-        log.warning("job %s (%s) gave up: %s", job["id"], job["kind"], error)
-        self.storage.jobs.finish(job["id"], "failed", error)
-        declared = self.jobs.get(job["kind"])
+    def _give_up(self, job: ClaimedJob, error: str) -> None:
+        log.warning("job %s (%s) gave up: %s", job.id, job.kind, error)
+        self.storage.jobs.finish(job.id, "failed", error)
+        declared = self.jobs.get(job.kind)
         report = declared.on_give_up if declared and declared.on_give_up else self.on_give_up
         if report is not None:
             try:
                 report(job, error)
             except Exception:
-                log.exception("on_give_up for job %s failed", job["id"])
+                log.exception("on_give_up for job %s failed", job.id)

@@ -350,8 +350,9 @@ def test_postgres_database_not_migrated(
     env.setenv("DATABASE_URL", url)
     code, lines = doctor(capsys)
     assert lines[1:3] == [
-        "FAIL  database: 6 migration(s) not applied: m007_baseline, m008_indexes, "
-        "m009_customer_location, m010_job_leases, m012_recipient_caps, m013_held_replies",
+        "FAIL  database: 7 migration(s) not applied: m007_baseline, m008_indexes, "
+        "m009_customer_location, m010_job_leases, m012_recipient_caps, m013_held_replies, "
+        "m015_process_state",
         MIGRATE_FIX,
     ]
     assert lines[-1] == problems_found(1)

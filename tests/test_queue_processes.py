@@ -32,9 +32,9 @@ def _work(url: str, name: str) -> None:
         store.db.execute(
             "INSERT INTO test_runs (job_id, queue, seq, worker, started, ended)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            [job["id"], job["queue"], job["payload"]["seq"], name, started, time.time()],
+            [job.id, job.queue, job.payload["seq"], name, started, time.time()],
         )
-        store.jobs.finish(job["id"])
+        store.jobs.finish(job.id)
     store.close()
 
 

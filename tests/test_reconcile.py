@@ -228,11 +228,11 @@ def test_a_landed_parent_is_found_behind_150_channel_posts_on_a_later_page(
     assert len(history) == 2 and history[1].args["cursor"]
 
 
-def test_reconciliation_stays_within_its_call_budget() -> None:
+def test_reconciliation_stays_within_its_call_budget(harness: Harness) -> None:
     from bot.threads import HistoryBudget
 
     now = [0.0]
-    budget = HistoryBudget(per_minute=20, clock=lambda: now[0])
+    budget = HistoryBudget(harness.services.storage, per_minute=20, clock=lambda: now[0])
     assert [budget.take() for _ in range(20)] == [0.0] * 20
     assert budget.take() == 3.0  # one call every 3 s once the allowance is used
     now[0] += 3.0
@@ -246,7 +246,7 @@ def test_a_reconciliation_over_budget_waits_and_still_posts_once(harness: Harnes
     poster = harness.services.runner.handlers["post_inbound"].__self__  # type: ignore[attr-defined]
     assert isinstance(poster, ThreadPoster)
     seconds = [0.0]
-    poster.budget = HistoryBudget(per_minute=1, clock=lambda: seconds[0])
+    poster.budget = HistoryBudget(harness.services.storage, per_minute=1, clock=lambda: seconds[0])
     assert poster.budget.take() == 0.0  # the minute's allowance is used
     harness.sim.add_customer("PIZZA", JANE, status=3)
     harness.slack.drop_next("chat.postMessage")

@@ -136,8 +136,8 @@ def test_crash_after_crm_accepted_but_before_it_was_recorded_texts_once(harness:
     services.storage.conversations.update_message(message["id"], maybe_sent=1)
     services.crm.send_sms("PIZZA", JANE, "Exactly once")
     job = services.storage.jobs.claim(harness.clock(), __import__("datetime").timedelta(0))
-    assert job["kind"] == "send_reply"  # the crashed attempt: claimed, never finished
-    services.storage.jobs.retry(job["id"], harness.clock(), "worker died")
+    assert job is not None and job.kind == "send_reply"  # the crashed attempt: never finished
+    services.storage.jobs.retry(job.id, harness.clock(), "worker died")
     harness.drain()
     assert [d.text for d in harness.sim.outbox if d.phone == JANE] == ["Exactly once"]
     assert services.storage.conversations.message(message["id"])["status"] == "sent"

@@ -22,6 +22,7 @@ POSTGRES_MIGRATIONS = [
     "m010_job_leases",
     "m012_recipient_caps",
     "m013_held_replies",
+    "m015_process_state",
 ]
 LEASE = timedelta(minutes=5)
 
@@ -54,16 +55,17 @@ def test_a_fresh_database_gets_every_migration(tmp_path: Path) -> None:
     sqlite = open_store(f"sqlite:///{tmp_path / 'new.db'}")
     postgres = open_store(pg_server.empty_database())
     try:
-        assert sqlite.pending_migrations()[-1] == "m013_held_replies"
+        assert sqlite.pending_migrations()[-1] == "m015_process_state"
         assert postgres.pending_migrations() == POSTGRES_MIGRATIONS
         applied = sqlite.migrate()
-        assert applied[0] == "m001_initial" and applied[-6:] == [
+        assert applied[0] == "m001_initial" and applied[-7:] == [
             "m007_staff_decisions",
             "m008_indexes",
             "m009_customer_location",
             "m010_job_leases",
             "m012_recipient_caps",
             "m013_held_replies",
+            "m015_process_state",
         ]
         assert postgres.migrate() == POSTGRES_MIGRATIONS
         assert sqlite.migrate() == postgres.migrate() == []
@@ -293,6 +295,27 @@ def test_a_held_message_moves_on_once(store: Store) -> None:
     assert store.conversations.held_messages(cid) == []
 
 
+def test_a_call_budget_is_one_token_bucket_for_every_process(store: Store) -> None:
+    assert [store.slack.take_budget("b", 100.0, 6) for _ in range(6)] == [0.0] * 6
+    assert store.slack.take_budget("b", 100.0, 6) == 10.0  # 6 a minute: one every 10 s
+    assert store.slack.take_budget("other", 100.0, 6) == 0.0  # budgets are separate
+    assert store.slack.take_budget("b", 105.0, 6) == 5.0
+    assert store.slack.take_budget("b", 110.0, 6) == 0.0
+
+
+def test_view_hashes_follow_our_own_updates_and_are_dropped_after_a_day(store: Store) -> None:
+    assert store.slack.newest_view_hash("h0") == "h0"
+    store.slack.remember_view_hash("h0", "h1", NOW)
+    store.slack.remember_view_hash("h1", "h2", NOW + timedelta(hours=2))
+    assert store.slack.newest_view_hash("h0") == store.slack.newest_view_hash("h1") == "h2"
+    store.slack.remember_view_hash("h2", "h0", NOW)  # a cycle never loops
+    assert store.slack.newest_view_hash("h0") == "h2"
+    removed = store.housekeeping(NOW + timedelta(hours=25), timedelta(days=1), timedelta(days=30))
+    assert removed["view_hashes"] == 2
+    assert store.slack.newest_view_hash("h1") == "h2"  # the newer one stays
+    assert store.slack.newest_view_hash("h0") == "h0"
+
+
 # -- conversations ------------------------------------------------------------------------------
 
 
@@ -375,17 +398,17 @@ def test_a_queue_runs_in_order_one_job_at_a_time(store: Store) -> None:
     b = store.jobs.enqueue("k", {"n": 2}, queue="q", now=NOW)
     other = store.jobs.enqueue("k", {"n": 3}, queue="r", now=NOW + timedelta(seconds=1))
     first = store.jobs.claim(NOW + timedelta(seconds=2), LEASE)
-    assert first is not None and (first["id"], first["payload"], first["attempts"]) == (
+    assert first is not None and (first.id, first.payload, first.attempts) == (
         a,
         {"n": 1},
         1,
     )
     second = store.jobs.claim(NOW + timedelta(seconds=2), LEASE)
-    assert second is not None and second["id"] == other  # b waits behind a
+    assert second is not None and second.id == other  # b waits behind a
     assert store.jobs.claim(NOW + timedelta(seconds=2), LEASE) is None
     store.jobs.finish(a)
     third = store.jobs.claim(NOW + timedelta(seconds=2), LEASE)
-    assert third is not None and third["id"] == b
+    assert third is not None and third.id == b
 
 
 def test_a_dedupe_key_adds_a_job_once(store: Store) -> None:
@@ -402,11 +425,11 @@ def test_a_customer_job_goes_to_its_lane(store: Store) -> None:
         ("customer:7:crm", "crm"),
     ]
     crm = store.jobs.claim(NOW, LEASE, lanes=["crm"])
-    assert crm is not None and crm["kind"] == "send_reply"
+    assert crm is not None and crm.kind == "send_reply"
     assert store.jobs.claim(NOW, LEASE, lanes=["crm"]) is None
     assert store.jobs.claim(NOW, LEASE, lanes=[]) is None
     slack = store.jobs.claim(NOW, LEASE)
-    assert slack is not None and slack["kind"] == "post_inbound"
+    assert slack is not None and slack.kind == "post_inbound"
     with pytest.raises(ValueError):
         store.jobs.enqueue("k", {}, now=NOW)
 
@@ -418,17 +441,17 @@ def test_a_lane_claims_the_kinds_it_has_now(store: Store) -> None:
     store.db.execute("UPDATE jobs SET lane = 'crm' WHERE id = ?", [job])
     assert store.jobs.claim(NOW, LEASE, lanes=["crm"]) is None
     claimed = store.jobs.claim(NOW, LEASE, lanes=["blast"])
-    assert claimed is not None and claimed["id"] == job
+    assert claimed is not None and claimed.id == job
 
 
 def test_attempts_count_at_claim_and_a_lost_lease_is_claimed_again(store: Store) -> None:
     job = store.jobs.enqueue("k", {}, queue="q", now=NOW)
-    assert store.jobs.claim(NOW, LEASE)["attempts"] == 1  # type: ignore[index]
+    assert store.jobs.claim(NOW, LEASE).attempts == 1  # type: ignore[union-attr]
     assert store.jobs.claim(NOW + timedelta(minutes=4), LEASE) is None
     store.jobs.renew(job, NOW + timedelta(minutes=10))  # type: ignore[arg-type]
     assert store.jobs.claim(NOW + timedelta(minutes=6), LEASE) is None
     again = store.jobs.claim(NOW + timedelta(minutes=11), LEASE)  # the worker died
-    assert again is not None and (again["attempts"], again["lost"]) == (2, 1)
+    assert again is not None and (again.attempts, again.lost) == (2, 1)
 
 
 def test_a_released_job_runs_again_at_once_without_charging_the_attempt(store: Store) -> None:
@@ -439,7 +462,7 @@ def test_a_released_job_runs_again_at_once_without_charging_the_attempt(store: S
     store.jobs.release(job)  # given back once: the attempt is refunded once
     store.jobs.renew(job, NOW + timedelta(hours=1))  # a job nobody runs gets no lease
     again = store.jobs.claim(NOW, LEASE)
-    assert again is not None and (again["id"], again["attempts"], again["lost"]) == (job, 1, 0)
+    assert again is not None and (again.id, again.attempts, again.lost) == (job, 1, 0)
 
 
 def test_retry_waits_and_refund_gives_the_attempt_back(store: Store) -> None:
@@ -468,8 +491,8 @@ def test_a_parked_job_holds_its_queue_until_unparked(store: Store) -> None:
     assert store.jobs.unpark("token_revoked", NOW + timedelta(seconds=1)) == 2
     later = NOW + timedelta(seconds=1)
     claimed = [store.jobs.claim(later, LEASE), store.jobs.claim(later, LEASE)]
-    assert sorted(j["id"] for j in claimed if j) == [a, c]
-    assert [j["attempts"] for j in claimed if j and j["id"] == a] == [1]  # parking refunded
+    assert sorted(j.id for j in claimed if j) == [a, c]
+    assert [j.attempts for j in claimed if j and j.id == a] == [1]  # parking refunded
 
 
 def test_has_pending_looks_into_payloads(store: Store) -> None:
@@ -542,6 +565,41 @@ def test_a_campaign_marks_every_pending_recipient_sent(store: Store) -> None:
     store.blasts.update_recipient(blast, b, status="skipped")
     assert store.blasts.campaign_sent(blast, NOW) == 1
     assert store.blasts.recipient_reasons(blast, "sent") == {"campaign": 1}
+
+
+def test_recipients_are_recorded_in_bulk_and_those_no_longer_opted_in_skipped(
+    store: Store,
+) -> None:
+    """More recipients than one statement takes (RECIPIENT_BATCH), recorded exactly; then one
+    statement skips exactly those whose consent changed since the confirmation."""
+    from bridge.store.blasts import RECIPIENT_BATCH
+
+    count = RECIPIENT_BATCH + 7
+    phones = [f"+1415{n:07d}" for n in range(count)]
+    store.customers.add_many("PIZZA", [(p, "", "") for p in phones], now=NOW)
+    found = store.customers.find_many("PIZZA", phones)
+    ids = [int(found[p]["id"]) for p in phones]
+    store.customers.set_statuses([(i, NEW, OPTED_IN) for i in ids], how="list", now=NOW)
+    blast = store.blasts.add({"store": "PIZZA", "status": "confirmed"})
+    store.blasts.add_recipients(blast, list(zip(ids, phones, strict=True)))
+    store.blasts.add_recipients(blast, [(ids[0], phones[0])])  # again: nothing doubled
+    recorded = store.blasts.recipients(blast)
+    assert [(r["customer_id"], r["phone"], r["status"]) for r in recorded] == [
+        (i, p, "pending") for i, p in zip(ids, phones, strict=True)
+    ]
+    out, pending = ids[5], ids[RECIPIENT_BATCH + 3]
+    store.customers.set_statuses(
+        [(out, OPTED_IN, OPTED_OUT), (pending, OPTED_IN, PENDING)], how="texted STOP", now=NOW
+    )
+    store.blasts.update_recipient(blast, ids[6], status="sent")
+    store.customers.set_statuses([(ids[6], OPTED_IN, OPTED_OUT)], how="texted STOP", now=NOW)
+    assert store.blasts.skip_no_longer_opted_in(blast, OPTED_IN, NOW) == 2
+    skipped = store.blasts.recipients(blast, "skipped")
+    assert [(r["customer_id"], r["reason"], r["finished_at"]) for r in skipped] == [
+        (out, "opted out since the blast was confirmed", iso(NOW)),
+        (pending, "opted out since the blast was confirmed", iso(NOW)),
+    ]
+    assert store.blasts.recipient_counts(blast) == {"pending": count - 3, "skipped": 2, "sent": 1}
 
 
 # -- media --------------------------------------------------------------------------------------

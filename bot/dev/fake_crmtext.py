@@ -213,6 +213,8 @@ class Simulator:
         self._queue_free: dict[str, datetime] = {}
         self._outage: list[int] = []
         self._outage_method: str | None = None
+        self._late: dict[str, dict[int, float]] = {}  # method -> {nth call: seconds late}
+        self._counted: dict[str, int] = {}
 
     # ----- state helpers (call with the lock held) -----
 
@@ -577,6 +579,14 @@ class Simulator:
             self._outage = [status] * count
             self._outage_method = method
 
+    def answer_late(self, method: str, nth: int, seconds: float) -> None:
+        """A slow CRM Text: the ``nth`` call to ``method`` from now (1 = the next one) is
+        carried out at once, but its answer comes ``seconds`` later (a worker killed meanwhile
+        never learns that the text went out)."""
+        with self._lock:
+            start = self._counted.get(method, 0)
+            self._late.setdefault(method, {})[start + nth] = seconds
+
     def _view_api(self) -> flask.Response:
         params = {**flask.request.args.to_dict(), **flask.request.form.to_dict()}
         op = params.get("method", "").strip().lower()
@@ -602,6 +612,11 @@ class Simulator:
             resp.headers["WWW-Authenticate"] = 'Basic realm="CRM Text"'
             return resp
         body = self.handle(params, auth)
+        with self._lock:
+            self._counted[op] = self._counted.get(op, 0) + 1
+            late = self._late.get(op, {}).pop(self._counted[op], 0.0)
+        if late:
+            time.sleep(late)
         if outage is not None:  # carried out, but the answer is lost in a gateway
             return flask.Response("Gateway Timeout", status=outage, content_type="text/plain")
         return flask.Response(body, status=200, content_type="text/xml; charset=UTF-8")

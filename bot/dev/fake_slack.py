@@ -254,6 +254,7 @@ class FakeSlack:
         self._pending_uploads: dict[str, JsonDict] = {}
         self._failures: dict[str, list[_Failure]] = {}
         self._latency: dict[str, float] = {}
+        self._down: _Failure | None = None
         self.clock = clock
         self.rate_limited_calls = 0
         self._limits: dict[str, tuple[float, int]] = {}
@@ -376,6 +377,15 @@ class FakeSlack:
         with self._lock:
             queue = self._failures.setdefault(method, [])
             queue.extend(_Failure(0, 0, "", drop=True) for _ in range(times))
+
+    def outage(self, *, status: int = 503, error: str = "service_unavailable") -> None:
+        """Slack is down: every Web API call answers ``status`` until :meth:`outage_over`."""
+        with self._lock:
+            self._down = _Failure(status, 1, error)
+
+    def outage_over(self) -> None:
+        with self._lock:
+            self._down = None
 
     def recover(self, method: str) -> None:
         """Slack answers `method` normally again: failures still queued for it are dropped."""
@@ -569,7 +579,7 @@ class FakeSlack:
         with self._lock:
             self.calls.append(Call(name, args, token, time.time()))
             queue = self._failures.get(name)
-            failure = queue.pop(0) if queue else None
+            failure = queue.pop(0) if queue else self._down
             if failure is not None and not failure.drop:
                 headers = {"Retry-After": str(failure.retry_after)} if failure.status == 429 else {}
                 return _json_reply({"ok": False, "error": failure.error}, failure.status, headers)

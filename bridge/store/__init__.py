@@ -20,11 +20,12 @@ from bridge.store.conversations import Conversations
 from bridge.store.customers import Customers, Stores
 from bridge.store.db import Database, Row, connect
 from bridge.store.media import Media
-from bridge.store.queue import Jobs
+from bridge.store.queue import ClaimedJob, Jobs
 from bridge.store.schema import migrate, pending
-from bridge.store.slack import SlackState
+from bridge.store.slack import VIEW_HASHES_KEPT, SlackState
 
 __all__ = [
+    "ClaimedJob",
     "NEW",
     "OPTED_IN",
     "OPTED_OUT",
@@ -94,6 +95,7 @@ class Store:
                 "events": self.db.execute(
                     "DELETE FROM events WHERE seen_at < ?", [iso(now - keep)]
                 ),
+                "view_hashes": self.slack.forget_view_hashes(now - VIEW_HASHES_KEPT),
             }
 
 

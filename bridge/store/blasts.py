@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from bridge.consent import OPTED_IN
 from bridge.store.db import Database, Row, insert, update
 
 ACTIVE_BLAST = ("confirmed", "scheduled", "sending", "paused")
+RECIPIENT_BATCH = 20_000  # recipients per INSERT statement
 
 
 class Blasts:
@@ -69,16 +71,39 @@ class Blasts:
         )
 
     def add_recipients(self, blast_id: int, recipients: list[tuple[int, str]]) -> None:
+        """Record the blast's recipients ``(customer_id, phone)``, pending: one set-based
+        statement per RECIPIENT_BATCH rows (the rows travel as one JSON array, unpacked by the
+        database), so 100,000 recipients take a handful of statements, not thousands."""
+        if self.db.backend == "sqlite":
+            rows = (
+                "json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
+                " 'pending', '', '', NULL, NULL FROM json_each(?)"
+            )
+        else:
+            rows = (
+                "(r ->> 0)::bigint, r ->> 1, 'pending', '', '', NULL, NULL"
+                " FROM jsonb_array_elements(?::jsonb) AS r"
+            )
         with self.db.transaction():
-            for start in range(0, len(recipients), 500):
-                chunk = recipients[start : start + 500]
-                values = ", ".join("(?, ?, ?, 'pending', '', '', NULL, NULL)" for _ in chunk)
+            for start in range(0, len(recipients), RECIPIENT_BATCH):
+                chunk = recipients[start : start + RECIPIENT_BATCH]
                 self.db.execute(
                     "INSERT INTO blast_recipients (blast_id, customer_id, phone, status, reason,"
-                    f" provider_id, attempted_at, finished_at) VALUES {values}"
-                    " ON CONFLICT DO NOTHING",
-                    [v for c, p in chunk for v in (blast_id, c, p)],
+                    f" provider_id, attempted_at, finished_at) SELECT ?, {rows}"
+                    " WHERE true ON CONFLICT DO NOTHING",  # WHERE: SQLite's parser needs it
+                    [blast_id, json.dumps(chunk)],
                 )
+
+    def skip_no_longer_opted_in(self, blast_id: int, opted_in: int, now: datetime) -> int:
+        """Skip every pending recipient who is no longer opted in, in one statement; return
+        how many."""
+        return self.db.execute(
+            "UPDATE blast_recipients SET status = 'skipped',"
+            " reason = 'opted out since the blast was confirmed', finished_at = ?"
+            " WHERE blast_id = ? AND status = 'pending' AND EXISTS (SELECT 1 FROM customers c"
+            " WHERE c.id = blast_recipients.customer_id AND COALESCE(c.status, -1) <> ?)",
+            [iso(now), blast_id, opted_in],
+        )
 
     def recipients(self, blast_id: int, status: str | None = None) -> list[Row]:
         if status is None:

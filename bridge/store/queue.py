@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,36 @@ from bridge.clock import iso, parse_iso
 from bridge.store.db import Database, Row, greatest
 
 UNFINISHED = "('pending', 'parked')"
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job as a worker claimed it: what runs it needs, typed (``payload`` read from JSON).
+
+    ``attempts`` includes this claim; ``lost`` counts the claims that found the job abandoned
+    (its worker died running it); ``last_error`` is the previous attempt's error, if any."""
+
+    id: int
+    kind: str
+    queue: str
+    payload: dict[str, Any]
+    attempts: int
+    lost: int
+    created_at: str
+    last_error: str | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> ClaimedJob:
+        return cls(
+            id=int(row["id"]),
+            kind=str(row["kind"]),
+            queue=str(row["queue"]),
+            payload=dict(json.loads(row["payload"])),
+            attempts=int(row["attempts"]),
+            lost=int(row.get("lost") or 0),
+            created_at=str(row["created_at"]),
+            last_error=row.get("last_error") or None,
+        )
 
 
 class Jobs:
@@ -84,7 +115,7 @@ class Jobs:
 
     def claim(
         self, now: datetime, lease: timedelta, lanes: Iterable[str] | None = None
-    ) -> Row | None:
+    ) -> ClaimedJob | None:
         """Take the oldest runnable job that heads its queue (of ``lanes``, if given: the kinds
         :data:`bridge.jobs.LANES` puts in them now); its attempt counts now, so a job that
         kills its worker still runs out of attempts. ``lost`` counts the claims that found the
@@ -107,10 +138,7 @@ class Jobs:
                 f" ORDER BY run_at, id LIMIT 1{skip}) RETURNING *",
                 [iso(now + lease), iso(now), iso(now), *kinds],
             )
-        if row is None:
-            return None
-        row["payload"] = json.loads(row["payload"])
-        return row
+        return None if row is None else ClaimedJob.from_row(row)
 
     def renew(self, job_id: int, until: datetime) -> None:
         """Extend the lease of a job that is still running (its worker is alive)."""

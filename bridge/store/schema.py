@@ -435,6 +435,26 @@ def m013_held_replies(db: Database) -> None:
         db.execute(statement)
 
 
+# m015: state every process shares, which used to live in one process's memory: budgets of
+# Slack calls (token buckets; e.g. the history look-ups that find a post whose answer was lost)
+# and the blast form's view hashes (the hash our own views.update gave a view, so a preview
+# computed in another process still lands).
+M015_COMMON = [
+    "CREATE TABLE call_budgets (name TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL,"
+    " at DOUBLE PRECISION NOT NULL)",
+    "CREATE TABLE view_hashes (hash TEXT PRIMARY KEY, next_hash TEXT NOT NULL,"
+    " created_at TEXT NOT NULL)",
+    "CREATE INDEX idx_view_hashes_created_at ON view_hashes (created_at)",
+]
+
+
+@migrations()
+def m015_process_state(db: Database) -> None:
+    """Slack call budgets and blast form view hashes, shared by every process."""
+    for statement in M015_COMMON:
+        db.execute(statement)
+
+
 def _locate_customers(db: Db) -> None:
     """m009's and m012's backfill on PostgreSQL: every existing customer located."""
     for row in db.all("SELECT id, phone FROM customers ORDER BY id"):
@@ -524,6 +544,7 @@ POSTGRES: list[tuple[str, Sequence[Step]]] = [
     ("m010_job_leases", M010_COMMON),
     ("m012_recipient_caps", [*M012_COMMON, _locate_customers]),
     ("m013_held_replies", M013_COMMON),
+    ("m015_process_state", M015_COMMON),
 ]
 
 

@@ -1,9 +1,9 @@
-"""Slack problems (what is wrong, since when, how to fix it) and the pacing of Slack posts,
-shared by every process using this database."""
+"""Slack problems (what is wrong, since when, how to fix it), the pacing of Slack posts, call
+budgets and the blast form's view hashes: shared by every process using this database."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bridge.clock import iso
 from bridge.store.db import Database, Row, greatest
@@ -87,3 +87,55 @@ class SlackState:
             f" DO UPDATE SET tat = {greatest(self.db)}(slack_pacing.tat, excluded.tat)",
             [channel, tat],
         )
+
+    # -- call budgets ---------------------------------------------------------------------
+
+    def take_budget(self, name: str, now: float, per_minute: int) -> float:
+        """Use one call of the budget ``name`` (a token bucket of ``per_minute`` calls a
+        minute, shared by every process): 0.0 when allowed, else the seconds to wait."""
+        rate = per_minute / 60.0
+        with self.db.transaction():
+            self.db.lock(f"budget {name}")
+            row = self.db.one("SELECT tokens, at FROM call_budgets WHERE name = ?", [name])
+            tokens = float(per_minute)
+            if row is not None:
+                elapsed = max(0.0, now - float(row["at"]))
+                tokens = min(tokens, float(row["tokens"]) + elapsed * rate)
+            wait = 0.0
+            if tokens >= 1.0:
+                tokens -= 1.0
+            else:
+                wait = (1.0 - tokens) / rate
+            self.db.execute(
+                "INSERT INTO call_budgets (name, tokens, at) VALUES (?, ?, ?) ON CONFLICT (name)"
+                " DO UPDATE SET tokens = excluded.tokens, at = excluded.at",
+                [name, tokens, now],
+            )
+            return wait
+
+    # -- view hashes ----------------------------------------------------------------------
+
+    def remember_view_hash(self, old: str, new: str, now: datetime) -> None:
+        """Our own views.update turned a view's hash ``old`` into ``new``."""
+        self.db.execute(
+            "INSERT INTO view_hashes (hash, next_hash, created_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (hash) DO UPDATE SET next_hash = excluded.next_hash",
+            [old, new, iso(now)],
+        )
+
+    def newest_view_hash(self, hash_: str) -> str:
+        """The hash the view has after our own updates since ``hash_`` (``hash_`` if none)."""
+        seen = {hash_}
+        while True:
+            row = self.db.one("SELECT next_hash FROM view_hashes WHERE hash = ?", [hash_])
+            if row is None or row["next_hash"] in seen:
+                return hash_
+            hash_ = str(row["next_hash"])
+            seen.add(hash_)
+
+    def forget_view_hashes(self, before: datetime) -> int:
+        """Drop hashes recorded before ``before`` (a modal lives for minutes, not days)."""
+        return self.db.execute("DELETE FROM view_hashes WHERE created_at < ?", [iso(before)])
+
+
+VIEW_HASHES_KEPT = timedelta(days=1)
