@@ -168,6 +168,37 @@ def test_set_statuses_moves_only_customers_still_as_expected(store: Store) -> No
     assert len(store.customers.consent_history(two)) == 1
 
 
+def test_set_statuses_in_bulk_moves_each_customer_once_with_its_ledger_entry(store: Store) -> None:
+    """A store's first sync moves every customer: more than one statement's worth (500), a few
+    changed since the page was read, statuses moving in different directions."""
+    phones = [f"+1415555{n:04d}" for n in range(1203)]
+    store.customers.add_many("PIZZA", [(p, "", "") for p in phones], now=NOW)
+    ids = [store.customers.find_many("PIZZA", [p])[p]["id"] for p in phones]
+    for n in (0, 499, 500, 1202):  # opted out by staff since the page was read
+        store.customers.set_status(ids[n], OPTED_OUT, how="staff", now=NOW, crm_synced=False)
+    moves = [(cid, NEW, PENDING if n % 3 == 0 else OPTED_IN) for n, cid in enumerate(ids)]
+
+    moved = store.customers.set_statuses(moves, how="CRM Text customer list", now=NOW)
+
+    assert moved == 1199
+    statuses = {row["id"]: row["status"] for row in store.customers.of_store("PIZZA")}
+    assert [statuses[cid] for cid in ids[:4]] == [OPTED_OUT, OPTED_IN, OPTED_IN, PENDING]
+    assert [statuses[cid] for cid in ids[498:502]] == [PENDING, OPTED_OUT, OPTED_OUT, PENDING]
+    assert statuses[ids[1202]] == OPTED_OUT and statuses[ids[1201]] == OPTED_IN
+    ledger = store.db.all("SELECT customer_id, status_from, status_to, how FROM consent")
+    assert len(ledger) == 1199 + 4
+    synced = [e for e in ledger if e["how"] == "CRM Text customer list"]
+    assert sorted(e["customer_id"] for e in synced) == sorted(
+        cid for n, cid in enumerate(ids) if n not in (0, 499, 500, 1202)
+    )
+    assert {(e["status_from"], e["status_to"]) for e in synced} == {
+        (NEW, PENDING),
+        (NEW, OPTED_IN),
+    }
+    assert store.customers.consent_history(ids[3])[0]["status_to"] == PENDING
+    assert store.customers.get(ids[1])["consent_source"] == "CRM Text customer list"
+
+
 def test_the_audience_is_worked_out_from_stored_locations(store: Store) -> None:
     """Opted-in valid numbers once each (first customer's place), minus numbers opted out
     elsewhere; every exclusion counted."""
