@@ -6,7 +6,7 @@
 
 PostgreSQL: without ``--postgres-url`` a throwaway server is started (initdb into a temp dir,
 ``tests/pg_server.py``) and removed at the end; with it, the benchmark creates its databases
-there (the URL's user may create databases) and drops them at the end. Every measurement gets
+there (the URL's user must be allowed to) and drops them at the end. Every measurement gets
 a fresh database. Prints progress to stderr and the table to stdout; asserts nothing.
 
 ``--scale quick`` runs every measurement at smaller sizes (the sizes are in each row) so the
@@ -126,18 +126,31 @@ class Table:
 
 
 class Databases:
-    """Fresh empty databases of one backend, each a URL."""
+    """Fresh empty databases of one backend, each a URL: files in ``folder`` (SQLite), or
+    databases created on the PostgreSQL server ``server`` and dropped by :meth:`close`."""
 
-    def __init__(self, backend: str, folder: Path) -> None:
-        self.backend, self.folder, self.made = backend, folder, 0
+    def __init__(self, backend: str, folder: Path, server: str = "") -> None:
+        self.backend, self.folder, self.server = backend, folder, server
+        self.made: list[str] = []
 
     def new(self) -> str:
-        self.made += 1
+        name = f"bench_{os.getpid()}_{len(self.made) + 1}"
+        self.made.append(name)
         if self.backend == "sqlite":
-            return f"sqlite:///{self.folder / f'bench{self.made}.db'}"
-        from tests import pg_server
+            return f"sqlite:///{self.folder / f'{name}.db'}"
+        self._admin(f'CREATE DATABASE "{name}"')
+        return f"{self.server.rpartition('/')[0]}/{name}"
 
-        return pg_server.fresh_database()
+    def close(self) -> None:
+        if self.backend == "postgres":
+            for name in self.made:
+                self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def _admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.server, autocommit=True) as conn:
+            conn.execute(sql)  # type: ignore[arg-type,unused-ignore]
 
 
 def n(value: int) -> str:
@@ -331,14 +344,12 @@ def _in_child(module: str, *args: str) -> dict[str, Any]:
 @contextmanager
 def postgres(url: str) -> Iterator[str]:
     """The server to benchmark on: ``url``, or a throwaway one started now."""
-    from tests import pg_server
-
     if url:
-        os.environ["SMSBRIDGE_TEST_POSTGRES_URL"] = url  # tests/pg_server.py creates databases
         yield url
         return
+    from tests import pg_server
+
     started, folder = pg_server.start()
-    os.environ["SMSBRIDGE_TEST_POSTGRES_URL"] = started
     try:
         yield started
     finally:
@@ -351,32 +362,35 @@ def run(
     """Every measurement on every backend; a failed one shows as an error in its row."""
     table = Table()
     for backend in backends:
-        with tempfile.TemporaryDirectory() as tmp, _server(backend, postgres_url):
-            databases = Databases(backend, Path(tmp))
-            for name, measure in MEASUREMENTS.items():
-                if only and name not in only:
-                    continue
-                began = time.monotonic()
-                try:
-                    measure(table, backend, databases, scale)
-                except Exception as exc:  # noqa: BLE001  # a row says what broke; the rest runs
-                    traceback.print_exc()
-                    table.put(backend, f"{name} (failed)", f"error: {exc!s:.200}")
-                print(
-                    f"[{backend}] {name} took {time.monotonic() - began:.1f} s",
-                    file=sys.stderr,
-                    flush=True,
-                )
+        with tempfile.TemporaryDirectory() as tmp, _server(backend, postgres_url) as server:
+            databases = Databases(backend, Path(tmp), server)
+            try:
+                for name, measure in MEASUREMENTS.items():
+                    if only and name not in only:
+                        continue
+                    began = time.monotonic()
+                    try:
+                        measure(table, backend, databases, scale)
+                    except Exception as exc:  # noqa: BLE001  # its row says what broke
+                        traceback.print_exc()
+                        table.put(backend, f"{name} (failed)", f"error: {exc!s:.200}")
+                    print(
+                        f"[{backend}] {name} took {time.monotonic() - began:.1f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            finally:
+                databases.close()
     return table
 
 
 @contextmanager
-def _server(backend: str, url: str) -> Iterator[None]:
+def _server(backend: str, url: str) -> Iterator[str]:
     if backend != "postgres":
-        yield
+        yield ""
         return
-    with postgres(url):
-        yield
+    with postgres(url) as server:
+        yield server
 
 
 def _machine() -> str:
