@@ -201,7 +201,6 @@ def child_acks(db_url: str, crm_url: str) -> dict[str, Any]:
     from bot.dev.live import LiveServer, SlackSender
     from bot.worker import local_app
 
-    logging.disable(logging.WARNING)
     out: dict[str, Any] = {}
     with FakeSlack() as slack:
         config = _config(
@@ -335,23 +334,57 @@ class _Sim:
         self.process.wait(30)
 
 
+class _SimHere:
+    """The simulator in this process (the smoke test's tiny sizes: no process start-ups)."""
+
+    def __init__(self, n: int) -> None:
+        from bot.dev.fake_crmtext import SimStore, Simulator
+        from bot.dev.live import LiveServer
+        from bridge.store import OPTED_IN
+
+        sim = Simulator("bench", "bench", [SimStore(STORE, "1", "Main St Pizza")], speed=1000)
+        for phone in numbers(n):
+            sim.add_customer(STORE, phone, OPTED_IN)
+        self.server = LiveServer(sim.app())
+        self.url = self.server.url
+
+    def close(self) -> None:
+        self.server.stop()
+
+
+def _here(kind: str, *args: str) -> dict[str, Any]:
+    """A child's work in this process (its memory numbers are then the whole process's)."""
+    return {
+        "build": lambda: child_build(int(args[0]), args[1]),
+        "preflight": lambda: child_preflight(args[0]),
+        "sync": lambda: child_sync(args[0], int(args[1]), args[2]),
+        "acks": lambda: child_acks(args[0], args[1]),
+    }[kind]()
+
+
 def measure(
-    sizes: list[int], new_database: Callable[[], str], *, acks: bool = True
+    sizes: list[int],
+    new_database: Callable[[], str],
+    *,
+    acks: bool = True,
+    in_process: bool = False,
 ) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]], dict[str, Any]]:
     """Preflight and sync at each size, and the blast step acks at the largest; each in a
-    fresh process, on databases made by ``new_database`` (a URL, SQLite or PostgreSQL)."""
+    fresh process (``in_process``: all in this one, for a smoke test), on databases made by
+    ``new_database`` (a URL, SQLite or PostgreSQL)."""
+    run = _here if in_process else _child
     pre: dict[int, dict[str, Any]] = {}
     sync: dict[int, dict[str, Any]] = {}
     steps: dict[str, Any] = {}
     for n in sizes:
         db = new_database()
-        _child("build", str(n), db)
-        pre[n] = _child("preflight", db)
-        sim = _Sim(n)
+        run("build", str(n), db)
+        pre[n] = run("preflight", db)
+        sim = _SimHere(n) if in_process else _Sim(n)
         try:
-            sync[n] = _child("sync", sim.url, str(n), new_database())
+            sync[n] = run("sync", sim.url, str(n), new_database())
             if n == max(sizes) and acks:
-                steps = _child("acks", db, sim.url)
+                steps = run("acks", db, sim.url)
         finally:
             sim.close()
     return pre, sync, steps
@@ -365,6 +398,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     if args.child:
+        logging.disable(logging.WARNING)
         kind, *rest = args.child
         if kind == "serve-sim":
             child_serve_sim(int(rest[0]))

@@ -26,7 +26,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,13 +45,9 @@ def phone_of(customer: int) -> str:
 # -- the app, in its own process --------------------------------------------------------------
 
 
-def serve(database_url: str, run_workers: bool) -> None:
-    """Serve the app on ``database_url``; print ``URL STARTUP_SECONDS``; serve until stdin
-    closes."""
-    import logging
-
-    logging.disable(logging.WARNING)
-    began = time.perf_counter()
+@contextmanager
+def serving(database_url: str, run_workers: bool) -> Iterator[str]:
+    """The app on ``database_url`` served on 127.0.0.1, talking to a fake Slack; its URL."""
     from bot.app import services_of
     from bot.dev.fake_slack import FakeSlack
     from bot.dev.live import LiveServer
@@ -73,16 +70,40 @@ def serve(database_url: str, run_workers: bool) -> None:
         )
         app = local_app(config)
         server = LiveServer(app)
-        print(server.url, f"{time.perf_counter() - began:.3f}", flush=True)
+        try:
+            yield server.url
+        finally:
+            server.stop()
+            services_of(app).close()
+
+
+def serve(database_url: str, run_workers: bool) -> None:
+    """Serve the app on ``database_url``; print ``URL STARTUP_SECONDS``; serve until stdin
+    closes."""
+    import logging
+
+    logging.disable(logging.WARNING)
+    began = time.perf_counter()
+    with serving(database_url, run_workers) as url:
+        print(url, f"{time.perf_counter() - began:.3f}", flush=True)
         sys.stdin.read()
-        server.stop()
-        services_of(app).close()
 
 
 class AppProcess:
-    """``serve`` in a child process (its CPU is not the load generator's)."""
+    """``serve`` in a child process (its CPU is not the load generator's); ``in_process``:
+    in a thread of this one instead (the smoke test's tiny sizes: no process start-up)."""
 
-    def __init__(self, database_url: str, *, run_workers: bool = False) -> None:
+    def __init__(
+        self, database_url: str, *, run_workers: bool = False, in_process: bool = False
+    ) -> None:
+        self.process: subprocess.Popen[str] | None = None
+        self.here: AbstractContextManager[str] | None = None
+        began = time.perf_counter()
+        if in_process:
+            self.here = serving(database_url, run_workers)
+            self.url = self.here.__enter__()
+            self.startup = time.perf_counter() - began
+            return
         self.process = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.callbacks", "serve", database_url]
             + (["--workers"] if run_workers else []),
@@ -101,7 +122,10 @@ class AppProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self.process.stdin is not None
+        if self.here is not None:
+            self.here.__exit__(None, None, None)
+            return
+        assert self.process is not None and self.process.stdin is not None
         self.process.stdin.close()
         try:
             self.process.wait(30)

@@ -58,6 +58,7 @@ class Scale:
     channels: int = 50
     per_channel: int = 10
     slack_latency: float = 0.1
+    in_process: bool = False  # the app and the blast_scale children in this process
 
 
 SCALES = {
@@ -94,6 +95,7 @@ SCALES = {
         channels=3,
         per_channel=2,
         slack_latency=0.0,
+        in_process=True,
     ),
 }
 
@@ -161,7 +163,7 @@ def n(value: int) -> str:
 
 
 def measure_callbacks(t: Table, b: str, db: Databases, s: Scale) -> None:
-    with callbacks.AppProcess(db.new()) as app:
+    with callbacks.AppProcess(db.new(), in_process=s.in_process) as app:
         load = callbacks.callbacks(app.url, rate=s.rate, count=s.callbacks, customers=500)
     t.put(b, f"callback ack at {s.rate:g} req/s, empty database", load.cell())
 
@@ -189,7 +191,7 @@ def measure_drain(t: Table, b: str, db: Databases, s: Scale) -> None:
 
 
 def measure_blast_scale(t: Table, b: str, db: Databases, s: Scale) -> None:
-    pre, sync, acks = blast_scale.measure(list(s.sizes), db.new)
+    pre, sync, acks = blast_scale.measure(list(s.sizes), db.new, in_process=s.in_process)
     small, big = min(s.sizes), max(s.sizes)
     for size in s.sizes:
         p, y = pre[size], sync[size]
@@ -256,7 +258,7 @@ def measure_throughput(t: Table, b: str, db: Databases, s: Scale) -> None:
 def measure_backlog(t: Table, b: str, db: Databases, s: Scale) -> None:
     url = db.new()
     callbacks.fill_backlog(url, s.backlog)
-    with callbacks.AppProcess(url, run_workers=True) as app:
+    with callbacks.AppProcess(url, run_workers=True, in_process=s.in_process) as app:
         t.put(b, f"start-up with {n(s.backlog)} jobs waiting", f"{app.startup:.2f} s")
         load = callbacks.callbacks(app.url, rate=s.rate, count=s.callbacks // 2, customers=500)
         t.put(b, f"callback ack at {s.rate:g} req/s, {n(s.backlog)} jobs waiting", load.cell())
@@ -271,13 +273,17 @@ def measure_backlog(t: Table, b: str, db: Databases, s: Scale) -> None:
 
 def measure_history(t: Table, b: str, db: Databases, s: Scale) -> None:
     url = db.new()
-    built = _in_child("benchmarks.callbacks", "build", url, str(s.customers), str(s.messages))
+    built = (
+        callbacks.build_history(url, s.customers, s.messages)
+        if s.in_process
+        else _in_child("benchmarks.callbacks", "build", url, str(s.customers), str(s.messages))
+    )
     print(
         f"[{b}] built {n(built['messages'])} messages in {built['seconds']:.1f} s",
         file=sys.stderr,
         flush=True,
     )
-    with callbacks.AppProcess(url) as app:
+    with callbacks.AppProcess(url, in_process=s.in_process) as app:
         load = callbacks.callbacks(app.url, rate=s.rate, count=s.callbacks, customers=s.customers)
     t.put(
         b,
