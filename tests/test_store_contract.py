@@ -371,6 +371,25 @@ def test_a_queue_runs_in_order_one_job_at_a_time(store: Store) -> None:
     assert third is not None and third["id"] == b
 
 
+def test_the_job_summary_counts_waiting_and_failed_jobs(store: Store) -> None:
+    """What /healthz shows, counted in the database (it used to read every waiting job)."""
+    assert store.jobs.summary() == {"pending": 0, "oldest_pending": None, "failed": 0}
+    store.jobs.enqueue("k", {}, queue="q", now=NOW + timedelta(seconds=5))
+    store.jobs.enqueue("k", {}, queue="q", now=NOW + timedelta(seconds=9))
+    done = store.jobs.enqueue("k", {}, queue="r", now=NOW)
+    failed = store.jobs.enqueue("k", {}, queue="s", now=NOW - timedelta(hours=1))
+    parked = store.jobs.enqueue("k", {}, queue="t", now=NOW - timedelta(hours=2))
+    assert done is not None and failed is not None and parked is not None
+    store.jobs.finish(done)
+    store.jobs.finish(failed, "failed", "gave up")
+    store.jobs.park(parked, "slack", "token revoked")
+    assert store.jobs.summary() == {
+        "pending": 2,
+        "oldest_pending": iso(NOW + timedelta(seconds=5)),
+        "failed": 1,
+    }
+
+
 def test_a_dedupe_key_adds_a_job_once(store: Store) -> None:
     assert store.jobs.enqueue("k", {}, queue="q", dedupe_key="d", now=NOW) is not None
     assert store.jobs.enqueue("k", {}, queue="q", dedupe_key="d", now=NOW) is None
