@@ -3,6 +3,7 @@ on a fresh database."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -83,6 +84,47 @@ def test_stores_follow_configuration(store: Store) -> None:
         "store_id": "1001",
     }
     assert store.stores.get("NOPE") is None
+
+
+def test_store_details_change_only_when_they_differ(store: Store) -> None:
+    store.stores.set_details("PIZZA", "Main St Pizza", "1001")
+    store.stores.set_details("PIZZA", "Main St Pizza", "")
+    store.stores.set_details("PIZZA", "", "1002")
+    assert store.stores.get("PIZZA") == {
+        "keyword": "PIZZA",
+        "channel_id": "CPIZZA01",
+        "name": "Main St Pizza",
+        "store_id": "1002",
+    }
+
+
+def test_callbacks_of_one_store_do_not_queue_behind_each_other_for_its_details() -> None:
+    """Every callback names its store; writing the unchanged name again locked the store's row
+    until the callback's transaction ended, so on PostgreSQL one store's callbacks ran one at a
+    time (seen as acks of seconds at 100 callbacks a second)."""
+    store = open_store(pg_server.fresh_database())
+    store.stores.sync({"PIZZA": "CPIZZA01"})
+    store.stores.set_details("PIZZA", "Main St Pizza", "1001")
+    outcome: list[str] = []
+
+    def second_callback() -> None:
+        try:
+            with store.transaction():
+                store.db.execute("SET LOCAL lock_timeout = '3s'")
+                store.stores.set_details("PIZZA", "Main St Pizza", "1001")
+            outcome.append("stored")
+        except Exception as exc:  # noqa: BLE001  # the lock timeout, reported below
+            outcome.append(type(exc).__name__)
+
+    try:
+        with store.transaction():  # the first callback, still storing its message
+            store.stores.set_details("PIZZA", "Main St Pizza", "1001")
+            other = threading.Thread(target=second_callback)
+            other.start()
+            other.join(10)
+        assert outcome == ["stored"]
+    finally:
+        store.close()
 
 
 # -- customers and consent ----------------------------------------------------------------------

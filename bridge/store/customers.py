@@ -39,11 +39,16 @@ class Stores:
         return self.db.one("SELECT * FROM stores WHERE keyword = ?", [keyword.upper()])
 
     def set_details(self, keyword: str, name: str, store_id: str) -> None:
+        """Record the store's name and CRM Text id as a callback gives them. Only a change is
+        written: every callback calls this, and a write would lock the store's row until the
+        callback's transaction ends (one store's callbacks then run one at a time)."""
         if name or store_id:
             self.db.execute(
                 "UPDATE stores SET name = coalesce(nullif(?, ''), name),"
-                " store_id = coalesce(nullif(?, ''), store_id) WHERE keyword = ?",
-                [name, store_id, keyword],
+                " store_id = coalesce(nullif(?, ''), store_id) WHERE keyword = ?"
+                " AND ((? <> '' AND coalesce(name, '') <> ?)"
+                " OR (? <> '' AND coalesce(store_id, '') <> ?))",
+                [name, store_id, keyword, name, name, store_id, store_id],
             )
 
 
