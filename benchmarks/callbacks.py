@@ -3,11 +3,13 @@ one holding a long history (1,000,000 messages), and with a job backlog (``/heal
 
 Used by ``python -m benchmarks.table``; asserts nothing.
 
-The app runs in its own process (``python -m benchmarks.callbacks serve DATABASE_URL``): the
-real Flask app from ``bot.worker.local_app`` on a threaded WSGI server on 127.0.0.1, talking to
-the fake Slack. The load comes from this process: requests scheduled at a fixed rate (open
-loop), each one timed from when it was due, so a server that falls behind shows in the
-numbers instead of slowing the load down. A callback is the form CRM Text posts to
+The app runs in its own process (``python -m benchmarks.callbacks serve DATABASE_URL PORT``):
+the real Flask app from ``bot.worker.local_app``, served by gunicorn as in production (one
+process, gthread, 8 threads) on 127.0.0.1, talking to the fake Slack; the web process runs no
+job workers, except with the backlog (the SQLite setup: one process does everything). The
+load comes from this process: requests scheduled at a fixed rate (open loop), each one timed
+from when it was due, so a server that falls behind shows in the numbers instead of slowing
+the load down. A callback is the form CRM Text posts to
 ``/sms/inbound/<token>`` (the token in the path is how CRM Text's callbacks are authenticated).
 
 The long history is written with bulk SQL (``generate_series`` on PostgreSQL, a recursive CTE
@@ -21,6 +23,8 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -46,8 +50,9 @@ def phone_of(customer: int) -> str:
 
 
 @contextmanager
-def serving(database_url: str, run_workers: bool) -> Iterator[str]:
-    """The app on ``database_url`` served on 127.0.0.1, talking to a fake Slack; its URL."""
+def serving(database_url: str, run_workers: bool, *, serve: bool = True) -> Iterator[Any]:
+    """The app on ``database_url``, talking to a fake Slack: served on 127.0.0.1 by a threaded
+    test server (its URL), or (``serve`` off) the WSGI app itself for gunicorn."""
     from bot.app import services_of
     from bot.dev.fake_slack import FakeSlack
     from bot.dev.live import LiveServer
@@ -69,6 +74,9 @@ def serving(database_url: str, run_workers: bool) -> Iterator[str]:
             run_workers=run_workers,
         )
         app = local_app(config)
+        if not serve:
+            yield app
+            return
         server = LiveServer(app)
         try:
             yield server.url
@@ -77,46 +85,68 @@ def serving(database_url: str, run_workers: bool) -> Iterator[str]:
             services_of(app).close()
 
 
-def serve(database_url: str, run_workers: bool) -> None:
-    """Serve the app on ``database_url``; print ``URL STARTUP_SECONDS``; serve until stdin
-    closes."""
-    import logging
+def serve(database_url: str, run_workers: bool, port: int) -> None:
+    """Serve the app on ``database_url`` with gunicorn as in production (one process, gthread,
+    8 threads; see gunicorn.conf.py) on 127.0.0.1:``port`` until SIGTERM."""
+    from gunicorn.app.base import BaseApplication
 
-    logging.disable(logging.WARNING)
-    began = time.perf_counter()
-    with serving(database_url, run_workers) as url:
-        print(url, f"{time.perf_counter() - began:.3f}", flush=True)
-        sys.stdin.read()
+    class Bench(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            settings = {
+                "bind": f"127.0.0.1:{port}",
+                "workers": 1,
+                "worker_class": "gthread",
+                "threads": 8,
+                "keepalive": 5,
+                "timeout": 120,
+                "graceful_timeout": 5,
+                "loglevel": "critical",
+            }
+            for key, value in settings.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            import logging
+
+            logging.disable(logging.WARNING)
+            context = serving(database_url, run_workers, serve=False)
+            return context.__enter__()  # lives as long as the worker process
+
+    Bench().run()
 
 
 class AppProcess:
-    """``serve`` in a child process (its CPU is not the load generator's); ``in_process``:
-    in a thread of this one instead (the smoke test's tiny sizes: no process start-up)."""
+    """The app served by gunicorn in a child process (its CPU is not the load generator's);
+    ``startup``: seconds from starting the process to its first answer. ``in_process``: the
+    app on a threaded test server in this process instead (the smoke test's tiny sizes)."""
 
     def __init__(
         self, database_url: str, *, run_workers: bool = False, in_process: bool = False
     ) -> None:
-        self.process: subprocess.Popen[str] | None = None
-        self.here: AbstractContextManager[str] | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self.here: AbstractContextManager[Any] | None = None
         began = time.perf_counter()
         if in_process:
             self.here = serving(database_url, run_workers)
             self.url = self.here.__enter__()
             self.startup = time.perf_counter() - began
             return
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.callbacks", "serve", database_url]
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.callbacks", "serve", database_url, str(port)]
             + (["--workers"] if run_workers else []),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
+            stdin=subprocess.DEVNULL,
         )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline().split()
-        if len(line) != 2:
-            self.process.kill()
-            raise RuntimeError("the app process did not start")
-        self.url, self.startup = line[0], float(line[1])
+        self.process, self.url = process, f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 300
+        while Connection(self.url).request("GET", "/livez") != 200:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("the app process did not start")
+            time.sleep(0.05)
+        self.startup = time.perf_counter() - began
 
     def __enter__(self) -> AppProcess:
         return self
@@ -125,12 +155,13 @@ class AppProcess:
         if self.here is not None:
             self.here.__exit__(None, None, None)
             return
-        assert self.process is not None and self.process.stdin is not None
-        self.process.stdin.close()
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
         try:
-            self.process.wait(30)
+            self.process.wait(20)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait(5)
 
 
 # -- the load ---------------------------------------------------------------------------------
@@ -363,8 +394,11 @@ def fill_backlog(database_url: str, jobs: int) -> float:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
-        serve(sys.argv[2], "--workers" in sys.argv[3:])
+        serve(sys.argv[2], "--workers" in sys.argv[4:], int(sys.argv[3]))
     elif sys.argv[1:2] == ["build"]:
         print(json.dumps(build_history(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
     else:
-        raise SystemExit("usage: python -m benchmarks.callbacks serve DATABASE_URL [--workers]")
+        raise SystemExit(
+            "usage: python -m benchmarks.callbacks serve DATABASE_URL PORT [--workers]"
+            " | build DATABASE_URL CUSTOMERS MESSAGES"
+        )

@@ -259,7 +259,11 @@ def measure_backlog(t: Table, b: str, db: Databases, s: Scale) -> None:
     url = db.new()
     callbacks.fill_backlog(url, s.backlog)
     with callbacks.AppProcess(url, run_workers=True, in_process=s.in_process) as app:
-        t.put(b, f"start-up with {n(s.backlog)} jobs waiting", f"{app.startup:.2f} s")
+        t.put(
+            b,
+            f"start-up with {n(s.backlog)} jobs waiting (process start to first answer)",
+            f"{app.startup:.2f} s",
+        )
         load = callbacks.callbacks(app.url, rate=s.rate, count=s.callbacks // 2, customers=500)
         t.put(b, f"callback ack at {s.rate:g} req/s, {n(s.backlog)} jobs waiting", load.cell())
         health = callbacks.healthz(app.url, s.healthz)

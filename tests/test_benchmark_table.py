@@ -28,7 +28,7 @@ def test_every_measurement_of_the_table_runs() -> None:
         "blast step ack at 20 customers: confirm submit",
         "blast throughput, 3 stores × 1, CRM Text 0 ms/call, 1 worker",
         "blast throughput, 3 stores × 1, CRM Text 0 ms/call, 3 workers",
-        "start-up with 100 jobs waiting",
+        "start-up with 100 jobs waiting (process start to first answer)",
         "callback ack at 50 req/s, 100 jobs waiting",
         "/healthz, 100 jobs waiting",
         "callback ack at 50 req/s, 200 messages, 50 customers and threads, a blast to all",
