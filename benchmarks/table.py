@@ -1,6 +1,6 @@
 """Issue 8's benchmark table on SQLite and PostgreSQL: one Markdown row per metric.
 
-    python -m benchmarks.table --backend both --scale full    # the table (about 15 min)
+    python -m benchmarks.table --backend both --scale full    # the table (about 11 min)
     python -m benchmarks.table --backend sqlite               # quick scale, about a minute
     python -m benchmarks.table --backend postgres --postgres-url postgresql://…/postgres
 
