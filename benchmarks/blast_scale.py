@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import statistics
 import subprocess
 import sys
@@ -72,7 +71,9 @@ def _clock() -> Callable[[], datetime]:
     return lambda: datetime.now(UTC) + shift
 
 
-def _config(db: str, crm_url: str, slack_url: str, token: str = "xoxb-bench", **extra: Any) -> Any:
+def _config(
+    db_url: str, crm_url: str, slack_url: str, token: str = "xoxb-bench", **extra: Any
+) -> Any:
     from bridge.config import Config
 
     return Config(
@@ -85,7 +86,7 @@ def _config(db: str, crm_url: str, slack_url: str, token: str = "xoxb-bench", **
         stores={STORE: CHANNEL},
         callback_token="bench-callback-token",
         public_url="http://127.0.0.1",
-        database_url=f"sqlite:///{db}",
+        database_url=db_url,
         blast_admins=frozenset({ADMIN}),
         **extra,
     )
@@ -94,11 +95,11 @@ def _config(db: str, crm_url: str, slack_url: str, token: str = "xoxb-bench", **
 # -- child processes ------------------------------------------------------------------------
 
 
-def child_build(n: int, db: str) -> dict[str, Any]:
+def child_build(n: int, db_url: str) -> dict[str, Any]:
     """A database holding ``n`` opted-in customers, located at ingest like the sync does."""
     from bridge.store import OPTED_IN, open_store
 
-    storage = open_store("sqlite:///" + str(db))
+    storage = open_store(db_url)
     storage.migrate()
     storage.stores.sync({STORE: CHANNEL})
     storage.customers.add_many(STORE, [(f"+1{p}", "", "") for p in numbers(n)], now=STORE_TIME)
@@ -108,12 +109,14 @@ def child_build(n: int, db: str) -> dict[str, Any]:
     return {}
 
 
-def child_preflight(db: str) -> dict[str, Any]:
+def child_preflight(db_url: str) -> dict[str, Any]:
     from bridge.blasts import BlastEngine
     from bridge.store import open_store
 
-    storage = open_store("sqlite:///" + str(db))
-    engine = BlastEngine(_config(db, "", ""), storage, None, lambda: STORE_TIME)  # type: ignore[arg-type]
+    storage = open_store(db_url)
+    if storage.backend == "postgres":
+        storage.db.execute("ANALYZE")
+    engine = BlastEngine(_config(db_url, "", ""), storage, None, lambda: STORE_TIME)  # type: ignore[arg-type]
     before, _ = _memory()
     times, cpu, recipients = [], [], 0
     for _ in range(5):
@@ -148,38 +151,38 @@ def child_serve_sim(n: int) -> None:
     server.stop()
 
 
-def child_sync(crm_url: str, n: int) -> dict[str, Any]:
+def child_sync(crm_url: str, n: int, db_url: str) -> dict[str, Any]:
+    """The audience sync into ``db_url`` (an empty migrated database)."""
     from bridge import audience
     from bridge.crmtext import CrmTextClient
     from bridge.phones import locate
     from bridge.store import open_store
 
-    with tempfile.TemporaryDirectory() as tmp:
-        storage = open_store("sqlite:///" + str(Path(tmp) / "sync.db"))
-        storage.migrate()
-        storage.stores.sync({STORE: CHANNEL})
-        crm = CrmTextClient(f"{crm_url}/smapi/rest", "bench", "bench", timeout=120)
-        waited = [0.0]
-        fetch = crm.customers_by_status
+    storage = open_store(db_url)
+    storage.migrate()
+    storage.stores.sync({STORE: CHANNEL})
+    crm = CrmTextClient(f"{crm_url}/smapi/rest", "bench", "bench", timeout=120)
+    waited = [0.0]
+    fetch = crm.customers_by_status
 
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            began = time.perf_counter()
-            try:
-                return fetch(*args, **kwargs)
-            finally:
-                waited[0] += time.perf_counter() - began
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return fetch(*args, **kwargs)
+        finally:
+            waited[0] += time.perf_counter() - began
 
-        crm.customers_by_status = timed  # type: ignore[method-assign]
-        locate("+14155550100")  # phonenumbers loads its time zone data once per process
-        before, _ = _memory()
-        began, began_cpu = time.perf_counter(), time.process_time()
-        changed = audience.sync(storage, crm, STORE, STORE_TIME)
-        seconds = time.perf_counter() - began
-        cpu = time.process_time() - began_cpu
-        _, peak = _memory()
-        row = storage.db.one("SELECT count(*) AS n FROM customers")
-        stored = row["n"] if row else 0
-        storage.close()
+    crm.customers_by_status = timed  # type: ignore[method-assign]
+    locate("+14155550100")  # phonenumbers loads its time zone data once per process
+    before, _ = _memory()
+    began, began_cpu = time.perf_counter(), time.process_time()
+    changed = audience.sync(storage, crm, STORE, STORE_TIME)
+    seconds = time.perf_counter() - began
+    cpu = time.process_time() - began_cpu
+    _, peak = _memory()
+    row = storage.db.one("SELECT count(*) AS n FROM customers")
+    stored = row["n"] if row else 0
+    storage.close()
     assert stored == n, (stored, n)
     return {
         "seconds": seconds,
@@ -191,23 +194,23 @@ def child_sync(crm_url: str, n: int) -> dict[str, Any]:
     }
 
 
-def child_acks(db: str, crm_url: str) -> dict[str, Any]:
+def child_acks(db_url: str, crm_url: str) -> dict[str, Any]:
     """The four blast steps through the real endpoint; returns ack and finish times."""
-    from bot.app import create_app, services_of
+    from bot.app import services_of
     from bot.dev.fake_slack import FakeSlack
     from bot.dev.live import LiveServer, SlackSender
+    from bot.worker import local_app
 
-    logging.disable(logging.WARNING)
     out: dict[str, Any] = {}
     with FakeSlack() as slack:
         config = _config(
-            db,
+            db_url,
             f"{crm_url}/smapi/rest",
             slack.api_url,
             token=slack.bot_token,
             blast_typed_confirm_over=10**9,
         )
-        app = create_app(config, clock=_clock())
+        app = local_app(config, clock=_clock())
         server = LiveServer(app)
         sender = SlackSender(server.url, SECRET, slack=slack)
         storage = services_of(app).storage
@@ -307,7 +310,7 @@ def _child(*args: str) -> dict[str, Any]:
         text=True,
     )
     if done.returncode:
-        sys.exit(f"{' '.join(args[:1])} failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"{' '.join(args[:1])} failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -331,6 +334,62 @@ class _Sim:
         self.process.wait(30)
 
 
+class _SimHere:
+    """The simulator in this process (the smoke test's tiny sizes: no process start-ups)."""
+
+    def __init__(self, n: int) -> None:
+        from bot.dev.fake_crmtext import SimStore, Simulator
+        from bot.dev.live import LiveServer
+        from bridge.store import OPTED_IN
+
+        sim = Simulator("bench", "bench", [SimStore(STORE, "1", "Main St Pizza")], speed=1000)
+        for phone in numbers(n):
+            sim.add_customer(STORE, phone, OPTED_IN)
+        self.server = LiveServer(sim.app())
+        self.url = self.server.url
+
+    def close(self) -> None:
+        self.server.stop()
+
+
+def _here(kind: str, *args: str) -> dict[str, Any]:
+    """A child's work in this process (its memory numbers are then the whole process's)."""
+    return {
+        "build": lambda: child_build(int(args[0]), args[1]),
+        "preflight": lambda: child_preflight(args[0]),
+        "sync": lambda: child_sync(args[0], int(args[1]), args[2]),
+        "acks": lambda: child_acks(args[0], args[1]),
+    }[kind]()
+
+
+def measure(
+    sizes: list[int],
+    new_database: Callable[[], str],
+    *,
+    acks: bool = True,
+    in_process: bool = False,
+) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]], dict[str, Any]]:
+    """Preflight and sync at each size, and the blast step acks at the largest; each in a
+    fresh process (``in_process``: all in this one, for a smoke test), on databases made by
+    ``new_database`` (a URL, SQLite or PostgreSQL)."""
+    run = _here if in_process else _child
+    pre: dict[int, dict[str, Any]] = {}
+    sync: dict[int, dict[str, Any]] = {}
+    steps: dict[str, Any] = {}
+    for n in sizes:
+        db = new_database()
+        run("build", str(n), db)
+        pre[n] = run("preflight", db)
+        sim = _SimHere(n) if in_process else _Sim(n)
+        try:
+            sync[n] = run("sync", sim.url, str(n), new_database())
+            if n == max(sizes) and acks:
+                steps = run("acks", db, sim.url)
+        finally:
+            sim.close()
+    return pre, sync, steps
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="10000,100000", help="customer counts")
@@ -339,6 +398,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     if args.child:
+        logging.disable(logging.WARNING)
         kind, *rest = args.child
         if kind == "serve-sim":
             child_serve_sim(int(rest[0]))
@@ -346,30 +406,20 @@ def main(argv: list[str] | None = None) -> None:
         result = {
             "build": lambda: child_build(int(rest[0]), rest[1]),
             "preflight": lambda: child_preflight(rest[0]),
-            "sync": lambda: child_sync(rest[0], int(rest[1])),
+            "sync": lambda: child_sync(rest[0], int(rest[1]), rest[2]),
             "acks": lambda: child_acks(rest[0], rest[1]),
         }[kind]()
         print(json.dumps(result))
         return
 
     sizes = [int(s) for s in args.sizes.split(",")]
-    pre: dict[int, dict[str, Any]] = {}
-    sync: dict[int, dict[str, Any]] = {}
-    acks: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for n in sizes:
-            db = str(Path(tmp) / f"{n}.db")
-            _child("build", str(n), db)
-            pre[n] = _child("preflight", db)
-            sim = _Sim(n)
-            try:
-                sync[n] = _child("sync", sim.url, str(n))
-                if n == max(sizes) and not args.no_acks:
-                    copy = str(Path(tmp) / "acks.db")
-                    shutil.copy(db, copy)
-                    acks = _child("acks", copy, sim.url)
-            finally:
-                sim.close()
+        made = iter(range(10**6))
+        pre, sync, acks = measure(
+            sizes,
+            lambda: f"sqlite:///{Path(tmp) / f'{next(made)}.db'}",
+            acks=not args.no_acks,
+        )
     _print(sizes, pre, sync, acks)
 
 

@@ -20,7 +20,7 @@ import logging
 import statistics
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from bot.app import services_of
@@ -37,7 +37,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _config(slack: FakeSlack, sim_url: str, tmp: str, stores: dict[str, str]) -> Config:
+def _config(slack: FakeSlack, sim_url: str, database_url: str, stores: dict[str, str]) -> Config:
     return Config(
         slack_bot_token=slack.bot_token,
         slack_signing_secret="s",
@@ -48,14 +48,62 @@ def _config(slack: FakeSlack, sim_url: str, tmp: str, stores: dict[str, str]) ->
         stores=stores,
         callback_token="bench-callback-token",
         public_url="http://127.0.0.1",
-        database_url=f"sqlite:///{tmp}/bench.db",
+        database_url=database_url,
         run_workers=False,
         slack_posts_per_second=1.0,
         slack_post_burst=3,
     )
 
 
-def staff_reply_latency(texts: int, rate: float, latency: float) -> None:
+@dataclass
+class ReplyLatency:
+    texts: int
+    rate: float
+    latency: float
+    waits: list[float]
+    waiting: int
+
+    def line(self) -> str:
+        return (
+            f"staff reply during a {self.texts}-text drain (Slack {self.rate:g} posts/s per "
+            f"channel, {self.latency * 1000:.0f} ms per call): p50 "
+            f"{statistics.median(self.waits) * 1000:.0f} ms, max {max(self.waits) * 1000:.0f} ms"
+            f" (target < 1000 ms); {self.waiting} texts still waiting for Slack at the last reply"
+        )
+
+
+@dataclass
+class ChannelRate:
+    channels: int
+    per_channel: int
+    latency: float
+    posted: int
+    elapsed: float
+    rate_limited: int
+
+    @property
+    def share(self) -> float:
+        """Posts per second over the drain / the channels' combined allowance (1 msg/s each)."""
+        return self.posted / self.elapsed / self.channels
+
+    def line(self) -> str:
+        rate = self.posted / self.elapsed
+        return (
+            f"posting across {self.channels} channels ({self.per_channel} texts each, Slack 1 "
+            f"post/s per channel, {self.latency * 1000:.0f} ms per call): {self.posted} posts in "
+            f"{self.elapsed:.1f} s = {rate:.1f}/s; / {self.channels} msg/s = {self.share:.2f} "
+            f"(target >= 0.9); {self.rate_limited} answered 429"
+        )
+
+
+def staff_reply_latency(
+    texts: int,
+    rate: float,
+    latency: float,
+    *,
+    replies: int = 10,
+    database_url: str | None = None,
+) -> ReplyLatency:
     channel = "CLANES01"
     phones = [f"415555{n:04d}" for n in range(60)]
     with tempfile.TemporaryDirectory() as tmp, FakeSlack() as slack:
@@ -69,7 +117,13 @@ def staff_reply_latency(texts: int, rate: float, latency: float) -> None:
             sim.add_customer("PIZZA", phone, OPTED_IN)
         sim_server = LiveServer(sim.app())
         config = replace(
-            _config(slack, sim_server.url, tmp, {"PIZZA": channel}), slack_posts_per_second=rate
+            _config(
+                slack,
+                sim_server.url,
+                database_url or f"sqlite:///{tmp}/bench.db",
+                {"PIZZA": channel},
+            ),
+            slack_posts_per_second=rate,
         )
         app = local_app(config, clock=_now)
         app_server = LiveServer(app)
@@ -86,7 +140,7 @@ def staff_reply_latency(texts: int, rate: float, latency: float) -> None:
         services.runner.start()
         waits: list[float] = []
         waiting = 0
-        for n in range(10):
+        for n in range(replies):
             message = slack.add_message(channel, f"reply {n}", user="USAM", thread_ts=parent.ts)
             began = time.time()
             sender.event(
@@ -108,18 +162,15 @@ def staff_reply_latency(texts: int, rate: float, latency: float) -> None:
                 [j for j in services.storage.jobs.rows("pending") if j["kind"] == "post_inbound"]
             )
             time.sleep(max(0.0, 1.0 - waits[-1]))
-        print(
-            f"staff reply during a {texts}-text drain (Slack {rate:g} posts/s per channel, "
-            f"{latency * 1000:.0f} ms per call): p50 {statistics.median(waits) * 1000:.0f} ms, "
-            f"max {max(waits) * 1000:.0f} ms (target < 1000 ms); {waiting} texts still "
-            "waiting for Slack at the last reply"
-        )
         services.close()
         app_server.stop()
         sim_server.stop()
+    return ReplyLatency(texts, rate, latency, waits, waiting)
 
 
-def posting_across_channels(channels: int, per_channel: int, latency: float) -> None:
+def posting_across_channels(
+    channels: int, per_channel: int, latency: float, *, database_url: str | None = None
+) -> ChannelRate:
     stores = {f"S{n:03d}": f"CLANE{n:03d}" for n in range(channels)}
     with tempfile.TemporaryDirectory() as tmp, FakeSlack() as slack:
         slack.rate_limit("chat.postMessage", per_second=1.0, burst=4)
@@ -132,7 +183,7 @@ def posting_across_channels(channels: int, per_channel: int, latency: float) -> 
             clock=_now,
         )
         sim_server = LiveServer(sim.app())
-        config = _config(slack, sim_server.url, tmp, stores)
+        config = _config(slack, sim_server.url, database_url or f"sqlite:///{tmp}/bench.db", stores)
         app = local_app(config, clock=_now)
         app_server = LiveServer(app)
         services = services_of(app)
@@ -153,16 +204,13 @@ def posting_across_channels(channels: int, per_channel: int, latency: float) -> 
             time.sleep(0.05)
         elapsed = time.monotonic() - began
         posted = len(slack.messages) - before
-        rate = posted / elapsed
-        print(
-            f"posting across {channels} channels ({per_channel} texts each, Slack 1 post/s per "
-            f"channel, {latency * 1000:.0f} ms per call): {posted} posts in {elapsed:.1f} s = "
-            f"{rate:.1f}/s; / {channels} msg/s = {rate / channels:.2f} (target >= 0.9); "
-            f"{slack.rate_limited_calls} answered 429"
+        result = ChannelRate(
+            channels, per_channel, latency, posted, elapsed, slack.rate_limited_calls
         )
         services.close()
         app_server.stop()
         sim_server.stop()
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -175,8 +223,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    staff_reply_latency(args.texts, args.rate, args.latency)
-    posting_across_channels(args.channels, args.per_channel, args.latency)
+    print(staff_reply_latency(args.texts, args.rate, args.latency).line(), flush=True)
+    print(posting_across_channels(args.channels, args.per_channel, args.latency).line())
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ NOW = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
 PER_QUEUE = 10
 
 
-def fill(store: Store, waiting: int) -> None:
-    """``waiting`` jobs in queues of PER_QUEUE, each head in backoff for an hour."""
+def fill(store: Store, waiting: int, *, now: datetime = NOW, runnable: int = 200) -> None:
+    """``waiting`` jobs in queues of PER_QUEUE, each head in backoff for an hour after ``now``,
+    and ``runnable`` jobs ready to run (``send_reply`` heads of their own queues)."""
     rows = []
     for n in range(waiting):
         queue, position = divmod(n, PER_QUEUE)
@@ -34,8 +35,8 @@ def fill(store: Store, waiting: int) -> None:
                 f"customer:{queue}:slack",
                 "pending",
                 # the head retries in an hour; the jobs behind it were due long ago
-                iso(NOW + (timedelta(hours=1) if position == 0 else -timedelta(hours=1))),
-                iso(NOW),
+                iso(now + (timedelta(hours=1) if position == 0 else -timedelta(hours=1))),
+                iso(now),
                 "slack",
                 1 if position == 0 else 0,
             )
@@ -48,8 +49,8 @@ def fill(store: Store, waiting: int) -> None:
                 " attempts) VALUES " + ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, 0)" for _ in chunk),
                 [v for row in chunk for v in row],
             )
-    for n in range(200):
-        store.jobs.enqueue("send_reply", {}, queue=f"runnable:{n}", now=NOW)
+    for n in range(runnable):
+        store.jobs.enqueue("send_reply", {}, queue=f"runnable:{n}", now=now)
 
 
 def claim_times(store: Store) -> list[float]:

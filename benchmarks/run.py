@@ -7,7 +7,8 @@
    ``python -m benchmarks.slack_burst --help`` for the real 1 msg/s and the unpaced run).
 
 Blast work at store scale (preflight and audience sync at 10,000 and 100,000 customers, the ack
-of every blast step) is ``python -m benchmarks.blast_scale``.
+of every blast step) is ``python -m benchmarks.blast_scale``; issue 8's whole table on SQLite
+and PostgreSQL is ``python -m benchmarks.table --backend both --scale full``.
 """
 
 from __future__ import annotations

@@ -78,7 +78,9 @@ def run(
     burst: int,
     paced: bool,
     seed: int = 7,
+    database_url: str | None = None,
 ) -> Result:
+    """One drain; on ``database_url`` (an empty database) or a temporary SQLite file."""
     phones = [f"415555{n:04d}" for n in range(customers)]
     # Every customer's texts in their order, customers interleaved at random.
     order = [p for p in phones for _ in range(texts // customers)]
@@ -102,7 +104,7 @@ def run(
             stores={"PIZZA": CHANNEL},
             callback_token="bench-callback-token",
             public_url="http://127.0.0.1",
-            database_url=f"sqlite:///{tmp}/bench.db",
+            database_url=database_url or f"sqlite:///{tmp}/bench.db",
             run_workers=False,
             slack_posts_per_second=rate if paced else 0,
             slack_post_burst=burst,

@@ -120,10 +120,10 @@ def create_app(
         ):
             return "404 Not Found\n", 404
         ok, body = health.status()
-        pending = storage.jobs.rows("pending")
-        body["pending_jobs"] = len(pending)
-        body["oldest_pending"] = min((j["created_at"] for j in pending), default=None)
-        body["failed_jobs"] = len(storage.jobs.rows("failed"))
+        jobs = storage.jobs.summary()
+        body["pending_jobs"] = jobs["pending"]
+        body["oldest_pending"] = jobs["oldest_pending"]
+        body["failed_jobs"] = jobs["failed"]
         return jsonify(body), 200 if ok else 503
 
     @flask_app.get("/livez")

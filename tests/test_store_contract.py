@@ -3,6 +3,7 @@ on a fresh database."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -91,6 +92,47 @@ def test_stores_follow_configuration(store: Store) -> None:
     assert store.stores.get("NOPE") is None
 
 
+def test_store_details_change_only_when_they_differ(store: Store) -> None:
+    store.stores.set_details("PIZZA", "Main St Pizza", "1001")
+    store.stores.set_details("PIZZA", "Main St Pizza", "")
+    store.stores.set_details("PIZZA", "", "1002")
+    assert store.stores.get("PIZZA") == {
+        "keyword": "PIZZA",
+        "channel_id": "CPIZZA01",
+        "name": "Main St Pizza",
+        "store_id": "1002",
+    }
+
+
+def test_callbacks_of_one_store_do_not_queue_behind_each_other_for_its_details() -> None:
+    """Every callback names its store; writing the unchanged name again locked the store's row
+    until the callback's transaction ended, so on PostgreSQL one store's callbacks ran one at a
+    time (seen as acks of seconds at 100 callbacks a second)."""
+    store = open_store(pg_server.fresh_database())
+    store.stores.sync({"PIZZA": "CPIZZA01"})
+    store.stores.set_details("PIZZA", "Main St Pizza", "1001")
+    outcome: list[str] = []
+
+    def second_callback() -> None:
+        try:
+            with store.transaction():
+                store.db.execute("SET LOCAL lock_timeout = '3s'")
+                store.stores.set_details("PIZZA", "Main St Pizza", "1001")
+            outcome.append("stored")
+        except Exception as exc:  # noqa: BLE001  # the lock timeout, reported below
+            outcome.append(type(exc).__name__)
+
+    try:
+        with store.transaction():  # the first callback, still storing its message
+            store.stores.set_details("PIZZA", "Main St Pizza", "1001")
+            other = threading.Thread(target=second_callback)
+            other.start()
+            other.join(10)
+        assert outcome == ["stored"]
+    finally:
+        store.close()
+
+
 # -- customers and consent ----------------------------------------------------------------------
 
 
@@ -172,6 +214,37 @@ def test_set_statuses_moves_only_customers_still_as_expected(store: Store) -> No
     ]
     assert store.customers.get(two)["status"] == OPTED_OUT  # moved since: left alone
     assert len(store.customers.consent_history(two)) == 1
+
+
+def test_set_statuses_in_bulk_moves_each_customer_once_with_its_ledger_entry(store: Store) -> None:
+    """A store's first sync moves every customer: more than one statement's worth (500), a few
+    changed since the page was read, statuses moving in different directions."""
+    phones = [f"+1415555{n:04d}" for n in range(1203)]
+    store.customers.add_many("PIZZA", [(p, "", "") for p in phones], now=NOW)
+    ids = [store.customers.find_many("PIZZA", [p])[p]["id"] for p in phones]
+    for n in (0, 499, 500, 1202):  # opted out by staff since the page was read
+        store.customers.set_status(ids[n], OPTED_OUT, how="staff", now=NOW, crm_synced=False)
+    moves = [(cid, NEW, PENDING if n % 3 == 0 else OPTED_IN) for n, cid in enumerate(ids)]
+
+    moved = store.customers.set_statuses(moves, how="CRM Text customer list", now=NOW)
+
+    assert moved == 1199
+    statuses = {row["id"]: row["status"] for row in store.customers.of_store("PIZZA")}
+    assert [statuses[cid] for cid in ids[:4]] == [OPTED_OUT, OPTED_IN, OPTED_IN, PENDING]
+    assert [statuses[cid] for cid in ids[498:502]] == [PENDING, OPTED_OUT, OPTED_OUT, PENDING]
+    assert statuses[ids[1202]] == OPTED_OUT and statuses[ids[1201]] == OPTED_IN
+    ledger = store.db.all("SELECT customer_id, status_from, status_to, how FROM consent")
+    assert len(ledger) == 1199 + 4
+    synced = [e for e in ledger if e["how"] == "CRM Text customer list"]
+    assert sorted(e["customer_id"] for e in synced) == sorted(
+        cid for n, cid in enumerate(ids) if n not in (0, 499, 500, 1202)
+    )
+    assert {(e["status_from"], e["status_to"]) for e in synced} == {
+        (NEW, PENDING),
+        (NEW, OPTED_IN),
+    }
+    assert store.customers.consent_history(ids[3])[0]["status_to"] == PENDING
+    assert store.customers.get(ids[1])["consent_source"] == "CRM Text customer list"
 
 
 def test_the_audience_is_worked_out_from_stored_locations(store: Store) -> None:
@@ -409,6 +482,25 @@ def test_a_queue_runs_in_order_one_job_at_a_time(store: Store) -> None:
     store.jobs.finish(a)
     third = store.jobs.claim(NOW + timedelta(seconds=2), LEASE)
     assert third is not None and third.id == b
+
+
+def test_the_job_summary_counts_waiting_and_failed_jobs(store: Store) -> None:
+    """What /healthz shows, counted in the database (it used to read every waiting job)."""
+    assert store.jobs.summary() == {"pending": 0, "oldest_pending": None, "failed": 0}
+    store.jobs.enqueue("k", {}, queue="q", now=NOW + timedelta(seconds=5))
+    store.jobs.enqueue("k", {}, queue="q", now=NOW + timedelta(seconds=9))
+    done = store.jobs.enqueue("k", {}, queue="r", now=NOW)
+    failed = store.jobs.enqueue("k", {}, queue="s", now=NOW - timedelta(hours=1))
+    parked = store.jobs.enqueue("k", {}, queue="t", now=NOW - timedelta(hours=2))
+    assert done is not None and failed is not None and parked is not None
+    store.jobs.finish(done)
+    store.jobs.finish(failed, "failed", "gave up")
+    store.jobs.park(parked, "slack", "token revoked")
+    assert store.jobs.summary() == {
+        "pending": 2,
+        "oldest_pending": iso(NOW + timedelta(seconds=5)),
+        "failed": 1,
+    }
 
 
 def test_a_dedupe_key_adds_a_job_once(store: Store) -> None:

@@ -226,6 +226,22 @@ class Jobs:
             return self.db.all("SELECT * FROM jobs ORDER BY id")
         return self.db.all("SELECT * FROM jobs WHERE status = ? ORDER BY id", [status])
 
+    def summary(self) -> Row:
+        """``pending`` (how many jobs wait), ``oldest_pending`` (the oldest one's created_at)
+        and ``failed``, counted in the database: /healthz answers at once with a backlog."""
+        row = self.db.one(
+            "SELECT coalesce(sum(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0) AS pending,"
+            " min(CASE WHEN status = 'pending' THEN created_at END) AS oldest_pending,"
+            " coalesce(sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) AS failed"
+            " FROM jobs WHERE status IN ('pending', 'failed')"
+        )
+        assert row is not None
+        return {
+            "pending": int(row["pending"]),
+            "oldest_pending": row["oldest_pending"],
+            "failed": int(row["failed"]),
+        }
+
     def next_time(self) -> datetime | None:
         """When the next job becomes runnable (only queue heads can run)."""
         row = self.db.one(
