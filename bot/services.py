@@ -198,7 +198,10 @@ def build_services(
     health = SlackHealth(config, storage, slack, runner, clock)
     runner.on_park = health.on_park
     wake.runner = runner
-    identity = BotIdentity(interactive_client(config.slack_bot_token, config.slack_api_url))
+    identity = BotIdentity(  # the app's clock, so Retry-After waits follow it (and tests' clock)
+        interactive_client(config.slack_bot_token, config.slack_api_url),
+        clock=lambda: clock().timestamp(),
+    )
     identity.check()
     inbound = Inbound(
         storage, config.stores, quiet=timedelta(days=config.thread_quiet_days), clock=clock

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from bridge.logsafe import clip
 from bridge.phones import InvalidPhone, from_crmtext
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
@@ -16,6 +17,8 @@ PACIFIC = ZoneInfo("America/Los_Angeles")
 MAX_TEXT_CHARS = 1600
 MAX_ID_CHARS = 100  # msgID, custID, subacct
 MAX_NAME_CHARS = 200  # custName, subacct_name
+MAX_KEYWORD_CHARS = 32  # a store's keyword (SMS_STORES); longer is not a keyword
+MAX_MMS_KEY_DIGITS = 3  # mms picture numbers ("0", "1", ...); Twilio sends at most 10
 
 
 class CallbackError(ValueError):
@@ -59,6 +62,8 @@ def parse_callback(form: Mapping[str, str], now: datetime) -> InboundSms:
         return value
 
     keyword = required("keyword").upper()
+    if len(keyword) > MAX_KEYWORD_CHARS:
+        raise CallbackError(f"keyword is longer than {MAX_KEYWORD_CHARS} characters")
     msg_id = required("msgID")
     if len(msg_id) > MAX_ID_CHARS:
         raise CallbackError(f"msgID is longer than {MAX_ID_CHARS} characters")
@@ -106,11 +111,11 @@ def _timestamp(value: str, now: datetime) -> datetime:
     try:
         local = datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S")
     except ValueError as exc:
-        raise CallbackError(f"timeStamp {value!r} is not YYYY-MM-DD HH:MM:SS") from exc
+        raise CallbackError(f"timeStamp {clip(value)!r} is not YYYY-MM-DD HH:MM:SS") from exc
     try:
         return local.replace(tzinfo=PACIFIC).astimezone(UTC)
     except OverflowError as exc:
-        raise CallbackError(f"timeStamp {value!r} is out of range") from exc
+        raise CallbackError(f"timeStamp {clip(value)!r} is out of range") from exc
 
 
 def _parse_mms(raw: str) -> tuple[Media, ...]:
@@ -123,13 +128,20 @@ def _parse_mms(raw: str) -> tuple[Media, ...]:
         raise CallbackError("mms is not valid JSON") from exc
     if not isinstance(data, dict):
         raise CallbackError("mms is not a JSON object")
+    keys = [k for k in data if k.isascii() and k.isdigit()]
+    for key in keys:  # int() of a long key is slow, and past 4,300 digits a ValueError
+        if len(key) > MAX_MMS_KEY_DIGITS:
+            raise CallbackError(
+                f"mms key {clip(key)!r} is not a picture number "
+                f"(at most {MAX_MMS_KEY_DIGITS} digits)"
+            )
     media = []
-    for key in sorted((k for k in data if k.isascii() and k.isdigit()), key=int):
+    for key in sorted(keys, key=int):
         item = data[key]
         if not isinstance(item, dict):
             raise CallbackError("mms entries must be objects")
         url = str(item.get("URL") or item.get("url") or "")
         if not url.startswith(("http://", "https://")):
-            raise CallbackError(f"mms URL {url!r} is not http(s)")
+            raise CallbackError(f"mms URL {clip(url)!r} is not http(s)")
         media.append(Media(str(item.get("ContentType") or "application/octet-stream"), url))
     return tuple(media)

@@ -20,6 +20,12 @@ def escape(value: str) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), value)
 
 
+def clip(value: str, limit: int = 100) -> str:
+    """``value`` cut to ``limit`` characters, with "…" when cut: for quoting input back in an
+    answer or a log line (a field may be up to the body cap long)."""
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
 def masked(text: str) -> str:
     """``text`` with the callback token in any ``/sms/inbound/<token>`` path replaced."""
     return _CALLBACK.sub(r"\1***", text)

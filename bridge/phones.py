@@ -9,6 +9,7 @@ import phonenumbers
 from phonenumbers import Leniency, PhoneNumberFormat, PhoneNumberMatcher
 
 from bridge import area_codes, quiet_hours
+from bridge.logsafe import clip
 
 # What a typed number may be made of ("(415) 555-0100", "+1 415.555.0100"); anything else ends it.
 _PHONE_CHARS = re.compile(r"[\d\s+().\-]+")
@@ -90,7 +91,7 @@ def from_crmtext(mobile: str) -> str:
     """E.164 from a CRM Text ``mobileNum``: keep the leading 10 digits (junk may follow)."""
     match = re.match(r"\s*\+?1?(\d{10})", mobile)
     if not match:
-        raise InvalidPhone(f"mobileNum {mobile!r} does not start with 10 digits")
+        raise InvalidPhone(f"mobileNum {clip(mobile)!r} does not start with 10 digits")
     return "+1" + match.group(1)
 
 

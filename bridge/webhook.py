@@ -12,7 +12,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from bridge.callback import CallbackError, parse_callback
 from bridge.inbound import Inbound, UnknownStore
-from bridge.logsafe import escape
+from bridge.logsafe import clip, escape
 from bridge.media import verify
 from bridge.store import Store
 
@@ -36,7 +36,17 @@ def inbound_blueprint(
             if (request.content_length or 0) > MAX_CALLBACK_BYTES:
                 raise RequestEntityTooLarge()
             form = {**request.args.to_dict(), **request.form.to_dict()}
-            sms = parse_callback(form, clock())
+            try:
+                sms = parse_callback(form, clock())
+            except CallbackError:
+                raise
+            except Exception as exc:  # a parser bug: the sender's input, so a 4xx, never a 5xx
+                log.warning(
+                    "callback rejected: the parser failed: %s: %s",
+                    type(exc).__name__,
+                    clip(str(exc)),
+                )
+                return "bad callback: its fields could not be read\n", 400
             _, new = inbound.accept(sms)
         except RequestEntityTooLarge:
             log.warning("callback rejected: body over %d bytes", MAX_CALLBACK_BYTES)

@@ -242,9 +242,10 @@ def config_variables() -> tuple[set[str], set[str]]:
     return read, required
 
 
-def locked() -> dict[str, tuple[Version, list[str]]]:
-    """requirements.txt: canonical name -> (pinned version, its sha256 hashes)."""
-    text = (ROOT / "requirements.txt").read_text().replace("\\\n", " ")
+def locked(lock: str = "requirements.txt") -> dict[str, tuple[Version, list[str]]]:
+    """A hashed lock (requirements.txt by default): canonical name -> (pinned version, its
+    sha256 hashes)."""
+    text = (ROOT / lock).read_text().replace("\\\n", " ")
     pins: dict[str, tuple[Version, list[str]]] = {}
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
@@ -252,7 +253,7 @@ def locked() -> dict[str, tuple[Version, list[str]]]:
             continue
         spec, *options = line.split(" --hash=")
         name, sep, version = spec.strip().partition("==")
-        assert sep, f"requirements.txt: {spec.strip()!r} is not pinned with =="
+        assert sep, f"{lock}: {spec.strip()!r} is not pinned with =="
         pins[canonicalize_name(name)] = (Version(version), [o.strip() for o in options])
     return pins
 
@@ -286,6 +287,44 @@ def test_lock_pins_every_runtime_dependency_with_hashes() -> None:
     for name, (_, hashes) in pins.items():
         assert hashes, f"requirements.txt: {name} has no --hash"
         assert all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for h in hashes), name
+
+
+@pytest.mark.parametrize(("lock", "extra"), [("requirements-test.txt", "test"),
+                                             ("requirements-dev.txt", "dev")])  # fmt: skip
+def test_the_test_and_dev_locks_pin_the_runtime_locks_versions_with_hashes(
+    lock: str, extra: str
+) -> None:
+    """CI installs the test tools from requirements-test.txt (and ruff, mypy from
+    requirements-dev.txt) with --require-hashes: every package hashed, every runtime package at
+    the version the PaaS build installs, every tool within pyproject's extra."""
+    runtime, pins = locked(), locked(lock)
+    differ = {
+        name: (str(version), str(pins[name][0]))
+        for name, (version, _) in runtime.items()
+        if name in pins and pins[name][0] != version
+    }
+    assert differ == {}, f"{lock} pins other versions than requirements.txt"
+    assert sorted(set(runtime) - set(pins)) == []
+    for text in pyproject()["project"]["optional-dependencies"][extra]:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{lock} does not lock {requirement.name}"
+        assert requirement.specifier.contains(pins[name][0], prereleases=True), (lock, name)
+    for name, (_, hashes) in pins.items():
+        assert hashes, f"{lock}: {name} has no --hash"
+        assert all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for h in hashes), name
+    assert "smsbridge" not in pins  # pip refuses a local directory in hash-checking mode
+
+
+def test_ci_runs_the_readmes_test_command_verbatim_from_the_hashed_lock() -> None:
+    readme = (ROOT / "README.md").read_text()
+    quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```sh\n(.*?)\n```", quick_start, flags=re.S)
+    assert len(commands) == 2
+    test_command = commands[1]
+    assert "--require-hashes -r requirements-test.txt" in test_command
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert test_command in ci
 
 
 def test_dependency_floors_exclude_known_advisories() -> None:
