@@ -131,9 +131,11 @@ class Inbound:
         True when the customer's status changed.
 
         * An opt-out word however decorated, or a revocation read as certain, opts the customer
-          out here at once. CRM Text has done it too only if its callback says so (it acts on
-          the bare words STOP and QUIT alone); otherwise the opt-out is ours until CRM Text
-          confirms it (``crm_synced`` 0; job ``crm_opt_out`` pushes it).
+          out here at once. CRM Text has done it too only for the bare words STOP and QUIT
+          with a callback saying Opt-out (the callback says Opt-out for anyone not opted in,
+          so for other words it proves nothing); otherwise the opt-out is ours until CRM Text
+          confirms it (``crm_synced`` 0; job ``crm_opt_out`` pushes it, or finds with
+          getcustomerinfo that CRM Text already has it).
         * A callback saying Opt-in never undoes a local opt-out by itself: only the customer
           opting in again does (START, UNSTOP, the store keyword; YES once CRM Text has the
           opt-out, because a YES then answers CRM Text's own opt-in request).

@@ -1,5 +1,5 @@
 """Consent gaps a review found after issue 9: an opt-out that never reached CRM Text blocks a
-campaign and is pushed again when staff record it; nothing a job read from CRText before a
+campaign and is pushed again when staff record it; nothing a job read from CRM Text before a
 revocation undoes it; "Stop please" from a customer not opted in reaches CRM Text; every kind
 of held reply is reported when the customer opts out; the opt-in button asks CRM Text first;
 a text another blast is sending counts toward the 24-hour cap."""
@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from bot.consent import record_opt_out
+from bot.dev.fake_slack import Message
 from bridge.optout import status_check_handler
 from bridge.store import NEW, OPTED_IN, OPTED_OUT, PENDING
 from tests.conftest import PIZZA_CHANNEL, Harness
@@ -198,3 +199,43 @@ def test_a_text_another_stores_blast_is_sending_counts_toward_the_24_hour_cap(
         "• skipped, Florida allows at most 3 marketing texts per person in 24 hours: 1"
     )
     assert [d.text for d in harness.sim.outbox if d.kind == "sms"] == texts[:2]
+
+
+def held_for_decision(harness: Harness) -> tuple[Message, int]:
+    """Jane's possible stop request with a staff reply held for the decision; CRM Text then
+    opts her out by itself (its admin), unknown to smsbridge. Returns the parent, thread id."""
+    parent, _ = flagged_thread(harness)
+    staff_reply(harness, parent, "Sorry! Only order updates from now on, OK?")
+    harness.drain()
+    harness.sim.add_customer("PIZZA", JANE, status=OPTED_OUT)
+    thread = harness.services.storage.conversations.thread_by_ts(PIZZA_CHANNEL, parent.ts)
+    return parent, int(thread["id"])
+
+
+def out_statuses(harness: Harness, thread_id: int) -> list[str]:
+    return [
+        m["status"]
+        for m in harness.services.storage.conversations.thread_messages(thread_id)
+        if m["direction"] == "out"
+    ]
+
+
+def test_a_status_check_that_finds_an_opt_out_reports_a_reply_held_for_a_decision(
+    harness: Harness,
+) -> None:
+    parent, thread_id = held_for_decision(harness)
+    harness.text("PIZZA", JANE, "ok")  # the callback says Opt-out: getcustomerinfo says 5
+    harness.drain()
+    assert out_statuses(harness, thread_id) == ["blocked"]
+    assert NOT_SENT_OPTED_OUT in thread_texts(harness, parent)
+    assert [c for c in harness.sim.calls if c["method"] == "sendsmsmsg"] == []
+
+
+def test_an_audience_sync_that_finds_an_opt_out_reports_a_reply_held_for_a_decision(
+    harness: Harness,
+) -> None:
+    parent, thread_id = held_for_decision(harness)
+    blast_command(harness, "Main St Pizza deal. Reply STOP to opt out")
+    harness.drain()  # the modal's audience sync reads CRM Text's list
+    assert out_statuses(harness, thread_id) == ["blocked"]
+    assert thread_texts(harness, parent)[-1] == NOT_SENT_OPTED_OUT
