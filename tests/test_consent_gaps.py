@@ -239,3 +239,26 @@ def test_an_audience_sync_that_finds_an_opt_out_reports_a_reply_held_for_a_decis
     harness.drain()  # the modal's audience sync reads CRM Text's list
     assert out_statuses(harness, thread_id) == ["blocked"]
     assert thread_texts(harness, parent)[-1] == NOT_SENT_OPTED_OUT
+
+
+def test_opt_out_on_a_stop_request_reports_a_reply_waiting_for_an_opt_in_at_once(
+    harness: Harness,
+) -> None:
+    harness.sim.add_customer("PIZZA", JANE, status=PENDING)
+    harness.text("PIZZA", JANE, "can you stop texting me so much")
+    harness.drain()
+    [parent] = harness.slack.top_level(PIZZA_CHANNEL)
+    buttons = {e["action_id"]: e["value"] for e in parent.blocks[3]["elements"]}
+    staff_reply(harness, parent, "Sorry! Only order updates from now on, OK?")
+    harness.drain()
+    thread = harness.services.storage.conversations.thread_by_ts(PIZZA_CHANNEL, parent.ts)
+    assert out_statuses(harness, int(thread["id"])) == ["awaiting_opt_in"]
+
+    harness.press("opt_out_customer", buttons["opt_out_customer"], user="UKIM")
+    harness.drain()  # at once, not when the 24-hour hold runs out
+    assert out_statuses(harness, int(thread["id"])) == ["expired"]
+    assert thread_texts(harness, parent)[-1] == (
+        ":x: Not sent: (415) 555-0201 opted out while this reply was held, so this reply was not "
+        "texted:\n> Sorry! Only order updates from now on, OK?"
+    )
+    assert [c for c in harness.sim.calls if c["method"] == "sendsmsmsg"] == []
