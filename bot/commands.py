@@ -22,6 +22,7 @@ from bridge import held
 from bridge.config import Config
 from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable
 from bridge.jobs import GiveUp, Retry
+from bridge.optout import not_sent_held
 from bridge.phones import InvalidPhone, pretty, split_leading_number
 from bridge.store import NEW, OPTED_IN, OPTED_OUT, PENDING, STATUS_NAMES, Row, Store, iso
 
@@ -135,6 +136,9 @@ class SmsCommand:
             self._ephemeral(payload, OPTED_OUT_NO_REQUEST.format(phone=pretty(phone)))
             return  # a stale button: only the customer can undo their opt-out (START)
         try:
+            if self._opted_out_at_crm(keyword, phone):
+                self._ephemeral(payload, OPTED_OUT_NO_REQUEST.format(phone=pretty(phone)))
+                return  # our record was stale: optincustomer would undo their opt-out
             result = self.crm.opt_in(keyword, phone)
         except CrmTextUnavailable as exc:
             raise Retry(f"CRM Text unreachable: {exc}") from exc
@@ -149,10 +153,11 @@ class SmsCommand:
             self.storage.customers.set_status(
                 customer["id"], result.status, how=how, actor=payload["user"], now=now
             )
+            status = self.storage.customers.get(customer["id"])["status"]  # opted out meanwhile?
             waiting = len(self.storage.conversations.held_messages(customer["id"]))
-            if result.status == OPTED_IN:
+            if status == OPTED_IN:
                 held.release(self.storage, customer["id"], now)
-            text = opt_in_answer(phone, result.status, waiting, payload["user"], thread)
+            text = opt_in_answer(phone, status, waiting, payload["user"], thread)
             if thread is None:
                 self._ephemeral(payload, text)
             else:
@@ -189,10 +194,32 @@ class SmsCommand:
         except CrmTextError:
             return customer  # CRM Text does not know the number: a new guest
         if info.status != customer["status"]:
-            self.storage.customers.set_status(
-                customer["id"], info.status, how="CRM Text getcustomerinfo", now=self.clock()
-            )
+            with self.storage.transaction():
+                self.storage.customers.set_status(
+                    customer["id"], info.status, how="CRM Text getcustomerinfo", now=self.clock()
+                )
+                if info.status == OPTED_OUT:
+                    not_sent_held(self.storage, customer["id"], self.clock())
         return self.storage.customers.get(customer["id"])
+
+    def _opted_out_at_crm(self, keyword: str, phone: str) -> bool:
+        """Does getcustomerinfo say opted out? If so, record it here too (every held reply
+        reported not sent). False when CRM Text does not know the number."""
+        try:
+            info = self.crm.customer_info(keyword, phone)
+        except CrmTextUnavailable:
+            raise
+        except CrmTextError:
+            return False
+        if info.status != OPTED_OUT:
+            return False
+        customer = self.storage.customers.upsert(keyword, phone, now=self.clock())
+        with self.storage.transaction():
+            self.storage.customers.set_status(
+                customer["id"], OPTED_OUT, how="CRM Text getcustomerinfo", now=self.clock()
+            )
+            not_sent_held(self.storage, customer["id"], self.clock())
+        return True
 
     def _thread_of(self, payload: dict[str, Any]) -> Row | None:
         """The customer thread an opt-in button was pressed in (None: from /sms's answer)."""

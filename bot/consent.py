@@ -31,8 +31,7 @@ from slack_sdk.models.views import View
 from bot import blocks
 from bot.commands import queue_answer
 from bot.interactive import busy_text, retry_after, whole_seconds
-from bridge.held import report_now
-from bridge.optout import request_opt_out
+from bridge.optout import not_sent_held, request_opt_out
 from bridge.phones import parse_us, pretty
 from bridge.store import OPTED_OUT, STATUS_NAMES, Row, Store, parse_iso
 
@@ -84,10 +83,13 @@ def record_opt_out(
 ) -> bool:
     """Opt the customer out as staff recorded it: ledger entry (who: ``actor``; why: ``how``
     and ``note``), the ``crm_opt_out`` push, and the thread's notice, in one transaction.
-    False (nothing written) when they already were opted out: a retry changes nothing."""
+    False (nothing written) when they already were opted out and CRM Text has it: a retry
+    changes nothing. Opted out here but never pushed (the push failed): the push is requested
+    again."""
     with storage.transaction():
         current = storage.customers.get(customer["id"])
-        if current["status"] == OPTED_OUT:
+        unpushed = storage.customers.opt_out_unpushed(customer["id"])
+        if current["status"] == OPTED_OUT and not unpushed:
             return False
         request_opt_out(
             storage,
@@ -97,8 +99,9 @@ def record_opt_out(
             actor=actor,
             thread_id=thread_id,
             now=now,
+            push=unpushed,
         )
-        report_now(storage, customer["id"], now)  # replies waiting for an opt-in: not sent
+        not_sent_held(storage, customer["id"], now)  # every held reply: reported not sent
         if thread_id is not None:
             storage.jobs.enqueue(
                 "post_notice",

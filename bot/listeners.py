@@ -16,7 +16,7 @@ from bot import blocks, consent
 from bot.blasts import Blasts
 from bot.commands import SmsCommand, queue_answer
 from bot.replies import Replies
-from bridge.optout import release_held_replies, request_opt_out
+from bridge.optout import not_sent_held, release_held_replies, request_opt_out
 from bridge.phones import pretty
 from bridge.store import Store
 
@@ -184,7 +184,7 @@ def register(
                 thread_id=message["thread_id"],
                 now=clock(),
             )
-            release_held_replies(storage, message["customer_id"], clock())
+            not_sent_held(storage, message["customer_id"], clock())  # every held reply
         wake()
 
     def opt_out_by_card(body: dict[str, Any], user: str) -> str:
@@ -218,6 +218,7 @@ def register(
                 thread_id=thread["id"] if thread else None,
                 now=now,
             )
+            not_sent_held(storage, customer["id"], now)
         log.info("opted out %s by the metadata of card %s", phone, card.get("ts"))
         return (
             f":no_entry: {pretty(phone)} is opted out: CRM Text is being told. smsbridge had "

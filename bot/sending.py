@@ -42,6 +42,7 @@ from bridge.media import (
     prepare_image,
     too_many_bytes,
 )
+from bridge.optout import not_sent_held
 from bridge.store import NEW, OPTED_IN, OPTED_OUT, PENDING, ClaimedJob, Row, Store
 
 log = logging.getLogger(__name__)
@@ -153,8 +154,10 @@ class Sender:
                     self.storage.customers.set_status(
                         customer["id"], OPTED_IN, how="CRM Text getcustomerinfo", now=now
                     )
-                    held.release(self.storage, customer["id"], now)
-                return
+                    customer = self.storage.customers.get(customer["id"])
+                    if customer["status"] == OPTED_IN:  # not opted out meanwhile
+                        held.release(self.storage, customer["id"], now)
+                        return
         elif customer["status"] == OPTED_IN:
             held.release(self.storage, customer["id"], now)
             return
@@ -319,6 +322,7 @@ class Sender:
                     how="CRM Text refused a reply: customer is opted out",
                     now=self.clock(),
                 )
+                not_sent_held(self.storage, customer["id"], self.clock())
             self._feedback(message, blocks.REACTION_FAILED, [blocks.not_sent(refusal.reason)])
 
     # -- pictures -------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from bridge.crmtext import CrmTextClient, CrmTextUnavailable, Customer
 from bridge.jobs import Retry
-from bridge.optout import request_opt_out
+from bridge.optout import not_sent_held, request_opt_out
 from bridge.store import OPTED_IN, OPTED_OUT, PENDING, Store
 
 PAGE = 1000
@@ -90,4 +90,8 @@ def merge_page(storage: Store, store: str, page: list[Customer], now: datetime) 
             )
             continue
         moves.append((row["id"], row["status"], customer.status))
-    return changed + storage.customers.set_statuses(moves, how="CRM Text customer list", now=now)
+    changed += storage.customers.set_statuses(moves, how="CRM Text customer list", now=now)
+    opted_out = [customer_id for customer_id, _, after in moves if after == OPTED_OUT]
+    for customer_id in storage.conversations.holding(opted_out) if opted_out else ():
+        not_sent_held(storage, customer_id, now)  # every reply held for them: not sent
+    return changed

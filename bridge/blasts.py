@@ -412,13 +412,17 @@ class BlastEngine:
             )
             return
         maybe_sent = bool(recipient["attempted_at"])
-        capped = None if maybe_sent else self.over_cap(recipient["phone"], customer["state"], now)
-        if capped is not None:
-            self.storage.blasts.update_recipient(
-                *key, status="skipped", reason=capped, finished_at=iso(now)
+        with self.storage.transaction():  # counted and marked together: two stores' blasts
+            self.storage.lock(f"cap {recipient['phone']}")  # never both send the 4th
+            capped = (
+                None if maybe_sent else self.over_cap(recipient["phone"], customer["state"], now)
             )
-            return
-        self.storage.blasts.update_recipient(*key, attempted_at=iso(now))
+            if capped is not None:
+                self.storage.blasts.update_recipient(
+                    *key, status="skipped", reason=capped, finished_at=iso(now)
+                )
+                return
+            self.storage.blasts.update_recipient(*key, attempted_at=iso(now))
         try:
             msg_id = outbound.send(
                 self.crm,

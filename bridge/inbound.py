@@ -8,9 +8,9 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from bridge.callback import InboundSms
-from bridge.held import release, report_now
+from bridge.held import release
 from bridge.keywords import Intent, classify, normalise
-from bridge.optout import release_held_replies
+from bridge.optout import not_sent_held
 from bridge.store import OPTED_IN, OPTED_OUT, Row, Store, iso
 
 log = logging.getLogger(__name__)
@@ -92,8 +92,6 @@ class Inbound:
                     customer_id=customer["id"],
                     now=now,
                 )
-            if changed and revocation:  # replies held for a staff decision: not sent now
-                release_held_replies(self.storage, customer["id"], now)
             if changed and thread["ts"] is not None:  # the parent card shows the status
                 self.storage.jobs.enqueue(
                     "refresh_thread",
@@ -101,15 +99,21 @@ class Inbound:
                     customer_id=customer["id"],
                     now=now,
                 )
+            crm_acted = intent is Intent.STOP and sms.opted_in is False
             if (
                 revocation
-                and sms.opted_in is not False  # CRM Text does not list them as opted out
+                and not crm_acted  # a bare STOP/QUIT CRM Text has opted them out for
                 and (changed or self.storage.customers.opt_out_unpushed(customer["id"]))
                 and not self.storage.jobs.has_pending("crm_opt_out", "customer_id", customer["id"])
             ):
                 self.storage.jobs.enqueue(
                     "crm_opt_out",
-                    {"customer_id": customer["id"], "message_id": message_id},
+                    # "Opt-out" in the callback is anyone not opted in: ask CRM Text first
+                    {
+                        "customer_id": customer["id"],
+                        "message_id": message_id,
+                        "check": sms.opted_in is False,
+                    },
                     customer_id=customer["id"],
                     dedupe_key=f"optout:{message_id}",
                     now=now,
@@ -118,7 +122,7 @@ class Inbound:
             if status == OPTED_IN:
                 release(self.storage, customer["id"], now)  # replies held until they opted in
             elif status == OPTED_OUT:
-                report_now(self.storage, customer["id"], now)  # ... never will be sent
+                not_sent_held(self.storage, customer["id"], now)  # ... never will be sent
         log.info("stored inbound %s from %s for %s", sms.msg_id, sms.phone, sms.keyword)
         return message_id, True
 
@@ -127,16 +131,20 @@ class Inbound:
         True when the customer's status changed.
 
         * An opt-out word however decorated, or a revocation read as certain, opts the customer
-          out here at once. CRM Text has done it too only if its callback says so (it acts on
-          the bare words STOP and QUIT alone); otherwise the opt-out is ours until CRM Text
-          confirms it (``crm_synced`` 0; job ``crm_opt_out`` pushes it).
+          out here at once. CRM Text has done it too only for the bare words STOP and QUIT
+          with a callback saying Opt-out (the callback says Opt-out for anyone not opted in,
+          so for other words it proves nothing); otherwise the opt-out is ours until CRM Text
+          confirms it (``crm_synced`` 0; job ``crm_opt_out`` pushes it, or finds with
+          getcustomerinfo that CRM Text already has it).
         * A callback saying Opt-in never undoes a local opt-out by itself: only the customer
           opting in again does (START, UNSTOP, the store keyword; YES once CRM Text has the
           opt-out, because a YES then answers CRM Text's own opt-in request).
         """
         word = normalise(sms.text)
         if intent in (Intent.STOP, Intent.REVOKE):
-            at_crm = sms.opted_in is False  # CRM Text's own status already says opted out
+            # CRM Text acts on bare STOP/QUIT alone; its callback says Opt-out for anyone not
+            # opted in (pending, never asked), so for other words it proves nothing.
+            at_crm = intent is Intent.STOP and sms.opted_in is False
             how = f"texted {word}; " + (
                 "CRM Text opted them out" if at_crm else "smsbridge asks CRM Text to opt them out"
             )
@@ -152,7 +160,7 @@ class Inbound:
         rejoined = customer["status"] == OPTED_OUT or intent is Intent.START
         how = f"texted {word}" if rejoined else "CRM Text callback says Opt-in"
         return self.storage.customers.set_status(
-            customer["id"], OPTED_IN, how=how, text=sms.text, now=now
+            customer["id"], OPTED_IN, how=how, text=sms.text, now=now, rejoin=rejoined
         )
 
     def _opts_in_again(self, customer: Row, sms: InboundSms, intent: Intent) -> bool:

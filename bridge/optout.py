@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from bridge.crmtext import CrmTextClient, CrmTextError, CrmTextUnavailable
+from bridge.held import report_now
 from bridge.jobs import GiveUp, Handler, Retry
 from bridge.store import OPTED_OUT, Store
 
@@ -66,6 +67,14 @@ def release_held_replies(storage: Store, customer_id: int, now: datetime) -> int
     return len(held)
 
 
+def not_sent_held(storage: Store, customer_id: int, now: datetime) -> int:
+    """The customer is opted out: every reply held for them is reported as not sent, both
+    those waiting for their opt-in (:func:`bridge.held.report_now`) and those waiting for a
+    decision on a stop request (:func:`release_held_replies`). Every opt-out path calls this.
+    Returns how many."""
+    return report_now(storage, customer_id, now) + release_held_replies(storage, customer_id, now)
+
+
 def opt_out_handler(storage: Store, crm: CrmTextClient, clock: Callable[[], datetime]) -> Handler:
     """Job ``crm_opt_out``: call optoutcustomer, then tell the thread."""
 
@@ -74,7 +83,12 @@ def opt_out_handler(storage: Store, crm: CrmTextClient, clock: Callable[[], date
         if customer["status"] != OPTED_OUT:
             return  # they opted in again (START) before the push went out: theirs to decide
         try:
-            crm.opt_out(customer["store"], customer["phone"])
+            # Already opted out there (getcustomerinfo 5): a second call would text them again.
+            if not (
+                payload.get("check")
+                and _opted_out_at_crm(crm, customer["store"], customer["phone"])
+            ):
+                crm.opt_out(customer["store"], customer["phone"])
         except CrmTextUnavailable as exc:
             raise Retry(f"CRM Text unreachable: {exc}") from exc
         except CrmTextError as exc:
@@ -98,6 +112,16 @@ def opt_out_handler(storage: Store, crm: CrmTextClient, clock: Callable[[], date
         )
 
     return handle
+
+
+def _opted_out_at_crm(crm: CrmTextClient, store: str, phone: str) -> bool:
+    """Does getcustomerinfo say opted out (5)? False when CRM Text does not know the number."""
+    try:
+        return crm.customer_info(store, phone).status == OPTED_OUT
+    except CrmTextUnavailable:
+        raise
+    except CrmTextError:
+        return False
 
 
 def _literal(text: str) -> str:
@@ -139,9 +163,13 @@ def status_check_handler(
             raise GiveUp(f"getcustomerinfo: {exc}") from exc
         if customer["status"] == OPTED_OUT or status == customer["status"]:
             return
-        storage.customers.set_status(
-            customer["id"], status, how="CRM Text getcustomerinfo", now=clock()
-        )
+        now = clock()
+        with storage.transaction():
+            storage.customers.set_status(
+                customer["id"], status, how="CRM Text getcustomerinfo", now=now
+            )
+            if status == OPTED_OUT:
+                not_sent_held(storage, customer["id"], now)
         if payload.get("thread_id") is not None:
             storage.jobs.enqueue(
                 "refresh_thread",

@@ -299,9 +299,23 @@ def test_a_local_opt_out_is_unpushed_until_crm_text_has_it(store: Store) -> None
     assert store.customers.pending_opt_outs("PIZZA") == 1
     store.customers.crm_push_failed(cid, "CRM Text refused")
     assert store.customers.opt_out_unpushed(cid)  # still not at CRM Text: still blocks
-    assert store.customers.pending_opt_outs("PIZZA") == 0  # but nothing is on its way
+    assert store.customers.pending_opt_outs("PIZZA") == 1  # refused: still blocks a campaign
     store.customers.mark_crm_synced(cid)
     assert not store.customers.opt_out_unpushed(cid)
+    assert store.customers.pending_opt_outs("PIZZA") == 0
+
+
+def test_only_the_customers_own_rejoin_moves_them_off_opted_out(store: Store) -> None:
+    cid = customer(store)
+    store.customers.set_status(cid, OPTED_OUT, how="texted STOP", now=NOW)
+    for status in (OPTED_IN, PENDING, NEW):  # a job's stale read of CRM Text
+        assert not store.customers.set_status(cid, status, how="CRM Text", now=NOW)
+    assert store.customers.get(cid)["status"] == OPTED_OUT
+    assert store.customers.set_status(cid, OPTED_IN, how="texted START", now=NOW, rejoin=True)
+    assert [e["how"] for e in store.customers.consent_history(cid)] == [
+        "texted STOP",
+        "texted START",
+    ]
 
 
 def test_housekeeping_never_changes_who_may_be_texted(store: Store) -> None:

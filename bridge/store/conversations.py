@@ -201,6 +201,21 @@ class Conversations:
             [customer_id],
         )
 
+    def holding(self, customer_ids: list[int]) -> set[int]:
+        """Which of ``customer_ids`` have a reply held of either kind (for an opt-in or for a
+        decision on a stop request); one query per 500."""
+        found: set[int] = set()
+        for i in range(0, len(customer_ids), 500):
+            chunk = customer_ids[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = self.db.all(
+                "SELECT DISTINCT customer_id FROM messages WHERE status IN"
+                f" ('held', 'awaiting_opt_in') AND customer_id IN ({marks})",
+                chunk,
+            )
+            found.update(row["customer_id"] for row in rows)
+        return found
+
     # -- processed events (idempotency keys) ----------------------------------------------
 
     def first_time(self, key: str, now: datetime) -> bool:

@@ -16,7 +16,7 @@ from bridge import area_codes
 from bridge.clock import iso
 from bridge.consent import NEW, OPTED_IN, OPTED_OUT, PENDING
 from bridge.phones import locate
-from bridge.store.db import Database, Row, insert, update
+from bridge.store.db import Database, Row, insert
 
 CHUNK = 500  # rows per multi-row statement (well under either backend's parameter limit)
 _TOLL_FREE = sorted(area_codes.TOLL_FREE_CODES)
@@ -194,28 +194,29 @@ class Customers:
         actor: str = "",
         now: datetime,
         crm_synced: bool = True,
+        rejoin: bool = False,
     ) -> bool:
         """Change a customer's opt-in status and write the consent ledger; True if it changed.
 
         ``crm_synced=False``: the change is ours alone (an opt-out CRM Text must still be told
         of); it stays recorded until :meth:`mark_crm_synced`.
+
+        An opted-out customer stays opted out unless ``rejoin``: the customer's own opt-in
+        text (START, UNSTOP, the keyword; YES after CRM Text's confirmation). A job that read
+        CRM Text's status before a revocation arrived can never undo it. The move is made only
+        if the status is still the one read here (one conditional update).
         """
         with self.db.transaction():
             before = self.get(customer_id)["status"]
-            if before == status:
+            if before == status or (before == OPTED_OUT and not rejoin):
                 return False
-            update(
-                self.db,
-                "customers",
-                {"id": customer_id},
-                {
-                    "status": status,
-                    "updated_at": iso(now),
-                    "consent_source": how,
-                    "crm_synced": crm_synced,
-                    "crm_push_error": None,
-                },
+            moved = self.db.execute(
+                "UPDATE customers SET status = ?, updated_at = ?, consent_source = ?,"
+                " crm_synced = ?, crm_push_error = NULL WHERE id = ? AND status = ?",
+                [status, iso(now), how, int(crm_synced), customer_id, before],
             )
+            if not moved:
+                return False
             insert(
                 self.db,
                 "consent",
@@ -252,10 +253,10 @@ class Customers:
         return bool(row["status"] == OPTED_OUT and not row["crm_synced"])
 
     def pending_opt_outs(self, store: str) -> int:
-        """Opt-outs on their way to CRM Text (not yet refused or given up)."""
+        """Opt-outs CRM Text has not confirmed: on their way, refused or given up alike (a
+        campaign reaches everyone CRM Text lists as opted in, so each one blocks it)."""
         row = self.db.one(
-            "SELECT count(*) AS n FROM customers WHERE store = ? AND crm_synced = 0"
-            " AND status = ? AND crm_push_error IS NULL",
+            "SELECT count(*) AS n FROM customers WHERE store = ? AND crm_synced = 0 AND status = ?",
             [store, OPTED_OUT],
         )
         return int(row["n"]) if row else 0
