@@ -258,7 +258,9 @@ def measure_throughput(t: Table, b: str, db: Databases, s: Scale) -> None:
 def measure_backlog(t: Table, b: str, db: Databases, s: Scale) -> None:
     url = db.new()
     callbacks.fill_backlog(url, s.backlog)
-    with callbacks.AppProcess(url, run_workers=True, in_process=s.in_process) as app:
+    # PostgreSQL as deployed: web processes store and enqueue, `smsbridge worker` runs the jobs.
+    workers = b == "sqlite"
+    with callbacks.AppProcess(url, run_workers=workers, in_process=s.in_process) as app:
         t.put(
             b,
             f"start-up with {n(s.backlog)} jobs waiting (process start to first answer)",
